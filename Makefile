@@ -1,0 +1,34 @@
+# `make gameday` runs the game day against the local lab; `make test` runs the tests.
+# Both set up everything they need first (idempotent; a few seconds when done).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OS_PACKAGES := prometheus haproxy
+
+.PHONY: setup gameday test lint bench clean os-packages
+
+setup: os-packages $(STAMP)
+
+os-packages:
+	@./scripts/ensure-os-packages $(OS_PACKAGES)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+gameday: setup
+	$(BIN)/gameday run
+
+test: setup
+	$(BIN)/ruff check gameday probes actions lab tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check gameday probes actions lab tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .lab reports
