@@ -1,0 +1,59 @@
+"""``gameday lab up|down|status``: the local lab's lifecycle."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from lab import stack
+from lab.layout import layout_from_env
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``gameday lab`` and its actions."""
+    parser = subparsers.add_parser("lab", help="start, stop or inspect the local lab")
+    actions = parser.add_subparsers(dest="lab_action", required=True, metavar="ACTION")
+    actions.add_parser("up", help="start the lab and wait until it is ready").set_defaults(
+        func=_up)
+    actions.add_parser("down", help="stop every lab process").set_defaults(func=_down)
+    status = actions.add_parser("status", help="where the lab's parts are and whether they run")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=_status)
+
+
+def _up(args: argparse.Namespace) -> int:
+    layout = layout_from_env()
+    started = stack.up(layout)
+    word = "started" if started else "already running"
+    print(f"lab {word}: entry {layout.url('entry')}, Prometheus {layout.url('prometheus')}, "
+          f"state in {layout.state_dir}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    layout = layout_from_env()
+    print("lab stopped" if stack.down(layout) else "lab was not running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = stack.status(layout_from_env())
+    if args.json:
+        data = dataclasses.asdict(status)
+        data.pop("processes")
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"lab: {'running' if status.running else 'not running'}")
+    for label, url in (("entry", status.entry_url), ("prometheus", status.prometheus_url),
+                       ("fault proxy", status.fault_proxy_url), ("broker", status.broker_url),
+                       ("broker admin", status.broker_admin_url)):
+        print(f"  {label:<13} {url}")
+    for replica in status.replicas:
+        state = f"running, PID {replica.pid}" if replica.running else "not running"
+        print(f"  {replica.name:<13} {replica.url}  {state}")
+    for name, state in sorted(status.processes.items()):
+        if state != "RUNNING":
+            print(f"  process {name} is {state}")
+    return 0

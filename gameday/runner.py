@@ -1,0 +1,158 @@
+"""``gameday run``: run experiments through Chaos Toolkit, then judge each journal strictly.
+
+Each experiment runs as ``chaos run --rollback-strategy always`` in its own process,
+with its journal and log under the reports directory. The lab is started first when it
+is not running (and stopped afterwards only in that case).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gameday.errors import ConfigError, MeasurementError
+from gameday.targets import get_target
+from gameday.traffic import EXTENSION_NAME
+from gameday.verdict import Verdict, judge
+
+CATALOG_DIR = Path("experiments")
+INTERRUPT_GRACE_S = 60.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One ``gameday run``: experiment files, ``--var`` overrides, where reports go."""
+
+    experiments: tuple[Path, ...]
+    variables: Mapping[str, Any]
+    reports_dir: Path
+
+
+def parse_var(text: str) -> tuple[str, Any]:
+    """``key=value`` → (key, value), the value as int or float when it reads as one."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or not key.strip().isidentifier():
+        raise ConfigError(f"--var {text!r} is invalid: expected key=value, e.g. "
+                          "--var sla_p95_latency_max_s=0.5")
+    value: Any = raw
+    for cast in (int, float):
+        try:
+            value = cast(raw)
+            break
+        except ValueError:
+            continue
+    return key.strip(), value
+
+
+def _chaos_var(key: str, value: Any) -> str:
+    kind = {int: ":int", float: ":float"}.get(type(value), "")
+    return f"{key}{kind}={value}"
+
+
+def load_experiment(path: Path) -> dict[str, Any]:
+    """Read an experiment file, or raise ConfigError saying what is wrong with it."""
+    if not path.is_file():
+        raise ConfigError(f"experiment {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"experiment {path} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, dict) or "method" not in data:
+        raise ConfigError(f"experiment {path} is not a Chaos Toolkit experiment (no method)")
+    return data
+
+
+def required_controls(experiment: Mapping[str, Any]) -> list[str]:
+    """Names of the experiment's controls that must leave a mark in the journal."""
+    modules = [c.get("provider", {}).get("module") for c in experiment.get("controls") or []]
+    return [EXTENSION_NAME] if "gameday.traffic" in modules else []
+
+
+def catalog() -> tuple[Path, ...]:
+    """Every experiment of the catalog, in order."""
+    return tuple(sorted(CATALOG_DIR.glob("*.yaml")))
+
+
+def _chaos_command(path: Path, journal: Path, log: Path, variables: Mapping[str, Any]) -> list[str]:
+    chaos = str(Path(sys.executable).parent / "chaos")
+    command = [chaos, "--no-version-check", "--log-file", str(log), "run",
+               "--rollback-strategy", "always", "--journal-path", str(journal)]
+    for key, value in variables.items():
+        command += ["--var", _chaos_var(key, value)]
+    return [*command, str(path)]
+
+
+def _run_chaos(command: list[str], env: Mapping[str, str]) -> int:
+    """Run ``chaos``; on Ctrl-C/SIGTERM pass SIGINT on so that its rollbacks run."""
+    process = subprocess.Popen(command, env=dict(env))
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        try:
+            return process.wait(timeout=INTERRUPT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def run_one(path: Path, settings: RunSettings) -> Verdict:
+    """Run one experiment through Chaos Toolkit and judge its journal."""
+    experiment = load_experiment(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    journal_path = settings.reports_dir / f"{path.stem}-{stamp}.journal.json"
+    log_path = settings.reports_dir / f"{path.stem}-{stamp}.chaos.log"
+    env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir)}
+    _run_chaos(_chaos_command(path, journal_path, log_path, settings.variables), env)
+    if not journal_path.exists():
+        return Verdict(str(experiment.get("title", path)),
+                       (f"chaos run wrote no journal; see {log_path}",))
+    journal = json.loads(journal_path.read_text(encoding="utf-8"))
+    return judge(journal, settings.variables, required_controls(experiment), _leftovers())
+
+
+def _leftovers() -> list[str]:
+    try:
+        return get_target().leftovers()
+    except MeasurementError as exc:
+        return [f"the cleanup check could not run: {exc}"]
+
+
+def print_verdict(path: Path, verdict: Verdict) -> None:
+    """One line per experiment, then one indented line per reason."""
+    word = "PASS" if verdict.passed else "FAIL"
+    print(f"{word}  {path}  — {verdict.title}", flush=True)
+    for reason in verdict.reasons:
+        print(f"      {reason}", flush=True)
+
+
+def run_all(settings: RunSettings) -> list[Verdict]:
+    """Run every experiment in order; returns their verdicts."""
+    verdicts = []
+    for path in settings.experiments:
+        print(f"running {path} ...", flush=True)
+        verdict = run_one(path, settings)
+        print_verdict(path, verdict)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def validate_paths(paths: Sequence[Path]) -> tuple[Path, ...]:
+    """The experiments to run (the catalog when none given); raises on a bad file."""
+    chosen = tuple(paths) or catalog()
+    if not chosen:
+        raise ConfigError(f"no experiments given and none found in {CATALOG_DIR}/")
+    for path in chosen:
+        load_experiment(path)
+    return chosen

@@ -1,0 +1,104 @@
+"""SLA targets and their server-side measurement over the service's metric contract.
+
+Definitions (DESIGN.md): availability = share of order requests answered with a
+non-5xx status; p95 latency = 95th percentile of order latency; error rate = share of
+order requests that ended in a 5xx, a timeout or a connection error; throughput =
+answered order requests per second. Server-side, from ``broker_orders_total`` and
+``broker_order_execution_seconds`` over a trailing window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gameday.errors import ConfigError
+from gameday.prometheus import Prometheus
+
+DEFAULT_SELECTOR = 'job="broker-integration"'
+GOOD_STATUSES = "filled|rejected"
+BAD_STATUSES = "failed|circuit_open"
+
+
+@dataclass(frozen=True)
+class SlaTargets:
+    """The SLA's bounds; every experiment may override them in its configuration."""
+
+    availability_min: float = 0.995
+    p95_latency_max_s: float = 1.0
+    error_rate_max: float = 0.001
+    throughput_min_rps: float = 100.0
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any] | None) -> SlaTargets:
+        """Read ``sla_availability_min``, ``sla_p95_latency_max_s``, ``sla_error_rate_max``,
+        ``sla_throughput_min_rps`` from a Chaos Toolkit configuration (defaults otherwise)."""
+        config = configuration or {}
+        values = {}
+        for name in ("availability_min", "p95_latency_max_s", "error_rate_max",
+                     "throughput_min_rps"):
+            raw = config.get(f"sla_{name}", getattr(cls, name))
+            try:
+                values[name] = float(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"configuration sla_{name}={raw!r} is not a number") from None
+        return cls(**values)
+
+
+def _window(window_s: float) -> str:
+    if not 2 <= window_s <= 3600:
+        raise ConfigError(f"window_s={window_s} is out of range: valid is 2..3600 seconds")
+    return f"{int(window_s)}s"
+
+
+@dataclass(frozen=True)
+class ServerSla:
+    """SLA values from Prometheus for the series matching ``selector``."""
+
+    prometheus: Prometheus
+    selector: str = DEFAULT_SELECTOR
+
+    def _orders_rate(self, window_s: float, statuses: str | None = None) -> str:
+        status = f',status=~"{statuses}"' if statuses else ""
+        return f"sum(rate(broker_orders_total{{{self.selector}{status}}}[{_window(window_s)}]))"
+
+    def throughput_rps(self, window_s: float) -> float:
+        """Orders answered per second over the window."""
+        return self.prometheus.scalar(self._orders_rate(window_s))
+
+    def availability(self, window_s: float) -> float:
+        """Share of orders answered without a 5xx over the window (0..1)."""
+        return self.prometheus.scalar(
+            f"{self._orders_rate(window_s, GOOD_STATUSES)} / {self._orders_rate(window_s)}")
+
+    def error_rate(self, window_s: float) -> float:
+        """Share of orders that failed (5xx, timeout, broker error, circuit open) (0..1)."""
+        return self.prometheus.scalar(
+            f"{self._orders_rate(window_s, BAD_STATUSES)} / {self._orders_rate(window_s)}")
+
+    def p95_latency_s(self, window_s: float) -> float:
+        """95th percentile of order latency over the window, in seconds."""
+        buckets = f"broker_order_execution_seconds_bucket{{{self.selector}}}"
+        return self.prometheus.scalar(
+            f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{_window(window_s)}])))")
+
+
+def sla_report(values: Mapping[str, float], targets: SlaTargets) -> dict[str, Any]:
+    """A flat dict of each SLA value, its bound and ``*_ok``, plus one overall ``ok`` (pure)."""
+    checks = {
+        "availability": values["availability"] >= targets.availability_min,
+        "p95_latency_s": values["p95_latency_s"] <= targets.p95_latency_max_s,
+        "error_rate": values["error_rate"] <= targets.error_rate_max,
+        "throughput_rps": values["throughput_rps"] >= targets.throughput_min_rps,
+    }
+    report: dict[str, Any] = {name: round(values[name], 6) for name in checks}
+    report.update({
+        "availability_min": targets.availability_min,
+        "p95_latency_max_s": targets.p95_latency_max_s,
+        "error_rate_max": targets.error_rate_max,
+        "throughput_min_rps": targets.throughput_min_rps,
+    })
+    report.update({f"{name}_ok": ok for name, ok in checks.items()})
+    report["ok"] = all(checks.values())
+    return report

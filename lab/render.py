@@ -1,0 +1,107 @@
+"""Render the lab's configuration files from the templates in ``lab/conf`` (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from lab.layout import HOST, SERVICE_BROKER_LINK, LabLayout
+
+CONF_DIR = Path(__file__).parent / "conf"
+
+
+@dataclass(frozen=True)
+class Executables:
+    """Paths of the programs the lab runs."""
+
+    python: str
+    haproxy: str
+    prometheus: str
+
+
+def _template(name: str) -> Template:
+    return Template((CONF_DIR / name).read_text(encoding="utf-8"))
+
+
+def proxies_json(layout: LabLayout) -> str:
+    """The fault proxy's start-up config: the service → broker link."""
+    link = {
+        "name": SERVICE_BROKER_LINK,
+        "listen": f"{HOST}:{layout.port('service_broker_link')}",
+        "upstream": f"{HOST}:{layout.port('broker')}",
+        "enabled": True,
+    }
+    return json.dumps([link], indent=2) + "\n"
+
+
+def _replica_programs(layout: LabLayout, exe: Executables) -> str:
+    template = _template("replica.program.tmpl")
+    blocks = [
+        template.substitute(
+            name=name,
+            python=exe.python,
+            port=layout.replica_port(name),
+            state_dir=layout.state_dir,
+            broker_link_url=f"http://{HOST}:{layout.port('service_broker_link')}",
+        )
+        for name in layout.replica_names()
+    ]
+    return "\n".join(blocks)
+
+
+def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path) -> str:
+    """supervisord's config: every lab process, restarted when it dies."""
+    return _template("supervisord.conf.tmpl").substitute(
+        state_dir=layout.state_dir,
+        workdir=workdir,
+        python=exe.python,
+        haproxy=exe.haproxy,
+        prometheus=exe.prometheus,
+        broker_port=layout.port("broker"),
+        broker_admin_port=layout.port("broker_admin"),
+        fault_proxy_port=layout.port("fault_proxy"),
+        prometheus_port=layout.port("prometheus"),
+        replica_programs=_replica_programs(layout, exe),
+    )
+
+
+def haproxy_cfg(layout: LabLayout) -> str:
+    """HAProxy's config: the entry point, round robin over health-checked replicas."""
+    servers = "\n".join(
+        f"    server {name} {HOST}:{layout.replica_port(name)} check"
+        for name in layout.replica_names()
+    )
+    return _template("haproxy.cfg.tmpl").substitute(
+        entry_port=layout.port("entry"),
+        stats_port=layout.port("haproxy_stats"),
+        servers=servers,
+    )
+
+
+def prometheus_yml(layout: LabLayout) -> str:
+    """Prometheus' config: 1 s scrapes of replicas, HAProxy, fault proxy, broker sim."""
+    targets = "\n".join(
+        f'      - targets: ["{HOST}:{layout.replica_port(name)}"]\n'
+        f"        labels: {{replica: {name}}}"
+        for name in layout.replica_names()
+    )
+    return _template("prometheus.yml.tmpl").substitute(
+        state_dir=layout.state_dir,
+        replica_targets=targets,
+        stats_port=layout.port("haproxy_stats"),
+        fault_proxy_port=layout.port("fault_proxy"),
+        broker_port=layout.port("broker"),
+    )
+
+
+def all_files(layout: LabLayout, exe: Executables, workdir: Path) -> dict[str, str]:
+    """Every rendered file, by its name under the state directory."""
+    return {
+        "supervisord.conf": supervisord_conf(layout, exe, workdir),
+        "haproxy.cfg": haproxy_cfg(layout),
+        "prometheus.yml": prometheus_yml(layout),
+        "rules.yml": (CONF_DIR / "rules.yml").read_text(encoding="utf-8"),
+        "proxies.json": proxies_json(layout),
+    }

@@ -1,0 +1,233 @@
+"""Bring the lab up and down, and tell its status.
+
+The lab is a supervisord instance (PyPI ``supervisor``) running the broker simulator,
+the fault proxy, three service replicas, HAProxy and Prometheus, all on 127.0.0.1
+and all with state under the layout's state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.layout import HOST, LabLayout
+from lab.render import Executables, all_files
+from lab.supervisor_client import SupervisorClient
+
+READY_TIMEOUT_S = 45.0
+STOP_TIMEOUT_S = 30.0
+HTTP_TIMEOUT_S = 1.0
+OS_PACKAGES = ("haproxy", "prometheus")
+
+
+class LabError(RuntimeError):
+    """The lab could not be brought up or down; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One service replica: name, base URL, PID (0 when not running), running."""
+
+    name: str
+    url: str
+    pid: int
+    running: bool
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """Where the lab's parts are and whether they run."""
+
+    running: bool
+    entry_url: str
+    prometheus_url: str
+    fault_proxy_url: str
+    broker_url: str
+    broker_admin_url: str
+    replicas: list[ReplicaStatus]
+    processes: dict[str, str]
+
+
+def _find_executable(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        raise LabError(
+            f"{name} is not installed; the lab needs the OS packages "
+            f"{' '.join(OS_PACKAGES)} (apt-get install -y {' '.join(OS_PACKAGES)})"
+        )
+    return found
+
+
+def executables() -> Executables:
+    """The Python running gameday, and the OS' HAProxy and Prometheus."""
+    return Executables(sys.executable, _find_executable("haproxy"), _find_executable("prometheus"))
+
+
+def client(layout: LabLayout) -> SupervisorClient:
+    """A supervisord client for this lab."""
+    return SupervisorClient(layout.socket_path)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _check_ports_free(layout: LabLayout) -> None:
+    ports = [layout.port(n) for n in ("entry", "haproxy_stats", "prometheus", "fault_proxy")]
+    ports += [layout.port(n) for n in ("broker", "broker_admin", "service_broker_link")]
+    ports += [layout.replica_port(n) for n in layout.replica_names()]
+    busy = [p for p in ports if _port_in_use(p)]
+    if busy:
+        raise LabError(
+            f"ports {busy} on {HOST} are already in use by something that is not this lab "
+            f"(state dir {layout.state_dir}); stop it or set GAMEDAY_LAB_PORT_BASE to another base"
+        )
+
+
+def _write_configs(layout: LabLayout, exe: Executables) -> None:
+    layout.log_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in all_files(layout, exe, Path.cwd()).items():
+        (layout.state_dir / name).write_text(text, encoding="utf-8")
+
+
+def _start_supervisord(layout: LabLayout) -> None:
+    supervisord = Path(sys.executable).parent / "supervisord"
+    conf = layout.state_dir / "supervisord.conf"
+    result = subprocess.run(
+        [str(supervisord), "-c", str(conf)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    if result.returncode != 0:
+        raise LabError(f"supervisord failed to start: {result.stderr.strip() or result.stdout}")
+
+
+def up(layout: LabLayout, ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
+    """Start the lab and wait until every part answers; False if it was already running."""
+    if client(layout).is_up():
+        wait_ready(layout, ready_timeout_s)
+        return False
+    exe = executables()
+    _check_ports_free(layout)
+    _write_configs(layout, exe)
+    _start_supervisord(layout)
+    try:
+        wait_ready(layout, ready_timeout_s)
+    except LabError:
+        down(layout)
+        raise
+    return True
+
+
+def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+    """Stop every lab process and supervisord; False if the lab was not running."""
+    sup = client(layout)
+    if not sup.is_up():
+        return False
+    pid = sup.pid()
+    sup.shutdown()
+    deadline = time.monotonic() + timeout_s
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise LabError(f"supervisord (PID {pid}) did not stop within {timeout_s:.0f} s")
+        time.sleep(0.1)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _targets_up(prometheus_url: str, expected: int) -> bool:
+    try:
+        url = f"{prometheus_url}/api/v1/targets?state=active"
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return False
+    return len(targets) == expected and all(t.get("health") == "up" for t in targets)
+
+
+def readiness_checks(layout: LabLayout) -> dict[str, Callable[[], bool]]:
+    """Named checks that all pass when the lab is ready for an experiment."""
+    checks: dict[str, Callable[[], bool]] = {
+        "broker": lambda: _http_ok(layout.url("broker") + "/health"),
+        "faultproxy": lambda: _http_ok(layout.url("fault_proxy") + "/version"),
+    }
+    for name in layout.replica_names():
+        checks[name] = lambda n=name: _http_ok(layout.replica_url(n) + "/health")  # type: ignore[misc]
+    checks["haproxy"] = lambda: _http_ok(layout.url("entry") + "/health")
+    checks["prometheus"] = lambda: _http_ok(layout.url("prometheus") + "/-/ready")
+    expected_targets = layout.replica_count + 3
+    checks["scrape-targets"] = lambda: _targets_up(layout.url("prometheus"), expected_targets)
+    return checks
+
+
+def failing_checks(layout: LabLayout) -> list[str]:
+    """Names of the readiness checks that fail right now."""
+    return [name for name, check in readiness_checks(layout).items() if not check()]
+
+
+def wait_ready(layout: LabLayout, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait until every readiness check passes, or raise naming the ones that did not."""
+    deadline = time.monotonic() + timeout_s
+    failing = failing_checks(layout)
+    while failing:
+        if time.monotonic() > deadline:
+            raise LabError(
+                f"lab not ready after {timeout_s:.0f} s: {', '.join(failing)} not answering; "
+                f"see the logs in {layout.log_dir}"
+            )
+        time.sleep(0.25)
+        failing = failing_checks(layout)
+
+
+def status(layout: LabLayout) -> LabStatus:
+    """Where every part is, and which processes run (all stopped when the lab is down)."""
+    sup = client(layout)
+    running = sup.is_up()
+    procs = {p.name: p for p in sup.processes()} if running else {}
+    replicas = [
+        ReplicaStatus(
+            name=name,
+            url=layout.replica_url(name),
+            pid=procs[name].pid if name in procs and procs[name].running else 0,
+            running=name in procs and procs[name].running,
+        )
+        for name in layout.replica_names()
+    ]
+    return LabStatus(
+        running=running,
+        entry_url=layout.url("entry"),
+        prometheus_url=layout.url("prometheus"),
+        fault_proxy_url=layout.url("fault_proxy"),
+        broker_url=layout.url("broker"),
+        broker_admin_url=layout.url("broker_admin"),
+        replicas=replicas,
+        processes={name: p.state for name, p in procs.items()},
+    )

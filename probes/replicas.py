@@ -1,0 +1,15 @@
+"""Replica probes."""
+
+from __future__ import annotations
+
+from gameday.targets import get_target
+
+__all__ = ["ready_count"]
+
+
+def ready_count(selector: str = "app=broker-integration") -> int:
+    """Number of replicas matching ``selector`` that run and answer their health check.
+
+    Pair with a range tolerance, e.g. ``[3, 3]``.
+    """
+    return get_target().ready_replicas(selector)
