@@ -1,0 +1,42 @@
+"""Rendered lab configs follow the port plan of one base."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.layout import LabLayout, LayoutError, layout_from_env
+from lab.render import Executables, all_files
+
+EXE = Executables("/venv/bin/python", "/usr/sbin/haproxy", "/usr/bin/prometheus")
+
+
+def test_every_port_derives_from_the_base(tmp_path: Path) -> None:
+    layout = LabLayout(tmp_path, port_base=30000)
+    files = all_files(layout, EXE, tmp_path)
+    assert "bind 127.0.0.1:30000" in files["haproxy.cfg"]
+    for port in (30021, 30022, 30023):
+        assert f"127.0.0.1:{port} check" in files["haproxy.cfg"]
+        assert f'"127.0.0.1:{port}"' in files["prometheus.yml"]
+        assert f"--port {port}" in files["supervisord.conf"]
+    assert "127.0.0.1:30002" in files["supervisord.conf"]
+    proxies = json.loads(files["proxies.json"])
+    assert proxies == [{"name": "service-broker", "listen": "127.0.0.1:30010",
+                        "upstream": "127.0.0.1:30004", "enabled": True}]
+    assert "--broker-url http://127.0.0.1:30010" in files["supervisord.conf"]
+    assert "$" not in files["supervisord.conf"].replace("$state", "")
+
+
+@pytest.mark.parametrize("base", ["abc", "80", "65530"])
+def test_bad_port_base_is_refused_with_the_valid_range(base: str) -> None:
+    with pytest.raises(LayoutError, match="GAMEDAY_LAB_PORT_BASE"):
+        layout_from_env({"GAMEDAY_LAB_PORT_BASE": base})
+
+
+def test_default_layout(tmp_path: Path) -> None:
+    layout = layout_from_env({"GAMEDAY_LAB_DIR": str(tmp_path)})
+    assert layout.port_base == 18000
+    assert layout.url("prometheus") == "http://127.0.0.1:18002"
+    assert layout.replica_names() == ["replica-1", "replica-2", "replica-3"]
