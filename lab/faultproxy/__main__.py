@@ -1,0 +1,100 @@
+"""Command line: `python -m lab.faultproxy --host 127.0.0.1 --port 8474 [--config FILE]`.
+
+Prints `listening http://HOST:PORT` as its first stdout line once the API answers
+(and the proxies of --config listen); runs until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from lab.faultproxy.api import create_app
+from lab.faultproxy.collection import ProxyCollection
+from lab.faultproxy.errors import ApiError
+from lab.faultproxy.metrics import Metrics
+from lab.faultproxy.schema import decode, parse_proxy_list
+from lab.faultproxy.settings import Address, ServerSettings
+
+__all__ = ["main", "serve"]
+
+log = logging.getLogger("lab.faultproxy")
+
+
+def _parse_args(argv: list[str] | None) -> tuple[ServerSettings, str]:
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.faultproxy",
+        description="TCP fault proxy speaking Toxiproxy's HTTP API.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8474, help="API port; 0 picks a free one")
+    parser.add_argument("--config", help="JSON list of proxies to create at start")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    args = parser.parse_args(argv)
+    settings = ServerSettings(api=Address(args.host, args.port), config_path=args.config)
+    return settings, args.log_level
+
+
+async def _populate(proxies: ProxyCollection, path: str) -> None:
+    specs = parse_proxy_list(decode(Path(path).read_bytes()))
+    created = await proxies.populate(specs)
+    log.info("created %d proxies from %s", len(created), path)
+
+
+async def _open_api(app: web.Application, api: Address) -> tuple[web.AppRunner, Address]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
+    sock = socket.create_server((api.host, api.port), family=family, backlog=1024)
+    await web.SockSite(runner, sock).start()
+    return runner, Address(api.host, sock.getsockname()[1])
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+async def serve(settings: ServerSettings) -> int:
+    """Run the fault proxy until signalled; 0 on a clean stop, 2 on a bad config."""
+    metrics = Metrics()
+    proxies = ProxyCollection(metrics, settings.link)
+    metrics.watch(proxies.states)
+    try:
+        if settings.config_path:
+            await _populate(proxies, settings.config_path)
+    except (ApiError, OSError) as error:
+        print(f"faultproxy: bad config {settings.config_path}: {error}", file=sys.stderr)
+        await proxies.close()
+        return 2
+    runner, bound = await _open_api(create_app(proxies, metrics), settings.api)
+    print(f"listening http://{bound}", flush=True)
+    try:
+        await _until_signalled()
+    finally:
+        await proxies.close()
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m lab.faultproxy`."""
+    settings, level = _parse_args(argv)
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""A proxy: a listener that carries each client to the upstream through its toxics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from lab.faultproxy.errors import listen_failed, toxic_exists, toxic_not_found
+from lab.faultproxy.link import Link, Peer
+from lab.faultproxy.metrics import Metrics, ProxyState
+from lab.faultproxy.settings import Address, LinkSettings, ProxySpec
+from lab.faultproxy.toxics import STREAMS, Toxic, ToxicSet
+
+__all__ = ["Proxy"]
+
+log = logging.getLogger(__name__)
+
+
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def _bind(address: Address, backlog: int) -> socket.socket:
+    """One listening socket on `address` (port 0 picks a free port)."""
+    host = address.host or "0.0.0.0"
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, sockaddr = infos[0]
+        return socket.create_server((sockaddr[0], address.port), family=family, backlog=backlog)
+    except OSError as error:
+        raise listen_failed(str(address), error) from error
+
+
+class Proxy:
+    """Toxiproxy's proxy: name, listen, upstream, enabled, and toxics."""
+
+    def __init__(self, spec: ProxySpec, metrics: Metrics, settings: LinkSettings) -> None:
+        self.name = spec.name
+        self.listen = spec.listen
+        self.upstream = spec.upstream
+        self.toxics = ToxicSet()
+        self._metrics = metrics
+        self._settings = settings
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._links: set[Link] = set()
+
+    @property
+    def enabled(self) -> bool:
+        """True while the proxy listens."""
+        return self._server is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """Toxiproxy's proxy JSON object, toxics included."""
+        return {
+            "name": self.name,
+            "listen": str(self.listen),
+            "upstream": str(self.upstream),
+            "enabled": self.enabled,
+            "toxics": [toxic.to_json() for toxic in self.toxics.ordered()],
+        }
+
+    def spec(self) -> ProxySpec:
+        """The proxy's current settings."""
+        return ProxySpec(self.name, self.listen, self.upstream, self.enabled)
+
+    def state(self) -> ProxyState:
+        """What the metrics report about this proxy."""
+        return ProxyState(self.name, self.enabled, len(self.toxics), len(self._handlers))
+
+    async def start(self) -> None:
+        """Listen (again) on `listen`; a port 0 becomes the port actually bound."""
+        if self._server is not None:
+            return
+        sock = await _bind(self.listen, self._settings.backlog)
+        self.listen = Address(sock.getsockname()[0], sock.getsockname()[1])
+        self._server = await asyncio.start_server(
+            self._handle, sock=sock, limit=self._settings.read_size_bytes
+        )
+        log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
+
+    async def stop(self) -> None:
+        """Stop listening (new clients are refused) and close every open connection."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+        log.info("proxy %s stopped, %d connections closed", self.name, len(handlers))
+
+    async def update(self, listen: Address, upstream: Address, enabled: bool) -> None:
+        """Toxiproxy's update: new addresses restart it; `enabled` starts or stops it."""
+        if listen != self.listen or upstream != self.upstream:
+            await self.stop()
+            self.listen, self.upstream = listen, upstream
+        if enabled:
+            await self.start()
+        else:
+            await self.stop()
+
+    def add_toxic(self, toxic: Toxic) -> None:
+        """Add a toxic; it applies to open connections too (409 if the name is taken)."""
+        if toxic.name in self.toxics:
+            raise toxic_exists()
+        self.toxics.put(toxic)
+        for link in self._links:
+            link.add_toxic(toxic)
+
+    def update_toxic(self, toxic: Toxic) -> None:
+        """Replace the settings of the toxic with the same name, on open connections too."""
+        self.get_toxic(toxic.name)
+        self.toxics.put(toxic)
+        for link in self._links:
+            link.update_toxic(toxic)
+
+    def remove_toxic(self, name: str) -> None:
+        """Remove a toxic; open connections continue without it, losing no bytes."""
+        toxic = self.get_toxic(name)
+        self.toxics.pop(name)
+        for link in self._links:
+            link.remove_toxic(toxic)
+
+    def get_toxic(self, name: str) -> Toxic:
+        """The toxic called `name` (404 if none)."""
+        toxic = self.toxics.get(name)
+        if toxic is None:
+            raise toxic_not_found()
+        return toxic
+
+    def reset_toxics(self) -> None:
+        """Remove every toxic."""
+        for toxic in self.toxics.ordered():
+            self.remove_toxic(toxic.name)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is None or not self.enabled:
+            writer.close()
+            return
+        self._handlers.add(task)
+        try:
+            await self._serve(Peer(reader, writer))
+        except asyncio.CancelledError:
+            pass  # stop() cancelled us; asyncio 3.11 logs a cancelled handler as an error
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+    async def _serve(self, client: Peer) -> None:
+        _no_delay(client.writer)
+        upstream = await self._connect()
+        if upstream is None:
+            return
+        meters = self._metrics.link_meters(self.name, str(self.listen), str(self.upstream))
+        chains = {stream: self.toxics.chain(stream) for stream in STREAMS}
+        link = Link(client, upstream, chains, meters, self._settings)
+        self._links.add(link)
+        try:
+            await link.run()
+        finally:
+            self._links.discard(link)
+
+    async def _connect(self) -> Peer | None:
+        connecting = asyncio.open_connection(
+            self.upstream.host, self.upstream.port, limit=self._settings.read_size_bytes
+        )
+        try:
+            reader, writer = await asyncio.wait_for(connecting, self._settings.connect_timeout_s)
+        except (OSError, TimeoutError) as error:
+            log.warning("proxy %s: cannot reach upstream %s: %s", self.name, self.upstream, error)
+            return None
+        _no_delay(writer)
+        return Peer(reader, writer)
