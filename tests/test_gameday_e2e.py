@@ -1,0 +1,84 @@
+"""End to end: `gameday run` drives Chaos Toolkit against the real lab and judges strictly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import ROOT, RunningLab, lab_env
+
+from gameday.http import request_json
+
+EXPERIMENT = "experiments/broker-outage.yaml"
+
+
+def test_lab_status_json_lists_every_part(lab: RunningLab) -> None:
+    result = lab.gameday("lab", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["running"] is True
+    assert status["entry_url"] == "http://127.0.0.1:28000"
+    for key in ("prometheus_url", "fault_proxy_url", "broker_url", "broker_admin_url"):
+        assert status[key].startswith("http://127.0.0.1:")
+    assert [r["name"] for r in status["replicas"]] == ["replica-1", "replica-2", "replica-3"]
+    assert all(r["running"] and r["pid"] > 0 for r in status["replicas"])
+
+
+def _journal(reports: Path) -> dict[str, object]:
+    journals = sorted(reports.glob("broker-outage-*.journal.json"))
+    assert journals, f"no journal in {reports}"
+    return dict(json.loads(journals[-1].read_text()))
+
+
+def test_broker_outage_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
+    result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"PASS  {EXPERIMENT}" in result.stdout
+    assert "1 passed, 0 failed" in result.stdout
+    journal = _journal(tmp_path)
+    assert journal["status"] == "completed"
+    runs = {r["activity"]["name"]: r for r in journal["run"]}  # type: ignore[attr-defined]
+    assert runs["breaker-opened-within-bound"]["output"] is True
+    assert runs["p95-latency-during-outage"]["output"] <= 1.0
+    traffic = journal["extensions"][0]["summary"]  # type: ignore[index]
+    assert traffic["sent"] > 200 * 40
+    assert traffic["errors"]["5xx"] > 0, "the outage must show in the client-side figures"
+    assert "lab started" not in result.stdout, "a running lab must be reused"
+
+
+def test_sabotaged_baseline_fails_naming_the_steady_state(lab: RunningLab, tmp_path: Path) -> None:
+    admin = json.loads(lab.gameday("lab", "status", "--json").stdout)["broker_admin_url"]
+    assert request_json("POST", admin + "/admin/mode", {"mode": "error", "status": 500}).status \
+        == 200
+    try:
+        result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path))
+    finally:
+        request_json("POST", admin + "/admin/reset", {})
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"FAIL  {EXPERIMENT}" in result.stdout
+    assert "baseline (before): sla-within-targets returned" in result.stdout
+    assert "method:" not in result.stdout, "the method must not run on a failed baseline"
+    assert "left injected after the run: broker simulator is in mode" in result.stdout
+
+
+def test_run_starts_and_stops_a_lab_when_none_runs(tmp_path: Path) -> None:
+    env = lab_env(tmp_path / "state", 29000, tmp_path / "reports")
+    lab = RunningLab(env, tmp_path / "state")
+    result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path / "reports"),
+                         "--var", "outage_hold_s=0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "lab started for this run" in result.stdout
+    assert "lab stopped" in result.stdout
+    status = json.loads(lab.gameday("lab", "status", "--json").stdout)
+    assert status["running"] is False
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    lab = RunningLab(lab_env(tmp_path, 29500, tmp_path), tmp_path)
+    missing = lab.gameday("run", "experiments/nope.yaml")
+    assert missing.returncode == 2
+    assert "experiment experiments/nope.yaml does not exist" in missing.stderr
+    bad_var = lab.gameday("run", EXPERIMENT, "--var", "no-equals")
+    assert bad_var.returncode == 2 and "expected key=value" in bad_var.stderr
+    assert "Traceback" not in missing.stderr + bad_var.stderr
+    assert (ROOT / EXPERIMENT).exists()
