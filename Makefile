@@ -22,12 +22,15 @@ gameday: setup
 	$(BIN)/gameday run
 
 test: setup
-	$(BIN)/ruff check gameday probes actions lab tests
+	$(BIN)/ruff check gameday probes actions lab tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+bench: setup
+	$(BIN)/python -m bench.run_all
+
 lint: setup
-	$(BIN)/ruff check gameday probes actions lab tests
+	$(BIN)/ruff check gameday probes actions lab tests bench
 	$(BIN)/mypy
 
 clean:

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAB_PORT_BASE = 28000
+# Tests that run whole labs use ports from this base (+0, +1000, +1500); override it with
+# GAMEDAY_TEST_PORT_BASE to run two test sessions side by side.
+LAB_PORT_BASE = int(os.environ.get("GAMEDAY_TEST_PORT_BASE", "28000"))
 
 
 @dataclass(frozen=True)

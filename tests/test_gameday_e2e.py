@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import ROOT, RunningLab, lab_env
+from conftest import LAB_PORT_BASE, ROOT, RunningLab, lab_env
 
 from gameday.http import request_json
 
@@ -17,7 +17,7 @@ def test_lab_status_json_lists_every_part(lab: RunningLab) -> None:
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["running"] is True
-    assert status["entry_url"] == "http://127.0.0.1:28000"
+    assert status["entry_url"] == f"http://127.0.0.1:{LAB_PORT_BASE}"
     for key in ("prometheus_url", "fault_proxy_url", "broker_url", "broker_admin_url"):
         assert status[key].startswith("http://127.0.0.1:")
     assert [r["name"] for r in status["replicas"]] == ["replica-1", "replica-2", "replica-3"]
@@ -62,7 +62,7 @@ def test_sabotaged_baseline_fails_naming_the_steady_state(lab: RunningLab, tmp_p
 
 
 def test_run_starts_and_stops_a_lab_when_none_runs(tmp_path: Path) -> None:
-    env = lab_env(tmp_path / "state", 29000, tmp_path / "reports")
+    env = lab_env(tmp_path / "state", LAB_PORT_BASE + 1000, tmp_path / "reports")
     lab = RunningLab(env, tmp_path / "state")
     result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path / "reports"),
                          "--var", "outage_hold_s=0")
@@ -74,7 +74,7 @@ def test_run_starts_and_stops_a_lab_when_none_runs(tmp_path: Path) -> None:
 
 
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path) -> None:
-    lab = RunningLab(lab_env(tmp_path, 29500, tmp_path), tmp_path)
+    lab = RunningLab(lab_env(tmp_path, LAB_PORT_BASE + 1500, tmp_path), tmp_path)
     missing = lab.gameday("run", "experiments/nope.yaml")
     assert missing.returncode == 2
     assert "experiment experiments/nope.yaml does not exist" in missing.stderr

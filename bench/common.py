@@ -1,0 +1,37 @@
+"""Shared benchmark helpers: a lab of its own, medians, printing figures."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lab import stack
+from lab.layout import LabLayout
+
+BENCH_PORT_BASE = 38000
+
+
+@contextmanager
+def running_lab(port_base: int = BENCH_PORT_BASE) -> Iterator[LabLayout]:
+    """A lab in a temporary state directory, up for the duration of the block."""
+    with tempfile.TemporaryDirectory(prefix="gameday-bench-") as tmp:
+        layout = LabLayout(Path(tmp) / "state", port_base=port_base)
+        stack.up(layout)
+        try:
+            yield layout
+        finally:
+            stack.down(layout)
+
+
+def median(values: list[float]) -> float:
+    """Median of the runs."""
+    return statistics.median(values)
+
+
+def figure(name: str, value: float, unit: str, runs: list[float] | None = None) -> None:
+    """Print one benchmark figure, with the individual runs when there were several."""
+    detail = f"  (runs: {', '.join(f'{r:.3g}' for r in runs)})" if runs else ""
+    print(f"{name:<58} {value:>10.3f} {unit}{detail}", flush=True)
