@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Protocol
 
 from gameday.errors import ConfigError
@@ -17,31 +18,45 @@ TARGET_NAMES = ("lab", "kubernetes")
 
 
 class Target(Protocol):
-    """What probes and actions need from the system under test."""
+    """What probes and actions need from the system under test.
+
+    Selectors are Kubernetes label selectors (``app=broker-integration``); the lab also
+    accepts ``name=replica-N``. Links are named after what they join: ``service-broker``
+    (every replica to the broker), ``lb-replica-N`` (load balancer to one replica).
+    """
 
     def kill_pods(self, selector: str, qty: int) -> list[str]:
-        """Kill ``qty`` replicas matching ``selector``; return their names."""
+        """Kill ``qty`` running replicas matching ``selector``; return their names."""
 
     def ready_replicas(self, selector: str) -> int:
-        """Number of replicas matching ``selector`` that are running and healthy."""
+        """Number of replicas matching ``selector`` that are running and ready."""
+
+    def links(self) -> list[str]:
+        """Names of the links that can be partitioned or degraded."""
 
     def partition(self, link: str) -> None:
-        """Cut a named link (e.g. ``service-broker``)."""
+        """Cut a named link; raises ConfigError naming the valid links if unknown."""
 
     def heal(self, link: str) -> None:
-        """Restore a named link; idempotent."""
+        """Restore a named link (and remove its degradations); idempotent."""
 
     def fault_proxy_url(self) -> str:
-        """Base URL of the Toxiproxy-compatible API on the broker link."""
+        """Base URL of the Toxiproxy-compatible API on the links."""
 
     def prometheus_url(self) -> str:
         """Base URL of the Prometheus that scrapes the service."""
 
+    def broker_url(self) -> str:
+        """Base URL of the broker API (``GET /fills`` reads the broker's ledger)."""
+
     def broker_admin_url(self) -> str:
-        """Base URL of the broker simulator's admin API."""
+        """Base URL of the broker simulator's admin API; ConfigError where there is none."""
 
     def entry_url(self) -> str:
         """Base URL clients (and the load generator) call."""
+
+    def state_dir(self) -> Path:
+        """Directory for this target's local state (the record of injected faults)."""
 
     def leftovers(self) -> list[str]:
         """Every fault still injected, in words; empty when the target is clean."""
