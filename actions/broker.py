@@ -1,45 +1,45 @@
 """Broker failures at the HTTP level, through the broker simulator's admin API.
 
-``fail`` switches a failure mode on; ``recover`` (the idempotent undo) switches the
-simulator back to normal.
+``fail`` switches a failure mode on; ``recover`` (the idempotent undo, use it as the
+rollback) switches the simulator back to normal. Only where a broker simulator runs
+(the lab); on a real cluster use ``actions.network`` on the broker link instead.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
-from gameday.errors import ConfigError, InjectionError
-from gameday.http import HttpUnreachable, request_json
+from gameday import inject
 from gameday.targets import get_target
 
 __all__ = ["fail", "recover"]
 
 
-def _admin(path: str, body: dict[str, Any]) -> Any:
-    url = get_target().broker_admin_url() + path
-    try:
-        response = request_json("POST", url, body)
-    except HttpUnreachable as exc:
-        raise InjectionError(f"broker admin API unreachable: {exc}") from exc
-    if response.status == 400:
-        raise ConfigError(f"broker simulator refused {body}: {response.body}")
-    if response.status >= 300:
-        raise InjectionError(f"broker simulator answered {response.status}: {response.body}")
-    return response.body
+def fail(mode: str = "error", status: int | None = None, probability: float | None = None,
+         latency_ms: float | None = None, retry_after_s: float | None = None,
+         up_s: float | None = None, down_s: float | None = None) -> Any:
+    """Make the broker fail in ``mode``; only the arguments given are sent.
 
+    Args:
+        mode: ``error`` (answer ``status``, e.g. 500 or 503), ``rate_limit`` (429 with a
+            ``Retry-After`` of ``retry_after_s``), ``slow`` (add ``latency_ms``), ``hang``
+            (accept, never answer), ``flap`` (up ``up_s`` seconds, down ``down_s``),
+            ``maintenance`` (503 on everything). The simulator lists the valid modes
+            and fields when it refuses one.
+        status: HTTP status for ``error``.
+        probability: share (0..1) of orders affected, where the mode takes one.
+        latency_ms: added latency for ``slow``, in milliseconds.
+        retry_after_s: ``Retry-After`` for ``rate_limit``, in seconds.
+        up_s: seconds up per ``flap`` period.
+        down_s: seconds down per ``flap`` period.
 
-def fail(mode: str = "error", status: int = 500, probability: float = 1.0,
-         latency_ms: float = 0) -> Any:
-    """Make the broker fail: ``mode`` ``error`` answers ``status`` with ``probability``
-    (0..1); ``slow`` adds ``latency_ms``. Undo with ``recover()``. Returns the new mode."""
-    body: dict[str, Any] = {"mode": mode, "probability": probability}
-    if mode == "error":
-        body["status"] = status
-    if mode == "slow":
-        body["latency_ms"] = latency_ms
-    return _admin("/admin/mode", body)
+    Returns the simulator's new mode. Undo with ``recover()``.
+    """
+    fields = {"mode": mode, "status": status, "probability": probability,
+              "latency_ms": latency_ms, "retry_after_s": retry_after_s, "up_s": up_s,
+              "down_s": down_s}
+    return inject.broker_fail(get_target(), {k: v for k, v in fields.items() if v is not None})
 
 
 def recover() -> Any:
-    """Put the broker back to normal; safe to call when it already is (rollback)."""
-    return _admin("/admin/reset", {})
+    """Put the broker back to normal; safe to call when it already is. Returns the mode."""
+    return inject.broker_recover(get_target())

@@ -1,26 +1,51 @@
-"""Network faults on named links: cut a link, and heal it (the idempotent undo).
+"""Network faults on named links: cut a link, degrade it, and heal it (the idempotent undo).
 
-Links are named after what they join; the broker link is ``service-broker``. On the
-lab a link is a proxy of the fault proxy (Toxiproxy API): ``partition`` disables it —
-new connections are refused and open ones closed.
+Links are named after what they join: ``service-broker`` (every replica to the broker)
+and ``lb-replica-N`` (the load balancer to replica N). On the lab a link is a proxy of
+the fault proxy (Toxiproxy API); on Kubernetes a partition is a NetworkPolicy and the
+broker link runs through a Toxiproxy service. Every fault is recorded before it is
+injected, so ``gameday cleanup`` can undo it after a crash.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
+from gameday import inject
 from gameday.targets import get_target
 
-__all__ = ["heal", "partition"]
+__all__ = ["degrade", "heal", "partition"]
 
 
 def partition(link: str = "service-broker") -> dict[str, Any]:
-    """Take ``link`` down. Undo with ``heal(link)``. Returns what was injected."""
-    get_target().partition(link)
-    return {"link": link, "state": "down"}
+    """Take ``link`` down: new connections are refused and open ones closed.
+
+    Undo with ``heal(link)``; use that as the rollback. Returns ``{link, state}``.
+    """
+    return inject.partition(get_target(), link)
+
+
+def degrade(link: str = "service-broker", toxic: str = "latency",
+            stream: str = "downstream", toxicity: float = 1.0,
+            attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Add a Toxiproxy toxic to ``link``.
+
+    Args:
+        link: the link's name.
+        toxic: latency (attributes ``latency``, ``jitter`` in ms), bandwidth (``rate`` in
+            KB/s), slow_close (``delay`` ms), timeout (``timeout`` ms; 0 = hold and drop),
+            reset_peer (``timeout`` ms), slicer (``average_size``, ``size_variation``
+            bytes, ``delay`` µs), limit_data (``bytes``).
+        stream: ``downstream`` (towards the caller) or ``upstream``.
+        toxicity: probability (0..1) that a connection is affected.
+        attributes: the toxic's attributes, as above.
+
+    Undo with ``heal(link)``. Returns the toxic as the fault proxy created it.
+    """
+    return inject.degrade(get_target(), link, toxic=toxic, stream=stream, toxicity=toxicity,
+                          attributes=attributes or {})
 
 
 def heal(link: str = "service-broker") -> dict[str, Any]:
-    """Bring ``link`` back up; safe to call when it is already up (rollback)."""
-    get_target().heal(link)
-    return {"link": link, "state": "up"}
+    """Bring ``link`` back up and remove every toxic on it; safe to call when it is already
+    healthy (use it as the rollback). Returns ``{link, state, toxics_removed}``."""
+    return inject.heal(get_target(), link)

@@ -2,11 +2,14 @@
 
 ``broker_circuit_breaker_state`` is a prometheus_client Enum: one series per state, the
 current one at 1. ``broker_circuit_breaker_last_transition_timestamp_seconds`` gives the
-exact time of the last change.
+exact time of each change; its history (one value per transition) tells when a breaker
+first changed after a fault.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,9 +20,11 @@ from gameday.prometheus import Prometheus
 STATES = ("closed", "open", "half_open")
 POLL_S = 0.25
 SCRAPE_SLACK_S = 3.0
+TRANSITION_METRIC = "broker_circuit_breaker_last_transition_timestamp_seconds"
 
 
-def _replica(labels: Mapping[str, str]) -> str:
+def replica_name(labels: Mapping[str, str]) -> str:
+    """A replica's name from its series' labels: ``replica``, ``pod`` or ``instance``."""
     return labels.get("replica") or labels.get("pod") or labels.get("instance", "?")
 
 
@@ -33,10 +38,10 @@ class BreakerView:
     def states(self) -> dict[str, str]:
         """State of every scraped replica; ``down`` for a replica whose scrape fails."""
         up = self.prometheus.vector(f"up{{{self.selector}}}")
-        states = {_replica(s.labels): "down" for s in up if s.value != 1}
+        states = {replica_name(s.labels): "down" for s in up if s.value != 1}
         current = self.prometheus.vector(f"broker_circuit_breaker_state{{{self.selector}}} == 1")
         for sample in current:
-            name = _replica(sample.labels)
+            name = replica_name(sample.labels)
             if name not in states:
                 states[name] = sample.labels.get("broker_circuit_breaker_state", "?")
         if len(states) < len(up):
@@ -45,8 +50,15 @@ class BreakerView:
 
     def last_transitions(self) -> dict[str, float]:
         """Unix time of each replica's last breaker transition."""
-        metric = f"broker_circuit_breaker_last_transition_timestamp_seconds{{{self.selector}}}"
-        return {_replica(s.labels): s.value for s in self.prometheus.vector(metric)}
+        vector = self.prometheus.vector(f"{TRANSITION_METRIC}{{{self.selector}}}")
+        return {replica_name(s.labels): s.value for s in vector}
+
+    def transition_history(self, since: float, now: float) -> dict[str, list[float]]:
+        """Every distinct transition time each replica reported since ``since``."""
+        window_s = max(2, math.ceil(now - since + SCRAPE_SLACK_S))
+        matrix = self.prometheus.matrix(f"{TRANSITION_METRIC}{{{self.selector}}}[{window_s}s]")
+        return {replica_name(json.loads(key)): sorted({v for _, v in samples})
+                for key, samples in matrix.items()}
 
     def wait_for(self, state: str, timeout_s: float,
                  clock: Callable[[], float] = time.time) -> dict[str, str]:
@@ -64,7 +76,24 @@ def all_in(states: Mapping[str, str], state: str) -> bool:
     return bool(states) and all(s == state for s in states.values())
 
 
-def changed_within(transitions: Mapping[str, float], since: float, seconds: float) -> bool:
-    """True when every replica's last transition happened at most ``seconds`` after
-    ``since`` (pure); a transition before ``since`` means the state was already reached."""
-    return bool(transitions) and all(t - since <= seconds for t in transitions.values())
+def time_to_first_change(history: Mapping[str, list[float]], since: float) -> float:
+    """Seconds from ``since`` until the slowest replica's first transition after it (pure);
+    raises MeasurementError naming a replica that did not change at all."""
+    delays = {}
+    for replica, times in history.items():
+        after = [t for t in times if t >= since]
+        if not after:
+            raise MeasurementError(
+                f"the breaker of {replica} has not changed state since {since:.3f}")
+        delays[replica] = after[0] - since
+    if not delays:
+        raise MeasurementError("no replica reports breaker transitions")
+    return max(delays.values())
+
+
+def time_since(transitions: Mapping[str, float], since: float) -> float:
+    """Seconds from ``since`` to the latest of the replicas' last transitions (pure),
+    at least 0 (a replica already in the state changed before ``since``)."""
+    if not transitions:
+        raise MeasurementError("no replica reports breaker transitions")
+    return max(0.0, max(transitions.values()) - since)

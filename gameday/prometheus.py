@@ -56,6 +56,20 @@ class Prometheus:
             )
         return samples
 
+    def matrix(self, promql: str) -> dict[str, list[tuple[float, float]]]:
+        """A range-vector query: each series (by its sorted labels) → [(time, value)];
+        raises when the result is empty."""
+        data = self._get(promql)["data"]
+        if data.get("resultType") != "matrix":
+            raise MeasurementError(f"{promql!r} returned a {data.get('resultType')}, not a matrix")
+        series = {
+            json.dumps(r["metric"], sort_keys=True): [(float(t), float(v)) for t, v in r["values"]]
+            for r in data["result"]
+        }
+        if not series:
+            raise MeasurementError(f"no data for {promql!r} at {self.url}")
+        return series
+
     def scalar(self, promql: str) -> float:
         """The single value of an instant query; raises on no data, NaN or several series."""
         samples = self.vector(promql)

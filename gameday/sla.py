@@ -47,9 +47,45 @@ class SlaTargets:
 
 
 def _window(window_s: float) -> str:
+    try:
+        window_s = float(window_s)
+    except (TypeError, ValueError):
+        raise ConfigError(f"window_s={window_s!r} is not a number of seconds") from None
     if not 2 <= window_s <= 3600:
         raise ConfigError(f"window_s={window_s} is out of range: valid is 2..3600 seconds")
     return f"{int(window_s)}s"
+
+
+def _orders_rate(selector: str, window: str, statuses: str | None = None) -> str:
+    status = f',status=~"{statuses}"' if statuses else ""
+    return f"sum(rate(broker_orders_total{{{selector}{status}}}[{window}]))"
+
+
+def expressions(selector: str, window_s: float) -> dict[str, str]:
+    """PromQL of each SLA over a trailing window (pure); used by the probes and by the
+    lab's recording rules, so both compute the same thing."""
+    window = _window(window_s)
+    total = _orders_rate(selector, window)
+    buckets = f"broker_order_execution_seconds_bucket{{{selector}}}"
+    return {
+        "availability": f"{_orders_rate(selector, window, GOOD_STATUSES)} / {total}",
+        "error_rate": f"{_orders_rate(selector, window, BAD_STATUSES)} / {total}",
+        "p95_latency_s": f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}])))",
+        "throughput_rps": total,
+    }
+
+
+RECORDED_WINDOWS_S = (10, 30, 60)
+
+
+def recording_rules(selector: str = DEFAULT_SELECTOR) -> dict[str, Any]:
+    """Prometheus recording rules ``gameday:sla_<name>:<window>s`` for every SLA (pure)."""
+    rules = [
+        {"record": f"gameday:sla_{name}:{window}s", "expr": expr}
+        for window in RECORDED_WINDOWS_S
+        for name, expr in expressions(selector, window).items()
+    ]
+    return {"groups": [{"name": "gameday-sla", "interval": "1s", "rules": rules}]}
 
 
 @dataclass(frozen=True)
@@ -59,29 +95,26 @@ class ServerSla:
     prometheus: Prometheus
     selector: str = DEFAULT_SELECTOR
 
-    def _orders_rate(self, window_s: float, statuses: str | None = None) -> str:
-        status = f',status=~"{statuses}"' if statuses else ""
-        return f"sum(rate(broker_orders_total{{{self.selector}{status}}}[{_window(window_s)}]))"
+    def measure(self, name: str, window_s: float) -> float:
+        """One SLA value (``availability``, ``error_rate``, ``p95_latency_s``,
+        ``throughput_rps``) over the trailing window; raises when it cannot measure."""
+        return self.prometheus.scalar(expressions(self.selector, window_s)[name])
 
     def throughput_rps(self, window_s: float) -> float:
         """Orders answered per second over the window."""
-        return self.prometheus.scalar(self._orders_rate(window_s))
+        return self.measure("throughput_rps", window_s)
 
     def availability(self, window_s: float) -> float:
         """Share of orders answered without a 5xx over the window (0..1)."""
-        return self.prometheus.scalar(
-            f"{self._orders_rate(window_s, GOOD_STATUSES)} / {self._orders_rate(window_s)}")
+        return self.measure("availability", window_s)
 
     def error_rate(self, window_s: float) -> float:
         """Share of orders that failed (5xx, timeout, broker error, circuit open) (0..1)."""
-        return self.prometheus.scalar(
-            f"{self._orders_rate(window_s, BAD_STATUSES)} / {self._orders_rate(window_s)}")
+        return self.measure("error_rate", window_s)
 
     def p95_latency_s(self, window_s: float) -> float:
         """95th percentile of order latency over the window, in seconds."""
-        buckets = f"broker_order_execution_seconds_bucket{{{self.selector}}}"
-        return self.prometheus.scalar(
-            f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{_window(window_s)}])))")
+        return self.measure("p95_latency_s", window_s)
 
 
 def sla_report(values: Mapping[str, float], targets: SlaTargets) -> dict[str, Any]:

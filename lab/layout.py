@@ -14,6 +14,7 @@ DEFAULT_PORT_BASE = 18000
 REPLICA_COUNT = 3
 HOST = "127.0.0.1"
 SERVICE_BROKER_LINK = "service-broker"
+MAX_REPLICAS = 9
 
 _OFFSETS = {
     "entry": 0,
@@ -25,6 +26,7 @@ _OFFSETS = {
     "service_broker_link": 10,
 }
 _REPLICA_OFFSET = 21
+_LB_LINK_OFFSET = 11
 _PORT_MAX = 65535
 
 
@@ -47,6 +49,8 @@ class LabLayout:
     replica_count: int = REPLICA_COUNT
 
     def __post_init__(self) -> None:
+        if not 1 <= self.replica_count <= MAX_REPLICAS:
+            raise LayoutError(f"replica_count={self.replica_count}: valid is 1..{MAX_REPLICAS}")
         top = self.port_base + _REPLICA_OFFSET + self.replica_count
         if self.port_base < 1024 or top > _PORT_MAX:
             raise LayoutError(
@@ -74,6 +78,20 @@ class LabLayout:
     def replica_url(self, name: str) -> str:
         """HTTP base URL of one replica, by name."""
         return f"http://{HOST}:{self.replica_port(name)}"
+
+    def lb_link_name(self, replica: str) -> str:
+        """Name of the load balancer → replica link: ``lb-replica-N``."""
+        return f"lb-{replica}"
+
+    def lb_link_port(self, replica: str) -> int:
+        """Port where the fault proxy carries the load balancer → replica link."""
+        return self.port_base + _LB_LINK_OFFSET + self.replica_names().index(replica)
+
+    def all_ports(self) -> list[int]:
+        """Every port the lab listens on."""
+        return ([self.port_base + offset for offset in _OFFSETS.values()]
+                + [self.replica_port(n) for n in self.replica_names()]
+                + [self.lb_link_port(n) for n in self.replica_names()])
 
     @property
     def socket_path(self) -> Path:

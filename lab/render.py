@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+import yaml
+
+from gameday.sla import recording_rules
 from lab.layout import HOST, SERVICE_BROKER_LINK, LabLayout
 
 CONF_DIR = Path(__file__).parent / "conf"
@@ -25,15 +28,20 @@ def _template(name: str) -> Template:
     return Template((CONF_DIR / name).read_text(encoding="utf-8"))
 
 
+def _link(name: str, listen_port: int, upstream_port: int) -> dict[str, object]:
+    return {"name": name, "listen": f"{HOST}:{listen_port}",
+            "upstream": f"{HOST}:{upstream_port}", "enabled": True}
+
+
 def proxies_json(layout: LabLayout) -> str:
-    """The fault proxy's start-up config: the service → broker link."""
-    link = {
-        "name": SERVICE_BROKER_LINK,
-        "listen": f"{HOST}:{layout.port('service_broker_link')}",
-        "upstream": f"{HOST}:{layout.port('broker')}",
-        "enabled": True,
-    }
-    return json.dumps([link], indent=2) + "\n"
+    """The fault proxy's start-up config: the service → broker link, and one link from
+    the load balancer to each replica (``lb-replica-N``)."""
+    links = [_link(SERVICE_BROKER_LINK, layout.port("service_broker_link"), layout.port("broker"))]
+    links += [
+        _link(layout.lb_link_name(name), layout.lb_link_port(name), layout.replica_port(name))
+        for name in layout.replica_names()
+    ]
+    return json.dumps(links, indent=2) + "\n"
 
 
 def _replica_programs(layout: LabLayout, exe: Executables) -> str:
@@ -68,9 +76,10 @@ def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path) -> str:
 
 
 def haproxy_cfg(layout: LabLayout) -> str:
-    """HAProxy's config: the entry point, round robin over health-checked replicas."""
+    """HAProxy's config: the entry point, round robin over health-checked replicas,
+    each reached through its ``lb-replica-N`` link of the fault proxy."""
     servers = "\n".join(
-        f"    server {name} {HOST}:{layout.replica_port(name)} check"
+        f"    server {name} {HOST}:{layout.lb_link_port(name)} check"
         for name in layout.replica_names()
     )
     return _template("haproxy.cfg.tmpl").substitute(
@@ -96,12 +105,18 @@ def prometheus_yml(layout: LabLayout) -> str:
     )
 
 
+def rules_yml() -> str:
+    """Prometheus recording rules for the SLA, from the same PromQL the probes use."""
+    header = "# Rendered by `gameday lab up` from gameday.sla — do not edit.\n"
+    return header + yaml.safe_dump(recording_rules(), sort_keys=False, width=200)
+
+
 def all_files(layout: LabLayout, exe: Executables, workdir: Path) -> dict[str, str]:
     """Every rendered file, by its name under the state directory."""
     return {
         "supervisord.conf": supervisord_conf(layout, exe, workdir),
         "haproxy.cfg": haproxy_cfg(layout),
         "prometheus.yml": prometheus_yml(layout),
-        "rules.yml": (CONF_DIR / "rules.yml").read_text(encoding="utf-8"),
+        "rules.yml": rules_yml(),
         "proxies.json": proxies_json(layout),
     }

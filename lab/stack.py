@@ -85,10 +85,7 @@ def _port_in_use(port: int) -> bool:
 
 
 def _check_ports_free(layout: LabLayout) -> None:
-    ports = [layout.port(n) for n in ("entry", "haproxy_stats", "prometheus", "fault_proxy")]
-    ports += [layout.port(n) for n in ("broker", "broker_admin", "service_broker_link")]
-    ports += [layout.replica_port(n) for n in layout.replica_names()]
-    busy = [p for p in ports if _port_in_use(p)]
+    busy = [p for p in layout.all_ports() if _port_in_use(p)]
     if busy:
         raise LabError(
             f"ports {busy} on {HOST} are already in use by something that is not this lab "

@@ -1,22 +1,32 @@
-"""Circuit-breaker probes: state of every replica, and whether it tripped or recovered in time.
+"""Circuit-breaker probes: the state of the replicas, and how fast they tripped and recovered.
 
 States are read from the target's Prometheus (``broker_circuit_breaker_state``), so they
 lag the service by up to one scrape interval; times come from the exact transition
-timestamps the service exports.
+timestamps the service exports. ``since`` defaults to the moment the last fault was
+injected (for tripping) or removed (for recovering), as recorded by ``actions``.
 """
 
-from __future__ import annotations
 
 import time
 from typing import Any
 
-from gameday.breaker import SCRAPE_SLACK_S, BreakerView, all_in, changed_within
-from gameday.errors import ConfigError
+from gameday.breaker import (
+    SCRAPE_SLACK_S,
+    BreakerView,
+    all_in,
+    time_since,
+    time_to_first_change,
+)
+from gameday.errors import ConfigError, MeasurementError
+from gameday.injected import InjectionLog
 from gameday.prometheus import Prometheus
 from gameday.sla import DEFAULT_SELECTOR
 from gameday.targets import get_target
 
-__all__ = ["all_closed", "closed_within", "opened_within", "states"]
+__all__ = ["all_closed", "closed_within", "opened_within", "state", "states",
+           "time_to_recover_s", "time_to_trip_s"]
+
+FAULT_KINDS = ("partition", "degrade", "broker")
 
 
 def _view(configuration: dict[str, Any] | None) -> BreakerView:
@@ -25,16 +35,42 @@ def _view(configuration: dict[str, Any] | None) -> BreakerView:
     return BreakerView(Prometheus(get_target().prometheus_url()), selector)
 
 
-def _check_seconds(seconds: float) -> float:
-    if not 0 < float(seconds) <= 3600:
+def _seconds(seconds: float) -> float:
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"seconds={seconds!r} is not a number") from None
+    if not 0 < value <= 3600:
         raise ConfigError(f"seconds={seconds} is out of range: valid is 0 < seconds <= 3600")
-    return float(seconds)
+    return value
+
+
+def _since(since: float | None, event: str) -> float:
+    if since is not None:
+        return float(since)
+    recorded = InjectionLog(get_target().state_dir()).last(FAULT_KINDS, event=event)
+    if recorded is None:
+        raise MeasurementError(f"no fault was {event} by gameday's actions: pass `since` "
+                               "(unix seconds) to say when the fault started or ended")
+    return recorded
 
 
 def states(configuration: dict[str, Any] | None = None) -> dict[str, str]:
-    """Breaker state of every replica: ``closed``, ``open``, ``half_open`` (``down`` if
+    """Breaker state of every replica: ``closed``, ``open`` or ``half_open`` (``down`` if
     its scrape fails). Returns a flat dict replica → state."""
     return _view(configuration).states()
+
+
+def state(replica: str | None = None, configuration: dict[str, Any] | None = None) -> str:
+    """Breaker state of one ``replica`` (by name), or of all: their common state, or
+    ``mixed`` when they differ. Pair with a string tolerance such as ``closed``."""
+    current = _view(configuration).states()
+    if replica is not None:
+        if replica not in current:
+            raise ConfigError(f"unknown replica {replica!r}: valid are {', '.join(current)}")
+        return current[replica]
+    values = set(current.values())
+    return values.pop() if len(values) == 1 else "mixed"
 
 
 def all_closed(configuration: dict[str, Any] | None = None) -> bool:
@@ -42,21 +78,49 @@ def all_closed(configuration: dict[str, Any] | None = None) -> bool:
     return all_in(_view(configuration).states(), "closed")
 
 
-def opened_within(seconds: float = 5, configuration: dict[str, Any] | None = None) -> bool:
-    """True when every replica's breaker is open and opened at most ``seconds`` after this
-    probe started. Call it right after the fault action. Pair with tolerance ``true``."""
-    bound = _check_seconds(seconds)
-    since = time.time()
-    view = _view(configuration)
-    seen = view.wait_for("open", bound + SCRAPE_SLACK_S)
-    return all_in(seen, "open") and changed_within(view.last_transitions(), since, bound)
+def time_to_trip_s(since: float | None = None,
+                   configuration: dict[str, Any] | None = None) -> float:
+    """Seconds from the fault (``since``, unix s; default: the last recorded injection)
+    until the slowest replica's breaker first changed state. Raises if one never did.
+    Pair with a range tolerance, e.g. ``[0, 5]``."""
+    start = _since(since, "injected")
+    return time_to_first_change(_view(configuration).transition_history(start, time.time()),
+                                start)
 
 
-def closed_within(seconds: float = 30, configuration: dict[str, Any] | None = None) -> bool:
-    """True when every replica's breaker is closed within ``seconds`` of this probe's start
-    (it polls). Call it right after the fault is removed. Pair with tolerance ``true``."""
-    bound = _check_seconds(seconds)
-    since = time.time()
+def time_to_recover_s(since: float | None = None,
+                      configuration: dict[str, Any] | None = None) -> float:
+    """Seconds from the fault's removal (``since``; default: the last recorded undo) until
+    every breaker was closed again. Raises if one is still not closed.
+    Pair with a range tolerance, e.g. ``[0, 20]``."""
+    start = _since(since, "undone")
     view = _view(configuration)
-    seen = view.wait_for("closed", bound + SCRAPE_SLACK_S)
-    return all_in(seen, "closed") and changed_within(view.last_transitions(), since, bound)
+    current = view.states()
+    if not all_in(current, "closed"):
+        raise MeasurementError(f"not every breaker is closed yet: {current}")
+    return time_since(view.last_transitions(), start)
+
+
+def opened_within(seconds: float = 5, since: float | None = None,
+                  configuration: dict[str, Any] | None = None) -> bool:
+    """True when every replica's breaker opened at most ``seconds`` after the fault
+    (``since``; default: the last recorded injection). Waits up to that bound (plus one
+    scrape). Call it right after the fault action; pair with tolerance ``true``."""
+    bound, start = _seconds(seconds), _since(since, "injected")
+    view = _view(configuration)
+    seen = view.wait_for("open", start + bound + SCRAPE_SLACK_S - time.time())
+    if not all_in(seen, "open"):
+        return False
+    history = view.transition_history(start, time.time())
+    return time_to_first_change(history, start) <= bound
+
+
+def closed_within(seconds: float = 30, since: float | None = None,
+                  configuration: dict[str, Any] | None = None) -> bool:
+    """True when every replica's breaker is closed at most ``seconds`` after the fault was
+    removed (``since``; default: the last recorded undo). Waits up to that bound (plus
+    one scrape). Call it right after the undo action; pair with tolerance ``true``."""
+    bound, start = _seconds(seconds), _since(since, "undone")
+    view = _view(configuration)
+    seen = view.wait_for("closed", start + bound + SCRAPE_SLACK_S - time.time())
+    return all_in(seen, "closed") and time_since(view.last_transitions(), start) <= bound

@@ -1,6 +1,5 @@
 """Replica probes."""
 
-from __future__ import annotations
 
 from gameday.targets import get_target
 

@@ -6,7 +6,6 @@ unreachable, a metric missing or renamed, no traffic in the window — it raises
 query and the cause; it never returns a default.
 """
 
-from __future__ import annotations
 
 from typing import Any
 

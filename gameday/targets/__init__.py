@@ -68,8 +68,8 @@ def get_target(name: str | None = None) -> Target:
     if chosen == "lab":
         return LabTarget.from_env()
     if chosen == "kubernetes":
-        raise ConfigError(
-            "the kubernetes target is not available in this version of gameday; "
-            "use GAMEDAY_TARGET=lab"
-        )
+        # Imported here: the Kubernetes client is slow to import and the lab needs none of it.
+        from gameday.targets.kubernetes import KubernetesTarget  # noqa: PLC0415
+
+        return KubernetesTarget.from_env()
     raise ConfigError(f"unknown target {chosen!r}: valid targets are {', '.join(TARGET_NAMES)}")

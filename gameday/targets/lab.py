@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from gameday.errors import ConfigError, InjectionError, MeasurementError
+from gameday.errors import ConfigError, MeasurementError
 from gameday.http import HttpUnreachable, request_json
+from gameday.toxiproxy import Toxiproxy
 from lab import stack
-from lab.layout import LabLayout, layout_from_env
+from lab.layout import SERVICE_BROKER_LINK, LabLayout, layout_from_env
 
 SERVICE_SELECTOR = "app=broker-integration"
 
@@ -63,28 +65,26 @@ class LabTarget:
             ready += int(replica.running and ok)
         return ready
 
-    def _set_proxy(self, link: str, enabled: bool) -> None:
-        url = f"{self.fault_proxy_url()}/proxies/{link}"
-        try:
-            response = request_json("POST", url, {"enabled": enabled})
-        except HttpUnreachable as exc:
-            raise InjectionError(f"fault proxy unreachable: {exc}") from exc
-        if response.status == 404:
-            raise ConfigError(f"unknown link {link!r}: valid links are {self._links()}")
-        if response.status >= 300:
-            raise InjectionError(f"fault proxy refused {link!r}: {response.body}")
-
-    def _links(self) -> list[str]:
-        body = request_json("GET", f"{self.fault_proxy_url()}/proxies").body
-        return sorted(body) if isinstance(body, dict) else []
+    def links(self) -> list[str]:
+        """``service-broker`` and ``lb-replica-N`` for each replica."""
+        return [SERVICE_BROKER_LINK] + [self.layout.lb_link_name(n)
+                                        for n in self.layout.replica_names()]
 
     def partition(self, link: str) -> None:
         """Take the link down: new connections are refused and open ones closed."""
-        self._set_proxy(link, enabled=False)
+        Toxiproxy(self.fault_proxy_url()).set_enabled(link, False)
 
     def heal(self, link: str) -> None:
         """Bring the link back up; idempotent."""
-        self._set_proxy(link, enabled=True)
+        Toxiproxy(self.fault_proxy_url()).set_enabled(link, True)
+
+    def broker_url(self) -> str:
+        """The broker simulator's API."""
+        return self.layout.url("broker")
+
+    def state_dir(self) -> Path:
+        """The lab's state directory (holds ``injected.jsonl``)."""
+        return self.layout.state_dir
 
     def fault_proxy_url(self) -> str:
         """The fault proxy's Toxiproxy-compatible API."""
