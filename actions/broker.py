@@ -17,7 +17,7 @@ __all__ = ["fail", "recover"]
 def fail(mode: str = "error", status: int | None = None, probability: float | None = None,
          latency_ms: float | None = None, retry_after_s: float | None = None,
          up_s: float | None = None, down_s: float | None = None) -> Any:
-    """Make the broker fail in ``mode``; only the arguments given are sent.
+    """Make the broker fail in one of the simulator's modes.
 
     Args:
         mode: ``error`` (answer ``status``, e.g. 500 or 503), ``rate_limit`` (429 with a
@@ -41,5 +41,8 @@ def fail(mode: str = "error", status: int | None = None, probability: float | No
 
 
 def recover() -> Any:
-    """Put the broker back to normal; safe to call when it already is. Returns the mode."""
+    """Put the broker back to normal.
+
+    Safe to call when it already is: use it as the rollback. Returns the new mode.
+    """
     return inject.broker_recover(get_target())

@@ -17,7 +17,10 @@ __all__ = ["degrade", "heal", "partition"]
 
 
 def partition(link: str = "service-broker") -> dict[str, Any]:
-    """Take ``link`` down: new connections are refused and open ones closed.
+    """Take a link down: new connections are refused and open ones closed.
+
+    Args:
+        link: the link's name (``service-broker``, ``lb-replica-N``).
 
     Undo with ``heal(link)``; use that as the rollback. Returns ``{link, state}``.
     """
@@ -27,7 +30,7 @@ def partition(link: str = "service-broker") -> dict[str, Any]:
 def degrade(link: str = "service-broker", toxic: str = "latency",
             stream: str = "downstream", toxicity: float = 1.0,
             attributes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Add a Toxiproxy toxic to ``link``.
+    """Degrade a link with a Toxiproxy toxic.
 
     Args:
         link: the link's name.
@@ -46,6 +49,12 @@ def degrade(link: str = "service-broker", toxic: str = "latency",
 
 
 def heal(link: str = "service-broker") -> dict[str, Any]:
-    """Bring ``link`` back up and remove every toxic on it; safe to call when it is already
-    healthy (use it as the rollback). Returns ``{link, state, toxics_removed}``."""
+    """Bring a link back up and remove every toxic on it.
+
+    Args:
+        link: the link's name.
+
+    Safe to call when the link is already healthy: use it as the rollback. Returns
+    ``{link, state, toxics_removed}``.
+    """
     return inject.heal(get_target(), link)

@@ -14,11 +14,11 @@ __all__ = ["kill"]
 
 def kill(selector: str = "app=broker-integration", qty: float = 1,
          mode: str = "fixed") -> list[str]:
-    """Kill replicas matching ``selector`` (a label selector; the lab also takes
-    ``name=replica-N``).
+    """Kill replicas of the service.
 
     Args:
-        selector: which pods; an empty or match-everything selector is refused.
+        selector: which pods, a label selector (the lab also takes ``name=replica-N``);
+            an empty or match-everything selector is refused.
         qty: how many (``mode`` fixed: a whole number) or what share (``mode``
             percentage: 0 < qty <= 100, rounded down, at least one).
         mode: ``fixed`` or ``percentage``.

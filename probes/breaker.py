@@ -56,14 +56,23 @@ def _since(since: float | None, event: str) -> float:
 
 
 def states(configuration: dict[str, Any] | None = None) -> dict[str, str]:
-    """Breaker state of every replica: ``closed``, ``open`` or ``half_open`` (``down`` if
-    its scrape fails). Returns a flat dict replica → state."""
+    """Breaker state of every replica.
+
+    Returns a flat dict replica → ``closed``, ``open`` or ``half_open`` (``down`` when its
+    scrape fails). Pair it with a jsonpath tolerance on one replica's state.
+    """
     return _view(configuration).states()
 
 
 def state(replica: str | None = None, configuration: dict[str, Any] | None = None) -> str:
-    """Breaker state of one ``replica`` (by name), or of all: their common state, or
-    ``mixed`` when they differ. Pair with a string tolerance such as ``closed``."""
+    """Breaker state of one replica, or the common state of all.
+
+    Args:
+        replica: a replica's name (e.g. ``replica-2``); none = all replicas.
+
+    Returns ``closed``, ``open``, ``half_open`` — or ``mixed`` when the replicas differ.
+    Pair it with a string tolerance such as ``closed``.
+    """
     current = _view(configuration).states()
     if replica is not None:
         if replica not in current:
@@ -74,15 +83,24 @@ def state(replica: str | None = None, configuration: dict[str, Any] | None = Non
 
 
 def all_closed(configuration: dict[str, Any] | None = None) -> bool:
-    """True when every replica's breaker is closed. Pair with tolerance ``true``."""
+    """Whether every replica's breaker is closed.
+
+    Returns true when every replica's breaker is closed. Pair it with tolerance ``true``.
+    """
     return all_in(_view(configuration).states(), "closed")
 
 
 def time_to_trip_s(since: float | None = None,
                    configuration: dict[str, Any] | None = None) -> float:
-    """Seconds from the fault (``since``, unix s; default: the last recorded injection)
-    until the slowest replica's breaker first changed state. Raises if one never did.
-    Pair with a range tolerance, e.g. ``[0, 5]``."""
+    """Time from the fault until the slowest replica's breaker tripped.
+
+    Args:
+        since: when the fault started, unix seconds; none = the last fault recorded by
+            gameday's actions.
+
+    Returns seconds until every breaker first changed state; raises if one never did.
+    Pair it with a range tolerance, e.g. ``[0, 5]``.
+    """
     start = _since(since, "injected")
     return time_to_first_change(_view(configuration).transition_history(start, time.time()),
                                 start)
@@ -90,9 +108,15 @@ def time_to_trip_s(since: float | None = None,
 
 def time_to_recover_s(since: float | None = None,
                       configuration: dict[str, Any] | None = None) -> float:
-    """Seconds from the fault's removal (``since``; default: the last recorded undo) until
-    every breaker was closed again. Raises if one is still not closed.
-    Pair with a range tolerance, e.g. ``[0, 20]``."""
+    """Time from the fault's removal until every breaker was closed again.
+
+    Args:
+        since: when the fault was removed, unix seconds; none = the last undo recorded
+            by gameday's actions.
+
+    Returns seconds; raises if a breaker is still not closed. Pair it with a range
+    tolerance, e.g. ``[0, 20]``.
+    """
     start = _since(since, "undone")
     view = _view(configuration)
     current = view.states()
@@ -103,9 +127,16 @@ def time_to_recover_s(since: float | None = None,
 
 def opened_within(seconds: float = 5, since: float | None = None,
                   configuration: dict[str, Any] | None = None) -> bool:
-    """True when every replica's breaker opened at most ``seconds`` after the fault
-    (``since``; default: the last recorded injection). Waits up to that bound (plus one
-    scrape). Call it right after the fault action; pair with tolerance ``true``."""
+    """Whether every replica's breaker opened within a bound after the fault.
+
+    Args:
+        seconds: the bound, in seconds.
+        since: when the fault started, unix seconds; none = the last fault recorded by
+            gameday's actions.
+
+    Waits up to the bound (plus one scrape); call it right after the fault action.
+    Returns true when every breaker opened in time. Pair it with tolerance ``true``.
+    """
     bound, start = _seconds(seconds), _since(since, "injected")
     view = _view(configuration)
     seen = view.wait_for("open", start + bound + SCRAPE_SLACK_S - time.time())
@@ -117,9 +148,16 @@ def opened_within(seconds: float = 5, since: float | None = None,
 
 def closed_within(seconds: float = 30, since: float | None = None,
                   configuration: dict[str, Any] | None = None) -> bool:
-    """True when every replica's breaker is closed at most ``seconds`` after the fault was
-    removed (``since``; default: the last recorded undo). Waits up to that bound (plus
-    one scrape). Call it right after the undo action; pair with tolerance ``true``."""
+    """Whether every replica's breaker closed within a bound after the fault's removal.
+
+    Args:
+        seconds: the bound, in seconds.
+        since: when the fault was removed, unix seconds; none = the last undo recorded
+            by gameday's actions.
+
+    Waits up to the bound (plus one scrape); call it right after the undo action.
+    Returns true when every breaker is closed in time. Pair it with tolerance ``true``.
+    """
     bound, start = _seconds(seconds), _since(since, "undone")
     view = _view(configuration)
     seen = view.wait_for("closed", start + bound + SCRAPE_SLACK_S - time.time())

@@ -23,39 +23,55 @@ def _server(configuration: dict[str, Any] | None) -> ServerSla:
 
 
 def availability(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
-    """Share of order requests answered without a 5xx over the last ``window_s`` seconds.
+    """Share of order requests answered without a 5xx, over a trailing window.
 
-    Returns a float in 0..1; pair it with a range tolerance, e.g. ``[0.995, 1.0]``.
+    Args:
+        window_s: the window, in seconds (2..3600).
+
+    Returns a float in 0..1. Pair it with a range tolerance, e.g. ``[0.995, 1.0]``.
     """
     return _server(configuration).availability(window_s)
 
 
 def p95_latency_s(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
-    """95th percentile of order latency in seconds over the last ``window_s`` seconds.
+    """95th percentile of order latency, over a trailing window.
 
-    Pair it with a range tolerance, e.g. ``[0, 1.0]``.
+    Args:
+        window_s: the window, in seconds (2..3600).
+
+    Returns seconds, a float. Pair it with a range tolerance, e.g. ``[0, 1.0]``.
     """
     return _server(configuration).p95_latency_s(window_s)
 
 
 def error_rate(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
-    """Share of order requests that failed over the last ``window_s`` seconds (0..1).
+    """Share of order requests that failed (5xx, timeout, circuit open), over a window.
 
-    Pair it with a range tolerance, e.g. ``[0, 0.001]``.
+    Args:
+        window_s: the window, in seconds (2..3600).
+
+    Returns a float in 0..1. Pair it with a range tolerance, e.g. ``[0, 0.001]``.
     """
     return _server(configuration).error_rate(window_s)
 
 
 def throughput_rps(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
-    """Order requests answered per second over the last ``window_s`` seconds.
+    """Order requests answered per second, over a trailing window.
 
-    Pair it with a range tolerance, e.g. ``[100, 1000000]``.
+    Args:
+        window_s: the window, in seconds (2..3600).
+
+    Returns requests per second, a float. Pair it with a range tolerance, e.g.
+    ``[100, 1000000]``.
     """
     return _server(configuration).throughput_rps(window_s)
 
 
 def report(window_s: float = 10, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every SLA value over the last ``window_s`` seconds with its bound and verdict.
+    """Every SLA value over a trailing window, with its bound and verdict.
+
+    Args:
+        window_s: the window, in seconds (2..3600).
 
     Bounds come from the configuration keys ``sla_availability_min``,
     ``sla_p95_latency_max_s``, ``sla_error_rate_max``, ``sla_throughput_min_rps``.
