@@ -108,5 +108,5 @@ def test_probes_and_recording_rules_share_the_promql() -> None:
     assert by_name["gameday:sla_p95_latency_s:30s"] == \
         expressions('job="broker-integration"', 30)["p95_latency_s"]
     assert len(rules) == 12
-    with pytest.raises(ConfigError, match="valid is 2..3600"):
+    with pytest.raises(ConfigError, match=r"valid is 2\.\.3600"):
         expressions("x", 1)

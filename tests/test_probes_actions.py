@@ -18,6 +18,8 @@ from gameday.http import request_json
 from gameday.injected import InjectionLog
 from gameday.load import LoadSettings, run_load
 from gameday.targets import get_target
+from lab import stack
+from lab.layout import layout_from_env
 from probes import breaker, replicas, sla
 
 
@@ -65,12 +67,13 @@ def test_sla_probe_with_prometheus_down_raises(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Any) -> None:
     monkeypatch.setenv("GAMEDAY_LAB_DIR", str(tmp_path))
     monkeypatch.setenv("GAMEDAY_LAB_PORT_BASE", "47000")
-    with pytest.raises(MeasurementError, match="Prometheus at http://127.0.0.1:47002 could not"):
+    expected = r"Prometheus at http://127\.0\.0\.1:47002 could not"
+    with pytest.raises(MeasurementError, match=expected):
         sla.p95_latency_s(window_s=10)
 
 
 def test_bad_window_is_refused(on_lab: RunningLab) -> None:
-    with pytest.raises(ConfigError, match="valid is 2..3600"):
+    with pytest.raises(ConfigError, match=r"valid is 2\.\.3600"):
         sla.error_rate(window_s=0)
 
 
@@ -104,7 +107,7 @@ def test_partitioned_replica_leaves_rotation(on_lab: RunningLab) -> None:
 
 
 def test_unknown_link_lists_the_valid_ones(on_lab: RunningLab) -> None:
-    with pytest.raises(ConfigError, match="valid links are service-broker, lb-replica-1"):
+    with pytest.raises(ConfigError, match=r"valid links are service-broker, lb-replica-1"):
         network.partition("broker")
 
 
@@ -146,9 +149,6 @@ def test_kill_a_pod_and_it_comes_back(on_lab: RunningLab) -> None:
 
 
 def _replicas() -> list[Any]:
-    from lab import stack
-    from lab.layout import layout_from_env
-
     return stack.status(layout_from_env()).replicas
 
 
@@ -159,9 +159,9 @@ def test_kill_refuses_a_match_everything_selector(on_lab: RunningLab, selector: 
 
 
 def test_kill_refuses_unknown_selector_and_bad_qty(on_lab: RunningLab) -> None:
-    with pytest.raises(ConfigError, match="valid are app=broker-integration"):
+    with pytest.raises(ConfigError, match=r"valid are app=broker-integration"):
         pods.kill("app=payments")
-    with pytest.raises(ConfigError, match="1..3"):
+    with pytest.raises(ConfigError, match=r"1\.\.3"):
         pods.kill("app=broker-integration", qty=5)
 
 
