@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gameday import labcli, loadcli
+from gameday import inject, labcli, loadcli
 from gameday.errors import ConfigError, GamedayError
-from gameday.runner import RunSettings, parse_var, run_all, validate_paths
+from gameday.runner import RunSettings, parse_var, run_all, select
+from gameday.summary import junit_xml, table
+from gameday.targets import TARGET_NAMES, get_target
 from gameday.verdict import judge
 from lab import stack
 from lab.layout import LayoutError, layout_from_env
@@ -30,9 +36,34 @@ def _add_run(subparsers: Any) -> None:
                         help="experiment files (default: every one in experiments/)")
     parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
                         help="override a configuration value, e.g. sla_p95_latency_max_s=0.5")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="run only experiments with this tag (repeatable: any of them)")
+    parser.add_argument("--target", choices=TARGET_NAMES, default=None,
+                        help="where to run (default: $GAMEDAY_TARGET, else lab)")
+    parser.add_argument("--junit", type=Path, metavar="PATH",
+                        help="also write JUnit XML (one test case per experiment)")
     parser.add_argument("--reports", type=Path, default=Path("reports"),
                         help="where journals and logs go (default: reports/)")
     parser.set_defaults(func=_run)
+
+
+def _add_cleanup(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "cleanup", help="undo every fault recorded as injected (e.g. after a killed run)")
+    parser.add_argument("--target", choices=TARGET_NAMES, default=None,
+                        help="where (default: $GAMEDAY_TARGET, else lab)")
+    parser.set_defaults(func=_cleanup)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    target = get_target(args.target)
+    for item in inject.cleanup(target):
+        print(f"undone: {item}")
+    leftovers = target.leftovers()
+    for item in leftovers:
+        print(f"still injected (not recorded by gameday): {item}")
+    print("nothing left injected" if not leftovers else "faults remain")
+    return EXIT_FAILED if leftovers else 0
 
 
 def _add_judge(subparsers: Any) -> None:
@@ -47,21 +78,37 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     variables = dict(parse_var(v) for v in args.var)
-    settings = RunSettings(validate_paths(args.experiments), variables, args.reports)
-    layout = layout_from_env()
+    target = args.target or os.environ.get("GAMEDAY_TARGET", "lab")
+    get_target(target)
+    settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target)
     signal.signal(signal.SIGTERM, _interrupt)
-    started = stack.up(layout)
+    started = time.monotonic()
+    with _lab_if_needed(target):
+        results = run_all(settings)
+    failed = sum(not r.verdict.passed for r in results)
+    print("\n" + table(results), flush=True)
+    if args.junit:
+        args.junit.parent.mkdir(parents=True, exist_ok=True)
+        args.junit.write_text(junit_xml(results), encoding="utf-8")
+        print(f"JUnit XML: {args.junit}")
+    print(f"{len(results) - failed} passed, {failed} failed "
+          f"in {time.monotonic() - started:.0f} s", flush=True)
+    return EXIT_FAILED if failed else 0
+
+
+@contextmanager
+def _lab_if_needed(target: str) -> Iterator[None]:
+    """Start the lab for the run when the target is the lab and it is not running."""
+    layout = layout_from_env()
+    started = target == "lab" and stack.up(layout)
     if started:
         print(f"lab started for this run (state in {layout.state_dir})", flush=True)
     try:
-        verdicts = run_all(settings)
+        yield
     finally:
         if started:
             stack.down(layout)
             print("lab stopped", flush=True)
-    failed = [v for v in verdicts if not v.passed]
-    print(f"{len(verdicts) - len(failed)} passed, {len(failed)} failed", flush=True)
-    return EXIT_FAILED if failed else 0
 
 
 def _judge(args: argparse.Namespace) -> int:
@@ -83,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     labcli.add_parser(subparsers)
     loadcli.add_parser(subparsers)
+    _add_cleanup(subparsers)
     _add_judge(subparsers)
     return parser
 

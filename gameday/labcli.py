@@ -7,6 +7,8 @@ import dataclasses
 import json
 from typing import Any
 
+from gameday.errors import MeasurementError
+from gameday.targets.lab import LabTarget
 from lab import stack
 from lab.layout import layout_from_env
 
@@ -18,6 +20,8 @@ def add_parser(subparsers: Any) -> None:
     actions.add_parser("up", help="start the lab and wait until it is ready").set_defaults(
         func=_up)
     actions.add_parser("down", help="stop every lab process").set_defaults(func=_down)
+    actions.add_parser("doctor", help="exit 0 only if the lab is healthy and nothing is "
+                       "left injected; list what is wrong otherwise").set_defaults(func=_doctor)
     status = actions.add_parser("status", help="where the lab's parts are and whether they run")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=_status)
@@ -57,3 +61,20 @@ def _status(args: argparse.Namespace) -> int:
         if state != "RUNNING":
             print(f"  process {name} is {state}")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    layout = layout_from_env()
+    if not stack.client(layout).is_up():
+        print(f"lab is not running (state dir {layout.state_dir})")
+        return 1
+    problems = [f"{name} is not answering" for name in stack.failing_checks(layout)]
+    try:
+        problems += LabTarget(layout).leftovers()
+    except MeasurementError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        print(f"  {problem}")
+    print("lab is healthy and nothing is injected" if not problems
+          else f"{len(problems)} problem(s); `gameday cleanup` undoes recorded faults")
+    return 1 if problems else 0

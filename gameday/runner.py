@@ -1,8 +1,8 @@
 """``gameday run``: run experiments through Chaos Toolkit, then judge each journal strictly.
 
 Each experiment runs as ``chaos run --rollback-strategy always`` in its own process,
-with its journal and log under the reports directory. The lab is started first when it
-is not running (and stopped afterwards only in that case).
+with its journal and log under the reports directory; its verdict includes a cleanup
+check of the target (nothing may be left injected).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from gameday.errors import ConfigError, MeasurementError
+from gameday.summary import ExperimentResult, key_figures
 from gameday.targets import get_target
 from gameday.traffic import EXTENSION_NAME
 from gameday.verdict import Verdict, judge
@@ -31,11 +32,12 @@ INTERRUPT_GRACE_S = 60.0
 
 @dataclass(frozen=True)
 class RunSettings:
-    """One ``gameday run``: experiment files, ``--var`` overrides, where reports go."""
+    """One ``gameday run``: experiment files, ``--var`` overrides, target, report paths."""
 
     experiments: tuple[Path, ...]
     variables: Mapping[str, Any]
     reports_dir: Path
+    target: str = "lab"
 
 
 def parse_var(text: str) -> tuple[str, Any]:
@@ -78,9 +80,32 @@ def required_controls(experiment: Mapping[str, Any]) -> list[str]:
     return [EXTENSION_NAME] if "gameday.traffic" in modules else []
 
 
-def catalog() -> tuple[Path, ...]:
-    """Every experiment of the catalog, in order."""
-    return tuple(sorted(CATALOG_DIR.glob("*.yaml")))
+def catalog(directory: Path = CATALOG_DIR) -> tuple[Path, ...]:
+    """Every experiment of the catalog, in its order: by ``x-gameday-order`` in the file's
+    ``extensions`` list when given (lower first), then by name."""
+    def order(path: Path) -> tuple[float, str]:
+        extensions = load_experiment(path).get("extensions") or []
+        marks = [e.get("order") for e in extensions
+                 if isinstance(e, dict) and e.get("name") == "gameday"]
+        return (float(marks[0]) if marks and marks[0] is not None else 1e9, path.name)
+
+    return tuple(sorted(directory.glob("*.yaml"), key=order))
+
+
+def select(paths: Sequence[Path], tags: Sequence[str]) -> tuple[Path, ...]:
+    """The experiments to run (the catalog when none given), keeping those with any of
+    ``tags``; raises on a bad file or when nothing is left."""
+    chosen = tuple(paths) or catalog()
+    if not chosen:
+        raise ConfigError(f"no experiments given and none found in {CATALOG_DIR}/")
+    experiments = {path: load_experiment(path) for path in chosen}
+    if tags:
+        chosen = tuple(p for p in chosen if set(tags) & set(experiments[p].get("tags") or []))
+        if not chosen:
+            known = sorted({t for e in experiments.values() for t in e.get("tags") or []})
+            raise ConfigError(f"no experiment has tag {', '.join(tags)}: known tags are "
+                              f"{', '.join(known)}")
+    return chosen
 
 
 def _chaos_command(path: Path, journal: Path, log: Path, variables: Mapping[str, Any]) -> list[str]:
@@ -106,53 +131,51 @@ def _run_chaos(command: list[str], env: Mapping[str, str]) -> int:
             return process.wait()
 
 
-def run_one(path: Path, settings: RunSettings) -> Verdict:
+def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     """Run one experiment through Chaos Toolkit and judge its journal."""
     experiment = load_experiment(path)
+    started = time.monotonic()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     journal_path = settings.reports_dir / f"{path.stem}-{stamp}.journal.json"
     log_path = settings.reports_dir / f"{path.stem}-{stamp}.chaos.log"
-    env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir)}
+    env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir),
+           "GAMEDAY_TARGET": settings.target}
     _run_chaos(_chaos_command(path, journal_path, log_path, settings.variables), env)
+    leftovers = _leftovers(settings.target)
+    duration_s = time.monotonic() - started
     if not journal_path.exists():
-        return Verdict(str(experiment.get("title", path)),
-                       (f"chaos run wrote no journal; see {log_path}",))
+        reasons = (f"chaos run wrote no journal; see {log_path}",
+                   *(f"left injected after the run: {item}" for item in leftovers))
+        return ExperimentResult(path, Verdict(str(experiment.get("title", path)), reasons),
+                                None, duration_s)
     journal = json.loads(journal_path.read_text(encoding="utf-8"))
-    return judge(journal, settings.variables, required_controls(experiment), _leftovers())
+    verdict = judge(journal, settings.variables, required_controls(experiment), leftovers)
+    return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal))
 
 
-def _leftovers() -> list[str]:
+def _leftovers(target: str) -> list[str]:
     try:
-        return get_target().leftovers()
+        return get_target(target).leftovers()
     except MeasurementError as exc:
         return [f"the cleanup check could not run: {exc}"]
 
 
-def print_verdict(path: Path, verdict: Verdict) -> None:
+def print_verdict(result: ExperimentResult) -> None:
     """One line per experiment, then one indented line per reason."""
+    verdict = result.verdict
     word = "PASS" if verdict.passed else "FAIL"
-    print(f"{word}  {path}  — {verdict.title}", flush=True)
+    print(f"{word}  {result.path}  — {verdict.title} ({result.duration_s:.0f} s)", flush=True)
     for reason in verdict.reasons:
         print(f"      {reason}", flush=True)
 
 
-def run_all(settings: RunSettings) -> list[Verdict]:
-    """Run every experiment in order; returns their verdicts."""
-    verdicts = []
+def run_all(settings: RunSettings) -> list[ExperimentResult]:
+    """Run every experiment in order; returns their results."""
+    results = []
     for path in settings.experiments:
         print(f"running {path} ...", flush=True)
-        verdict = run_one(path, settings)
-        print_verdict(path, verdict)
-        verdicts.append(verdict)
-    return verdicts
-
-
-def validate_paths(paths: Sequence[Path]) -> tuple[Path, ...]:
-    """The experiments to run (the catalog when none given); raises on a bad file."""
-    chosen = tuple(paths) or catalog()
-    if not chosen:
-        raise ConfigError(f"no experiments given and none found in {CATALOG_DIR}/")
-    for path in chosen:
-        load_experiment(path)
-    return chosen
+        result = run_one(path, settings)
+        print_verdict(result)
+        results.append(result)
+    return results

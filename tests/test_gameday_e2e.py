@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import LAB_PORT_BASE, ROOT, RunningLab, lab_env
@@ -82,3 +84,37 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     assert bad_var.returncode == 2 and "expected key=value" in bad_var.stderr
     assert "Traceback" not in missing.stderr + bad_var.stderr
     assert (ROOT / EXPERIMENT).exists()
+
+
+def test_doctor_finds_leftovers_and_cleanup_undoes_them(lab: RunningLab) -> None:
+    healthy = lab.gameday("lab", "doctor")
+    assert healthy.returncode == 0, healthy.stdout
+    assert "lab is healthy and nothing is injected" in healthy.stdout
+    script = ("from gameday import inject; from gameday.targets import get_target; "
+              "t = get_target(); inject.partition(t, 'service-broker'); "
+              "inject.broker_fail(t, {'mode': 'error', 'status': 503})")
+    injected = subprocess.run([sys.executable, "-c", script], env=lab.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert injected.returncode == 0, injected.stderr
+    sick = lab.gameday("lab", "doctor")
+    assert sick.returncode == 1
+    assert "link service-broker is down" in sick.stdout
+    assert "broker simulator is in mode" in sick.stdout
+    cleaned = lab.gameday("cleanup")
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert "undone: partition {'link': 'service-broker'}" in cleaned.stdout
+    assert "nothing left injected" in cleaned.stdout
+    assert lab.gameday("lab", "doctor").returncode == 0
+
+
+def test_junit_and_summary_table(lab: RunningLab, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    result = lab.gameday("run", EXPERIMENT, "--junit", str(junit),
+                         "--reports", str(tmp_path), "--var", "outage_hold_s=0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "experiment" in result.stdout and "trip_s" in result.stdout
+    xml = junit.read_text()
+    assert '<testcase classname="gameday.experiments" name="broker-outage"' in xml
+    assert 'failures="0"' in xml
+    unknown = lab.gameday("run", "--tag", "nope")
+    assert unknown.returncode == 2 and "known tags are" in unknown.stderr

@@ -69,5 +69,5 @@ def call_with_deadline(call: Callable[[], T], timeout_s: float, what: str) -> T:
     if failure:
         raise failure[0]
     if not outcome:
-        raise TimeoutError(f"{what} did not finish within {timeout_s:g} s")
+        raise TimeoutError(f"{what} did not finish within {timeout_s:g} s (it may still complete)")
     return outcome[0]

@@ -5,7 +5,7 @@ A partition is a NetworkPolicy that gameday creates and deletes by name, labelle
 
 - ``service-broker``: the service's pods may send nothing but DNS (egress denied), so
   no replica reaches the broker (through the Toxiproxy service or not).
-- ``lb-replica-N``: the N-th live pod (by name) gets the label
+- ``lb-replica-N``: the N-th pod by name (of those not being deleted) gets the label
   ``gameday.io/partition=lb-replica-N`` and a policy selecting that label denies all of
   its ingress: the load balancer (the Service) can no longer reach it.
 """

@@ -113,7 +113,8 @@ class KubernetesTarget:
         assert policy is not None
         try:
             NetworkingV1Api(api).create_namespaced_network_policy(
-                self._ns, policy, _request_timeout=self._timeout_s)
+                self._ns, policy, _headers={"Content-Type": "application/json"},
+                _request_timeout=self._timeout_s)
         except API_ERRORS as exc:
             if getattr(exc, "status", None) != 409:  # already there: partitioned already
                 raise_as(InjectionError, f"cannot create NetworkPolicy in {self._ns}", exc)
