@@ -60,6 +60,13 @@ class BreakerView:
         return {replica_name(json.loads(key)): sorted({v for _, v in samples})
                 for key, samples in matrix.items()}
 
+    def transitions(self, window_s: int) -> dict[str, float]:
+        """Breaker transitions each replica made over the trailing window."""
+        metric = f"broker_circuit_breaker_transitions_total{{{self.selector}}}"
+        vector = self.prometheus.vector(
+            f"sum by (instance, replica, pod) (increase({metric}[{window_s}s]))")
+        return {replica_name(s.labels): s.value for s in vector}
+
     def wait_for(self, state: str, timeout_s: float,
                  clock: Callable[[], float] = time.time) -> dict[str, str]:
         """Poll until every replica is in ``state`` or ``timeout_s`` passes; last states seen."""

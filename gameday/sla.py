@@ -46,7 +46,8 @@ class SlaTargets:
         return cls(**values)
 
 
-def _window(window_s: float) -> str:
+def window_selector(window_s: float) -> str:
+    """A PromQL range like ``10s`` for a window in seconds; ConfigError when out of range."""
     try:
         window_s = float(window_s)
     except (TypeError, ValueError):
@@ -64,7 +65,7 @@ def _orders_rate(selector: str, window: str, statuses: str | None = None) -> str
 def expressions(selector: str, window_s: float) -> dict[str, str]:
     """PromQL of each SLA over a trailing window (pure); used by the probes and by the
     lab's recording rules, so both compute the same thing."""
-    window = _window(window_s)
+    window = window_selector(window_s)
     total = _orders_rate(selector, window)
     buckets = f"broker_order_execution_seconds_bucket{{{selector}}}"
     return {

@@ -23,8 +23,8 @@ from gameday.prometheus import Prometheus
 from gameday.sla import DEFAULT_SELECTOR
 from gameday.targets import get_target
 
-__all__ = ["all_closed", "closed_within", "opened_within", "state", "states",
-           "time_to_recover_s", "time_to_trip_s"]
+__all__ = ["all_closed", "closed_within", "max_transitions", "opened_within", "state",
+           "states", "time_to_recover_s", "time_to_trip_s"]
 
 FAULT_KINDS = ("partition", "degrade", "broker")
 
@@ -162,3 +162,19 @@ def closed_within(seconds: float = 30, since: float | None = None,
     view = _view(configuration)
     seen = view.wait_for("closed", start + bound + SCRAPE_SLACK_S - time.time())
     return all_in(seen, "closed") and time_since(view.last_transitions(), start) <= bound
+
+
+def max_transitions(window_s: float = 30, configuration: dict[str, Any] | None = None) -> float:
+    """Most breaker transitions any one replica made over a trailing window.
+
+    Args:
+        window_s: the window, in seconds (2..3600).
+
+    Returns a count (a float: Prometheus extrapolates ``increase``); a breaker that
+    thrashes shows a high count. Pair it with a range tolerance, e.g. ``[0, 12]``.
+    """
+    window = _seconds(window_s)
+    if window < 2:
+        raise ConfigError(f"window_s={window_s} is out of range: valid is 2..3600")
+    counts = _view(configuration).transitions(int(window))
+    return max(counts.values())

@@ -12,6 +12,7 @@ from chaoslib.discovery.discover import discover_activities
 
 MODULES = {
     "probes.sla": "probe", "probes.breaker": "probe", "probes.replicas": "probe",
+    "probes.orders": "probe",
     "actions.network": "action", "actions.broker": "action", "actions.pods": "action",
 }
 JSON_TYPES = (bool, int, float, str, dict, list, type(None), typing.Any)
