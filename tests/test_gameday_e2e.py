@@ -11,7 +11,7 @@ from conftest import LAB_PORT_BASE, ROOT, RunningLab, lab_env
 
 from gameday.http import request_json
 
-EXPERIMENT = "experiments/broker-outage.yaml"
+EXPERIMENT = "experiments/broker-down.yaml"
 
 
 def test_lab_status_json_lists_every_part(lab: RunningLab) -> None:
@@ -27,7 +27,7 @@ def test_lab_status_json_lists_every_part(lab: RunningLab) -> None:
 
 
 def _journal(reports: Path) -> dict[str, object]:
-    journals = sorted(reports.glob("broker-outage-*.journal.json"))
+    journals = sorted(reports.glob("broker-down-*.journal.json"))
     assert journals, f"no journal in {reports}"
     return dict(json.loads(journals[-1].read_text()))
 
@@ -114,7 +114,7 @@ def test_junit_and_summary_table(lab: RunningLab, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:]
     assert "experiment" in result.stdout and "trip_s" in result.stdout
     xml = junit.read_text()
-    assert '<testcase classname="gameday.experiments" name="broker-outage"' in xml
+    assert '<testcase classname="gameday.experiments" name="broker-down"' in xml
     assert 'failures="0"' in xml
     unknown = lab.gameday("run", "--tag", "nope")
     assert unknown.returncode == 2 and "known tags are" in unknown.stderr
