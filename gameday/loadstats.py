@@ -13,7 +13,6 @@ worker processes are those of one histogram fed every value.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +78,7 @@ def classify_status(status: int) -> str:
 def _ms(histogram: HdrHistogram, percentile: float) -> float | None:
     if histogram.get_total_count() == 0:
         return None
-    return round(histogram.get_value_at_percentile(percentile) / 1000, 3)
+    return round(float(histogram.get_value_at_percentile(percentile)) / 1000, 3)
 
 
 def timeline_entry(
@@ -145,7 +144,10 @@ class LoadStats:
     last_start_s: float = 0.0
 
     def _second(self, t: int) -> SecondStats:
-        return self.open_seconds.setdefault(t, SecondStats())
+        bucket = self.open_seconds.get(t)
+        if bucket is None:
+            bucket = self.open_seconds[t] = SecondStats()
+        return bucket
 
     def schedule_reaches(self, t: int) -> None:
         """Every request due before second ``t`` has been created (seconds < t may finish)."""

@@ -12,9 +12,12 @@ Declare it in an experiment::
 Before the experiment it starts ``gameday load`` against the target's entry point and
 waits ``warmup_s`` so that the SLA windows hold data; after the experiment it stops the
 load and adds the load generator's summary to the journal as the extension
-``gameday-traffic``. The load runs in its own process (its timing is not disturbed by
-Chaos Toolkit's threads) and stops by itself after ``max_duration_s`` or when the Chaos
-Toolkit process goes away.
+``gameday-traffic`` (its ``outcomes_path`` names the log of every order's outcome).
+While it runs, the load generator keeps a live file of its finished seconds
+(``traffic_files().live``) from which client-side SLA probes compute
+:func:`gameday.clientsla.client_sla`. The load runs in its own process (its timing
+is not disturbed by Chaos Toolkit's threads) and stops by itself after
+``max_duration_s`` or when the Chaos Toolkit process goes away.
 """
 
 from __future__ import annotations
@@ -26,30 +29,47 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chaoslib.exceptions import InterruptExecution
 
 from gameday.targets import get_target
 
-__all__ = ["after_experiment_control", "before_experiment_control", "traffic_files"]
+__all__ = [
+    "TrafficFiles",
+    "after_experiment_control",
+    "before_experiment_control",
+    "traffic_files",
+]
 
 EXTENSION_NAME = "gameday-traffic"
 STOP_TIMEOUT_S = 15.0
 
 
-def traffic_files(pid: int | None = None) -> tuple[Path, Path]:
-    """Where the load of the Chaos Toolkit process ``pid`` keeps its PID and summary."""
+class TrafficFiles(NamedTuple):
+    """The files of one experiment's load (unpacks as ``pid, summary, live``)."""
+
+    pid: Path
+    summary: Path
+    live: Path
+
+
+def traffic_files(pid: int | None = None) -> TrafficFiles:
+    """Where the load of the Chaos Toolkit process ``pid`` (default: this one) keeps its
+    PID, summary and live file, in ``$GAMEDAY_RUN_DIR/traffic/`` (default ``reports``)."""
     run_dir = Path(os.environ.get("GAMEDAY_RUN_DIR", "reports")) / "traffic"
     run_dir.mkdir(parents=True, exist_ok=True)
     key = pid or os.getpid()
-    return run_dir / f"load-{key}.pid", run_dir / f"load-{key}.json"
+    return TrafficFiles(run_dir / f"load-{key}.pid", run_dir / f"load-{key}.json",
+                        run_dir / f"load-{key}.live.json")
 
 
-def _load_command(url: str, rate_rps: float, max_duration_s: float, out: Path) -> list[str]:
+def _load_command(url: str, rate_rps: float, max_duration_s: float, files: TrafficFiles,
+                  workers: int = 1) -> list[str]:
     return [
         sys.executable, "-m", "gameday", "load", "--url", url, "--rate", str(rate_rps),
-        "--duration", str(max_duration_s), "--json", str(out),
+        "--duration", str(max_duration_s), "--json", str(files.summary),
+        "--live", str(files.live), "--workers", str(workers),
         "--stop-with-parent", str(os.getpid()),
     ]
 
@@ -57,15 +77,18 @@ def _load_command(url: str, rate_rps: float, max_duration_s: float, out: Path) -
 def before_experiment_control(  # noqa: PLR0917 (Chaos Toolkit calls it so)
     context: dict[str, Any], configuration: dict[str, Any] | None = None,
     secrets: dict[str, Any] | None = None, rate_rps: float = 200.0, warmup_s: float = 12.0,
-    max_duration_s: float = 900.0, **kwargs: Any,
+    max_duration_s: float = 900.0, workers: int = 1, **kwargs: Any,
 ) -> None:
-    """Start order traffic at ``rate_rps`` and wait ``warmup_s`` seconds."""
-    pid_file, out = traffic_files()
-    out.unlink(missing_ok=True)
+    """Start order traffic at ``rate_rps`` (split over ``workers`` processes) and wait
+    ``warmup_s`` seconds; the load stops by itself after ``max_duration_s``."""
+    files = traffic_files()
+    pid_file, out = files.pid, files.summary
+    for stale in (out, files.live, out.with_suffix(".outcomes.jsonl")):
+        stale.unlink(missing_ok=True)
     url = get_target().entry_url() + "/orders"
-    log = out.with_suffix(".log").open("w")
-    process = subprocess.Popen(_load_command(url, rate_rps, max_duration_s, out),
-                               stdout=log, stderr=subprocess.STDOUT)
+    command = _load_command(url, rate_rps, max_duration_s, files, int(workers))
+    with out.with_suffix(".log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     pid_file.write_text(str(process.pid))
     deadline = time.monotonic() + warmup_s
     while time.monotonic() < deadline:
@@ -110,7 +133,7 @@ def after_experiment_control(
     **kwargs: Any,
 ) -> None:
     """Stop the traffic and add its summary to the journal (extension ``gameday-traffic``)."""
-    pid_file, out = traffic_files()
+    pid_file, out, _ = traffic_files()
     if not pid_file.exists():
         return
     _stop(int(pid_file.read_text()))

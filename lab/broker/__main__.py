@@ -1,21 +1,30 @@
 """Run the broker simulator: ``python -m lab.broker --port P --admin-port A``.
 
-Options: ``--host`` (default 127.0.0.1; both APIs bind it), ``--port`` and
-``--admin-port`` (default 0 = any free port), ``--latency-ms`` (median order
-latency, default 10), ``--seed`` (reproducible randomness).
-First stdout line: ``listening http://HOST:PORT admin http://HOST:APORT``.
+Options: ``--host`` (order API address, default 127.0.0.1), ``--port`` and
+``--admin-port`` (default 0 = any free port), ``--admin-host`` (default 127.0.0.1),
+``--latency-ms`` (median order latency, default 20), ``--latency-sigma`` (log-normal
+tail, default 0.6; 0 = constant), ``--seed``
+(reproducible randomness), ``--ledger PATH`` (SQLite ledger kept across restarts;
+default: in memory). First stdout line:
+``listening http://HOST:PORT admin http://HOST:APORT``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from prometheus_client import disable_created_metrics
 
-from lab.broker.app import make_admin_app, make_order_app
-from lab.broker.serving import serve_until_signal
+from lab.broker import serving
+from lab.broker.admin import make_admin_app
+from lab.broker.app import make_order_app
+from lab.broker.ledger import MEMORY
+from lab.broker.orders import LATENCY_SIGMA
+from lab.broker.serving import DrainSettings, serve_until_signal
 from lab.broker.state import BrokerSettings, BrokerState
+
+# Hung requests must not hold up a stop: supervisord kills after 5 s.
+DRAIN = DrainSettings(delay_s=0.0, timeout_s=2.0, handler_cancellation=True)
 
 
 def parse_args(argv: list[str] | None = None) -> BrokerSettings:
@@ -23,23 +32,34 @@ def parse_args(argv: list[str] | None = None) -> BrokerSettings:
     parser = argparse.ArgumentParser(prog="python -m lab.broker", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="order API port, 0 = any")
+    parser.add_argument("--admin-host", default="127.0.0.1")
     parser.add_argument("--admin-port", type=int, default=0, help="admin API port, 0 = any")
-    parser.add_argument("--latency-ms", type=float, default=10.0, help="median latency")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="median latency")
+    parser.add_argument("--latency-sigma", type=float, default=LATENCY_SIGMA,
+                        help="log-normal sigma of the latency (tail), 0..3")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--ledger", default=MEMORY, help="SQLite file (default: in memory)")
     args = parser.parse_args(argv)
-    if args.latency_ms < 0:
+    if not args.latency_ms >= 0:
         parser.error("--latency-ms must be >= 0")
-    return BrokerSettings(args.host, args.port, args.admin_port, args.latency_ms, args.seed)
+    if not 0 <= args.latency_sigma <= 3:
+        parser.error("--latency-sigma must be between 0 and 3")
+    return BrokerSettings(
+        host=args.host, port=args.port, admin_port=args.admin_port,
+        latency_ms=args.latency_ms, seed=args.seed, ledger_path=args.ledger,
+        admin_host=args.admin_host, latency_sigma=args.latency_sigma,
+    )  # fmt: skip
 
 
-async def run(settings: BrokerSettings) -> None:
+async def serve(settings: BrokerSettings) -> None:
     """Serve both APIs until SIGTERM/SIGINT."""
     state = BrokerState(settings)
     await serve_until_signal(
         [
             ("orders", make_order_app(state), settings.host, settings.port),
-            ("admin", make_admin_app(state), settings.host, settings.admin_port),
-        ]
+            ("admin", make_admin_app(state), settings.admin_host, settings.admin_port),
+        ],
+        DRAIN,
     )
 
 
@@ -47,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     settings = parse_args(argv)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
-    asyncio.run(run(settings))
+    serving.run(serve(settings))
 
 
 if __name__ == "__main__":

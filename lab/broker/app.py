@@ -1,32 +1,52 @@
-"""HTTP apps of the broker simulator: the order API and the admin API.
+"""The broker simulator's order API (the admin API is in :mod:`lab.broker.admin`).
 
-Order API (``make_order_app``)::
+::
 
-    POST /orders    order JSON -> 200 fill JSON | 400 {"error", "field"}
-                    | mode's status {"error": "broker_error"}
+    POST /orders    order JSON (see lab.broker.orders), after a simulated latency:
+                    200 fill {"fill_id", "client_order_id", "instrument", "units",
+                              "fill_price", "filled_at"}  (a repeated client_order_id
+                              gets its original fill back, never a second one)
+                    400 {"error", "field"}                 malformed order
+                    422 {"error": "rejected", "reason"}    refused (unknown_instrument,
+                                                           units_limit_exceeded)
+                    or the current mode's answer: {"error": "broker_error" | "broker_down"
+                    | "rate_limited" | "maintenance"} (+ Retry-After), or no answer (hang)
+    GET  /fills     ?since=UNIX_S&until=UNIX_S&client_order_id=ID (all optional)
+                    200 {"fills": [fill, ...]} oldest first | 400 {"error", "field"}
     GET  /health    200 {"status": "ok"}
     GET  /metrics   Prometheus text: broker_sim_orders_total{result},
-                    broker_sim_mode_info{mode}
+                    broker_sim_order_seconds, broker_sim_mode_info{mode},
+                    broker_sim_ledger_fills, broker_sim_hanging_requests
 
-Admin API (``make_admin_app``, its own port)::
-
-    GET  /admin/mode    200 current mode JSON
-    POST /admin/mode    mode JSON -> 200 new mode JSON | 400 {"error": ...}
-    POST /admin/reset   200 {"mode": "normal"}
+An order the broker has taken is completed even when the client goes away before the
+answer (its fill is in the ledger: an "unknown outcome" for that client). In
+``maintenance`` mode every route but ``/metrics`` answers 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from lab.broker.modes import InvalidMode, NormalMode, decide, parse_mode
-from lab.broker.orders import InvalidOrder, make_fill, parse_order, sample_latency_ms
+from lab.broker.ledger import InvalidQuery, parse_fill_query
+from lab.broker.modes import Verdict, decide, maintenance_verdict
+from lab.broker.orders import (
+    InvalidOrder,
+    Order,
+    fill_price,
+    parse_order,
+    rejection_reason,
+    sample_latency_ms,
+)
 from lab.broker.state import BrokerState
 
-__all__ = ["STATE", "make_admin_app", "make_order_app", "read_json"]
+__all__ = ["STATE", "make_order_app", "read_json"]
 
 STATE = web.AppKey("broker_state", BrokerState)
 
@@ -39,76 +59,117 @@ async def read_json(request: web.Request) -> object:
         raise InvalidOrder("body must be valid JSON") from exc
 
 
-async def post_order(request: web.Request) -> web.Response:
-    """Fill an order after a simulated latency, unless the mode says otherwise."""
+def _error_response(verdict: Verdict) -> web.Response:
+    headers = {}
+    if verdict.retry_after_s is not None:
+        headers["Retry-After"] = str(math.ceil(verdict.retry_after_s))
+    status = verdict.error_status or 500
+    return web.json_response({"error": verdict.error}, status=status, headers=headers)
+
+
+@web.middleware
+async def maintenance(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer 503 on every route but /metrics while in maintenance mode."""
     state = request.app[STATE]
+    verdict = None if request.path == "/metrics" else maintenance_verdict(state.mode, state.rng)
+    if verdict is None:
+        return await handler(request)
+    if request.path == "/orders":
+        state.count("failed")
+    return _error_response(verdict)
+
+
+async def post_order(request: web.Request) -> web.Response:
+    """Take an order and answer as the current mode says; see the module doc."""
+    state = request.app[STATE]
+    started = time.perf_counter()
     try:
         order = parse_order(await read_json(request))
     except InvalidOrder as exc:
-        state.count("rejected")
+        state.count("invalid")
         return web.json_response(exc.to_json(), status=400)
-    verdict = decide(state.mode, state.rng)
-    latency_ms = sample_latency_ms(state.rng, state.settings.latency_ms)
-    await asyncio.sleep((latency_ms + verdict.added_latency_ms) / 1000)
+    verdict = decide(state.mode, state.rng, state.mode_elapsed_s())
+    if verdict.hang:
+        await _hang(state)
+    response = await state.detach(_process(state, order, verdict))
+    state.metrics.order_seconds.observe(time.perf_counter() - started)
+    return response
+
+
+async def _hang(state: BrokerState) -> None:
+    """Never return: the request ends when its client goes away (handler cancelled)."""
+    state.count("hung")
+    state.metrics.hanging.inc()
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        state.metrics.hanging.dec()
+
+
+async def _process(state: BrokerState, order: Order, verdict: Verdict) -> web.Response:
+    if verdict.latency:
+        settings = state.settings
+        delay_ms = sample_latency_ms(state.rng, settings.latency_ms, settings.latency_sigma)
+        await asyncio.sleep((delay_ms + verdict.added_latency_ms) / 1000)
     if verdict.error_status is not None:
-        state.count("failed")
-        return web.json_response({"error": "broker_error"}, status=verdict.error_status)
-    fill = state.fills.get_or_add(order.client_order_id, lambda: make_fill(order, state.rng))
+        state.count("rate_limited" if verdict.error_status == 429 else "failed")
+        return _error_response(verdict)
+    reason = rejection_reason(order)
+    if reason is not None:
+        state.count("rejected")
+        return web.json_response({"error": "rejected", "reason": reason}, status=422)
+    return _book(state, order, verdict.duplicate)
+
+
+def _book(state: BrokerState, order: Order, duplicate: bool) -> web.Response:
+    """The fill of ``order``: the one booked before under its id, else a new one."""
+    booked = None if duplicate else state.ledger.first_fill(order.client_order_id)
+    if booked is not None:
+        state.count("replayed")
+        return web.json_response(booked.to_json())
+    fill = state.ledger.add(order, fill_price(order, state.rng), state.wall_clock())
+    state.metrics.ledger_fills.inc()
     state.count("filled")
     return web.json_response(fill.to_json())
 
 
+async def get_fills(request: web.Request) -> web.Response:
+    """Fills from the ledger, filtered by the query string; see the module doc."""
+    try:
+        query = parse_fill_query(request.query)
+    except InvalidQuery as exc:
+        return web.json_response({"error": str(exc), "field": exc.field}, status=400)
+    fills = request.app[STATE].ledger.fills(query)
+    return web.json_response({"fills": [fill.to_json() for fill in fills]})
+
+
 async def get_health(request: web.Request) -> web.Response:
-    """Liveness: always ``{"status": "ok"}`` while the process serves."""
+    """Liveness: ``{"status": "ok"}`` while the process serves (503 in maintenance)."""
     return web.json_response({"status": "ok"})
 
 
 async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition of this instance's registry."""
-    body = generate_latest(request.app[STATE].registry)
+    body = generate_latest(request.app[STATE].metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-async def get_mode(request: web.Request) -> web.Response:
-    """The current mode as JSON."""
-    return web.json_response(request.app[STATE].mode.to_json())
+def _closing(state: BrokerState) -> web.Application:
+    async def close(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await state.close()
 
-
-async def post_mode(request: web.Request) -> web.Response:
-    """Switch to the mode in the body; 400 naming the valid choices if it is bad."""
-    state = request.app[STATE]
-    try:
-        body = await request.json()
-        mode = parse_mode(body)
-    except ValueError as exc:  # InvalidMode or malformed JSON
-        message = str(exc) if isinstance(exc, InvalidMode) else "body must be valid JSON"
-        return web.json_response({"error": message}, status=400)
-    state.set_mode(mode)
-    return web.json_response(mode.to_json())
-
-
-async def post_reset(request: web.Request) -> web.Response:
-    """Back to normal mode; idempotent."""
-    state = request.app[STATE]
-    state.set_mode(NormalMode())
-    return web.json_response(state.mode.to_json())
-
-
-def make_order_app(state: BrokerState) -> web.Application:
-    """The order API app over ``state``."""
-    app = web.Application()
-    app[STATE] = state
-    app.router.add_post("/orders", post_order)
-    app.router.add_get("/health", get_health)
-    app.router.add_get("/metrics", get_metrics)
+    app = web.Application(middlewares=[maintenance])
+    app.cleanup_ctx.append(close)
     return app
 
 
-def make_admin_app(state: BrokerState) -> web.Application:
-    """The admin API app over ``state`` (serve it on its own port)."""
-    app = web.Application()
+def make_order_app(state: BrokerState) -> web.Application:
+    """The order API app over ``state``; ``state`` is closed when the app is cleaned up."""
+    app = _closing(state)
     app[STATE] = state
-    app.router.add_get("/admin/mode", get_mode)
-    app.router.add_post("/admin/mode", post_mode)
-    app.router.add_post("/admin/reset", post_reset)
+    app.router.add_post("/orders", post_order)
+    app.router.add_get("/fills", get_fills)
+    app.router.add_get("/health", get_health)
+    app.router.add_get("/metrics", get_metrics)
     return app

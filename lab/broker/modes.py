@@ -1,139 +1,200 @@
 """Broker simulator modes: how the simulated broker misbehaves, if at all.
 
-A mode is a small frozen dataclass; the app holds exactly one and replaces it
-atomically. Admin JSON (``GET``/``POST /admin/mode``)::
+A mode is a small frozen dataclass; the simulator holds exactly one and replaces it
+atomically (setting a mode clears the previous one). Every mode takes ``probability``
+(0..1, default 1): the share of requests it affects; the others are served normally.
+Admin JSON (``GET``/``POST /admin/mode``), with the defaults::
 
     {"mode": "normal"}
-    {"mode": "error", "status": 500, "probability": 1.0}   # status 400..599, p in 0..1
-    {"mode": "slow", "latency_ms": 1500}                    # added to every order
+    {"mode": "error", "status": 500}                  # answer status 400..599
+    {"mode": "rate_limit", "retry_after_s": 1}         # 429 + Retry-After, at once
+    {"mode": "slow", "latency_ms": 1000}               # added to the normal latency
+    {"mode": "hang"}                                   # accept, never answer
+    {"mode": "flap", "down_s": 5, "up_s": 5, "status": 503}  # down first, then up, ...
+    {"mode": "maintenance", "retry_after_s": 60}       # 503 + Retry-After on everything
+    {"mode": "duplicate"}                              # a bug: repeated ids fill again
 
-Modes are registered in :data:`PARSERS`; :func:`parse_mode` validates admin input
-and raises :class:`InvalidMode` (message lists what is valid).
+``maintenance`` covers every route of the order API but ``/metrics``; the others affect
+``POST /orders`` only. ``duplicate`` is sabotage for testing reconciliation: the broker
+forgets idempotency and books a second fill for a client order id it has seen.
+:func:`decide` is the pure per-order decision; parsing admin input is in
+:mod:`lab.broker.modeparse`.
 """
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
-    "PARSERS",
+    "DuplicateMode",
     "ErrorMode",
-    "InvalidMode",
+    "FlapMode",
+    "HangMode",
+    "MaintenanceMode",
     "Mode",
     "NormalMode",
+    "RateLimitMode",
     "SlowMode",
     "Verdict",
     "decide",
-    "parse_mode",
+    "maintenance_verdict",
 ]
-
-MAX_ADDED_LATENCY_MS = 600_000.0
-
-
-class InvalidMode(ValueError):
-    """Admin input that names no known mode or carries bad parameters."""
-
-
-@dataclass(frozen=True)
-class NormalMode:
-    """Fill every order."""
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"mode": "normal"}``."""
-        return {"mode": "normal"}
-
-
-@dataclass(frozen=True)
-class ErrorMode:
-    """Answer an order with HTTP ``status`` and ``{"error": "broker_error"}``, with
-    ``probability`` (0..1) per order; the other orders fill normally."""
-
-    status: int = 500
-    probability: float = 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"mode": "error", "status": int, "probability": float}``."""
-        return {"mode": "error", "status": self.status, "probability": self.probability}
-
-
-@dataclass(frozen=True)
-class SlowMode:
-    """Add ``latency_ms`` to every order's normal latency."""
-
-    latency_ms: float = 1000.0
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"mode": "slow", "latency_ms": float}``."""
-        return {"mode": "slow", "latency_ms": self.latency_ms}
-
-
-Mode = NormalMode | ErrorMode | SlowMode
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What happens to one order: extra delay, then an error status or a fill."""
+    """What happens to one order.
 
+    latency: whether the normal latency applies (errors answered "at once" skip it).
+    added_latency_ms: delay on top of it. error_status / error: the answer instead of a
+    fill (None = fill). retry_after_s: sent as ``Retry-After``. hang: never answer.
+    duplicate: book a new fill even if the client order id has one.
+    """
+
+    latency: bool = True
     added_latency_ms: float = 0.0
     error_status: int | None = None
+    error: str = ""
+    retry_after_s: float | None = None
+    hang: bool = False
+    duplicate: bool = False
 
 
-def decide(mode: Mode, rng: random.Random) -> Verdict:
-    """The fate of one order under ``mode``."""
-    if isinstance(mode, SlowMode):
-        return Verdict(added_latency_ms=mode.latency_ms)
-    if isinstance(mode, ErrorMode) and rng.random() < mode.probability:
-        return Verdict(error_status=mode.status)
-    return Verdict()
+class _ModeJson:
+    name: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"mode": name, **parameters}``: what ``GET /admin/mode`` shows."""
+        return {"mode": self.name, **vars(self)}
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """The fate of an order this mode affects, ``elapsed_s`` after it was set."""
+        return Verdict()
 
 
-def _number(body: Mapping[str, Any], name: str, default: float) -> float:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidMode(f"{name} must be a number")
-    if not math.isfinite(value):
-        raise InvalidMode(f"{name} must be finite")
-    return float(value)
+@dataclass(frozen=True)
+class NormalMode(_ModeJson):
+    """Fill every order."""
+
+    name = "normal"
 
 
-def _parse_normal(body: Mapping[str, Any]) -> Mode:
-    return NormalMode()
+@dataclass(frozen=True)
+class ErrorMode(_ModeJson):
+    """Answer HTTP ``status`` with ``{"error": "broker_error"}`` after the normal latency."""
+
+    name = "error"
+    status: int = 500
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(error_status=self.status, error="broker_error")
 
 
-def _parse_error(body: Mapping[str, Any]) -> Mode:
-    status = body.get("status", 500)
-    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-        raise InvalidMode("status must be an integer HTTP error status, 400..599")
-    probability = _number(body, "probability", 1.0)
-    if not 0.0 <= probability <= 1.0:
-        raise InvalidMode("probability must be between 0 and 1")
-    return ErrorMode(status=status, probability=probability)
+@dataclass(frozen=True)
+class RateLimitMode(_ModeJson):
+    """Answer 429 ``{"error": "rate_limited"}`` at once, with ``Retry-After``."""
+
+    name = "rate_limit"
+    retry_after_s: float = 1.0
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(latency=False, error_status=429, error="rate_limited",
+                       retry_after_s=self.retry_after_s)
 
 
-def _parse_slow(body: Mapping[str, Any]) -> Mode:
-    latency_ms = _number(body, "latency_ms", 1000.0)
-    if not 0.0 <= latency_ms <= MAX_ADDED_LATENCY_MS:
-        raise InvalidMode(f"latency_ms must be between 0 and {MAX_ADDED_LATENCY_MS:g}")
-    return SlowMode(latency_ms=latency_ms)
+@dataclass(frozen=True)
+class SlowMode(_ModeJson):
+    """Add ``latency_ms`` to the order's normal latency."""
+
+    name = "slow"
+    latency_ms: float = 1000.0
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(added_latency_ms=self.latency_ms)
 
 
-PARSERS: Mapping[str, Callable[[Mapping[str, Any]], Mode]] = {
-    "normal": _parse_normal,
-    "error": _parse_error,
-    "slow": _parse_slow,
-}
+@dataclass(frozen=True)
+class HangMode(_ModeJson):
+    """Accept the order and never answer (until the client goes away)."""
+
+    name = "hang"
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(latency=False, hang=True)
 
 
-def parse_mode(body: object) -> Mode:
-    """Validate an admin body such as ``{"mode": "error", "status": 503}``."""
-    valid = ", ".join(PARSERS)
-    if not isinstance(body, dict):
-        raise InvalidMode(f"body must be a JSON object with a mode: one of {valid}")
-    name = body.get("mode")
-    if not isinstance(name, str) or name not in PARSERS:
-        raise InvalidMode(f"unknown mode {name!r}; valid modes: {valid}")
-    return PARSERS[name](body)
+@dataclass(frozen=True)
+class FlapMode(_ModeJson):
+    """Alternate ``down_s`` seconds down (answer ``status`` at once) and ``up_s`` up,
+    starting down when the mode is set."""
+
+    name = "flap"
+    down_s: float = 5.0
+    up_s: float = 5.0
+    status: int = 503
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        if elapsed_s % (self.down_s + self.up_s) >= self.down_s:
+            return Verdict()
+        return Verdict(latency=False, error_status=self.status, error="broker_down")
+
+
+@dataclass(frozen=True)
+class MaintenanceMode(_ModeJson):
+    """Answer 503 ``{"error": "maintenance"}`` with ``Retry-After`` on every route."""
+
+    name = "maintenance"
+    retry_after_s: float = 60.0
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(latency=False, error_status=503, error="maintenance",
+                       retry_after_s=self.retry_after_s)
+
+
+@dataclass(frozen=True)
+class DuplicateMode(_ModeJson):
+    """Book a new fill even for a client order id that already has one (a broker bug)."""
+
+    name = "duplicate"
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(duplicate=True)
+
+
+Mode = (
+    NormalMode | ErrorMode | RateLimitMode | SlowMode | HangMode | FlapMode
+    | MaintenanceMode | DuplicateMode
+)
+
+
+def decide(mode: Mode, rng: random.Random, elapsed_s: float = 0.0) -> Verdict:
+    """The fate of one order under ``mode``, set ``elapsed_s`` seconds ago.
+
+    ``maintenance`` is not decided here (see :func:`maintenance_verdict`).
+    """
+    if isinstance(mode, NormalMode | MaintenanceMode) or rng.random() >= mode.probability:
+        return Verdict()
+    return mode.verdict(elapsed_s)
+
+
+def maintenance_verdict(mode: Mode, rng: random.Random) -> Verdict | None:
+    """The 503 answer for any order-API request under ``maintenance``, else None."""
+    if not isinstance(mode, MaintenanceMode) or rng.random() >= mode.probability:
+        return None
+    return mode.verdict(0.0)

@@ -132,7 +132,9 @@ class _Handlers:
 
 
 def _routes(h: _Handlers) -> list[web.RouteDef]:
-    proxy, toxic = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
+    # any character but "/" (aiohttp's default pattern also refuses "{" and "}")
+    proxy = "/proxies/{proxy:[^/]+}"
+    toxic = proxy + "/toxics/{toxic:[^/]+}"
     return [
         web.post("/reset", h.reset),
         web.get("/proxies", h.proxy_index),

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from lab.faultproxy.link import LinkMeters
+from lab.faultproxy.link import ByteCounts, LinkMeters
 from lab.faultproxy.toxics import STREAMS
 
 __all__ = ["CONTENT_TYPE", "Metrics", "ProxyState"]
@@ -67,30 +67,51 @@ class _StateCollector:
         )
 
 
+class _ByteCollector:
+    """Toxiproxy's byte counters, read from the links' plain counts at scrape time."""
+
+    def __init__(self, counts: dict[tuple[str, ...], ByteCounts]) -> None:
+        self._counts = counts
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        received, sent = self._families()
+        for labels, counts in self._counts.items():
+            received.add_metric(labels, counts.received)
+            sent.add_metric(labels, counts.sent)
+        yield from (received, sent)
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "toxiproxy_proxy_received_bytes",
+                "Bytes a proxy read, by direction of the link.",
+                labels=_LINK_LABELS,
+            ),
+            CounterMetricFamily(
+                "toxiproxy_proxy_sent_bytes",
+                "Bytes a proxy wrote, by direction of the link.",
+                labels=_LINK_LABELS,
+            ),
+        )
+
+
 class Metrics:
     """The registry, the byte counters, and the state gauges once `watch` is called."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._received = Counter(
-            "toxiproxy_proxy_received_bytes",
-            "Bytes a proxy read, by direction of the link.",
-            _LINK_LABELS,
-            registry=self.registry,
-        )
-        self._sent = Counter(
-            "toxiproxy_proxy_sent_bytes",
-            "Bytes a proxy wrote, by direction of the link.",
-            _LINK_LABELS,
-            registry=self.registry,
-        )
+        self._bytes: dict[tuple[str, ...], ByteCounts] = {}
+        self.registry.register(_ByteCollector(self._bytes))
 
     def link_meters(self, proxy: str, listener: str, upstream: str) -> LinkMeters:
-        """Counters for a new link of `proxy`."""
-        return LinkMeters(
-            received={s: self._received.labels(s, proxy, listener, upstream) for s in STREAMS},
-            sent={s: self._sent.labels(s, proxy, listener, upstream) for s in STREAMS},
-        )
+        """Byte counts for a new link of `proxy` (shared by its links with the same labels)."""
+        return {
+            s: self._bytes.setdefault((s, proxy, listener, upstream), ByteCounts()) for s in STREAMS
+        }
 
     def watch(self, states: Callable[[], Iterable[ProxyState]]) -> None:
         """Report the state gauges from `states()` at each scrape."""

@@ -7,8 +7,9 @@ import logging
 import socket
 from typing import Any
 
+from lab.faultproxy.endpoint import Endpoint
 from lab.faultproxy.errors import listen_failed, toxic_exists, toxic_not_found
-from lab.faultproxy.link import Link, Peer
+from lab.faultproxy.link import Link
 from lab.faultproxy.metrics import Metrics, ProxyState
 from lab.faultproxy.settings import Address, LinkSettings, ProxySpec
 from lab.faultproxy.toxics import STREAMS, Toxic, ToxicSet
@@ -16,12 +17,6 @@ from lab.faultproxy.toxics import STREAMS, Toxic, ToxicSet
 __all__ = ["Proxy"]
 
 log = logging.getLogger(__name__)
-
-
-def _no_delay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 async def _bind(address: Address, backlog: int) -> socket.socket:
@@ -48,7 +43,7 @@ class Proxy:
         self._metrics = metrics
         self._settings = settings
         self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[Any]] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._links: set[Link] = set()
 
     @property
@@ -80,9 +75,8 @@ class Proxy:
             return
         sock = await _bind(self.listen, self._settings.backlog)
         self.listen = Address(sock.getsockname()[0], sock.getsockname()[1])
-        self._server = await asyncio.start_server(
-            self._handle, sock=sock, limit=self._settings.read_size_bytes
-        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Endpoint(self._accept), sock=sock)
         log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
 
     async def stop(self) -> None:
@@ -142,25 +136,24 @@ class Proxy:
         for toxic in self.toxics.ordered():
             self.remove_toxic(toxic.name)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is None or not self.enabled:
-            writer.close()
+    def _accept(self, client: Endpoint) -> None:
+        """A client connected: serve it in its own task (tracked, so stop() can end it)."""
+        if not self.enabled:
+            client.close()
             return
+        task = asyncio.create_task(self._handle(client), name=f"proxy {self.name} link")
         self._handlers.add(task)
-        try:
-            await self._serve(Peer(reader, writer))
-        except asyncio.CancelledError:
-            pass  # stop() cancelled us; asyncio 3.11 logs a cancelled handler as an error
-        finally:
-            self._handlers.discard(task)
-            writer.close()
+        task.add_done_callback(self._handlers.discard)
 
-    async def _serve(self, client: Peer) -> None:
-        _no_delay(client.writer)
-        upstream = await self._connect()
-        if upstream is None:
-            return
+    async def _handle(self, client: Endpoint) -> None:
+        try:
+            upstream = await self._connect()
+            if upstream is not None:
+                await self._serve(client, upstream)
+        finally:
+            client.close()
+
+    async def _serve(self, client: Endpoint, upstream: Endpoint) -> None:
         meters = self._metrics.link_meters(self.name, str(self.listen), str(self.upstream))
         chains = {stream: self.toxics.chain(stream) for stream in STREAMS}
         link = Link(client, upstream, chains, meters, self._settings)
@@ -169,15 +162,17 @@ class Proxy:
             await link.run()
         finally:
             self._links.discard(link)
+            upstream.close()
 
-    async def _connect(self) -> Peer | None:
-        connecting = asyncio.open_connection(
-            self.upstream.host, self.upstream.port, limit=self._settings.read_size_bytes
-        )
+    async def _connect(self) -> Endpoint | None:
+        """A connection to the upstream, or None (logged) when it cannot be reached."""
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(connecting, self._settings.connect_timeout_s)
+            async with asyncio.timeout(self._settings.connect_timeout_s):
+                _, upstream = await loop.create_connection(
+                    Endpoint, self.upstream.host, self.upstream.port
+                )
         except (OSError, TimeoutError) as error:
             log.warning("proxy %s: cannot reach upstream %s: %s", self.name, self.upstream, error)
             return None
-        _no_delay(writer)
-        return Peer(reader, writer)
+        return upstream

@@ -37,6 +37,8 @@ def decode(raw: bytes) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise bad_request(str(error)) from error
+    except RecursionError as error:
+        raise bad_request("JSON nested too deeply") from error
 
 
 def _object(body: object, what: str = "body") -> Mapping[str, Any]:
@@ -51,6 +53,14 @@ def _text(body: Mapping[str, Any], field: str, default: str | None = None) -> st
         raise missing_field(field)
     if not isinstance(value, str):
         raise bad_request(f"{field} must be a string")
+    return value
+
+
+def _name(body: Mapping[str, Any], default: str | None = None) -> str:
+    """A proxy or toxic name; `.` and `..` are refused (a URL cannot address them)."""
+    value = _text(body, "name", default)
+    if value in (".", ".."):
+        raise bad_request(f"name {value!r} cannot be used in a URL")
     return value
 
 
@@ -79,7 +89,7 @@ def parse_proxy(body: object) -> ProxySpec:
     """A new proxy: name and upstream required, listen defaults to 127.0.0.1:0."""
     fields = _object(body)
     return ProxySpec(
-        name=_text(fields, "name"),
+        name=_name(fields),
         listen=_address(fields, "listen", DEFAULT_LISTEN),
         upstream=_address(fields, "upstream"),
         enabled=_flag(fields, "enabled", True),
@@ -130,19 +140,31 @@ def _fault(kind: str, attributes: Mapping[str, Any]) -> Fault:
         raise bad_request(str(error)) from error
 
 
+def _stream(body: Mapping[str, Any]) -> str:
+    """`upstream` or `downstream` (default), in any case as Toxiproxy accepts it."""
+    value = body.get("stream", "downstream")
+    if not isinstance(value, str) or value.lower() not in STREAMS:
+        raise invalid_stream()
+    return value.lower()
+
+
+def _toxic_name(body: Mapping[str, Any], default: str) -> str:
+    """The toxic's name; absent, null or empty gives `default` as in Toxiproxy."""
+    value = body.get("name")
+    return default if value is None or value == "" else _name(body)
+
+
 def parse_toxic(body: object) -> Toxic:
     """A new toxic: type required; stream downstream, toxicity 1, name <type>_<stream>."""
     fields = _object(body)
     kind = fields.get("type")
     if not isinstance(kind, str) or kind not in FAULTS:
         raise invalid_toxic_type(kind, FAULTS)
-    stream = fields.get("stream", "downstream")
-    if stream not in STREAMS:
-        raise invalid_stream()
+    stream = _stream(fields)
     return Toxic(
-        name=_text(fields, "name", f"{kind}_{stream}"),
+        name=_toxic_name(fields, f"{kind}_{stream}"),
         type=kind,
-        stream=str(stream),
+        stream=stream,
         toxicity=_toxicity(fields, 1.0),
         fault=_fault(kind, _attributes(fields)),
     )

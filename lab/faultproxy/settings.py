@@ -32,14 +32,12 @@ class ProxySpec:
 class LinkSettings:
     """How connections are carried.
 
-    read_size_bytes: largest single read from a socket.
-    max_in_flight_bytes: per direction, bytes read but not yet written before the
-        reader stops reading (back-pressure while faults hold data).
+    max_in_flight_bytes: per direction, bytes inside the fault stages (read, not yet
+        written) at which reading stops (back-pressure while faults hold data).
     connect_timeout_s: limit on connecting to the upstream for each new client.
     backlog: listen backlog of each proxy listener.
     """
 
-    read_size_bytes: int = 64 * 1024
     max_in_flight_bytes: int = 8 * 1024 * 1024
     connect_timeout_s: float = 5.0
     backlog: int = 1024

@@ -1,67 +1,104 @@
 """Run one service replica: ``python -m lab.service --broker-url URL --name NAME``.
 
-Options: ``--host`` (default 127.0.0.1), ``--port`` (default 0 = any free port),
-``--timeout-s`` (broker call timeout, default 0.8), ``--failure-threshold``
-(default 5), ``--reset-timeout-s`` (default 5), ``--success-threshold`` (default 2).
-First stdout line: ``listening http://HOST:PORT``; breaker transitions are logged,
-one line each, to stderr.
+Options (defaults in brackets):
+
+- ``--host`` [127.0.0.1], ``--port`` [0 = any free port];
+- ``--timeout-s`` [0.8]: one broker call; ``--budget-s`` [max(0.9, timeout)]: all
+  attempts of one order; ``--max-attempts`` [2]: broker calls per order (1 = no retry);
+- breaker: ``--failure-threshold`` [5] consecutive failures, or
+  ``--failure-rate-threshold`` [0.5] of at least ``--min-calls`` [20] results in the
+  last ``--window-s`` [10]; ``--reset-timeout-s`` [5]; ``--success-threshold`` [2];
+  ``--half-open-max-calls`` [1];
+- drain on SIGTERM: ``--drain-delay-s`` [1.0] not ready but serving, then
+  ``--drain-timeout-s`` [5] for in-flight orders.
+
+First stdout line: ``listening http://HOST:PORT``; logs are JSON lines on stderr, or
+appended to ``--log-file PATH`` (see :mod:`lab.service.logs`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
+from pathlib import Path
 
 from prometheus_client import disable_created_metrics
 
-from lab.broker.serving import serve_until_signal
+from lab.broker.serving import DrainSettings, Lifecycle, run, serve_until_signal
 from lab.service.app import ServiceSettings, make_app
 from lab.service.breaker import BreakerSettings
+from lab.service.logs import configure_json_logs
+from lab.service.retry import RetrySettings
+
+DEFAULT_BUDGET_S = 0.9
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab.service", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
-    parser.add_argument("--broker-url", required=True, help="e.g. http://127.0.0.1:8100")
-    parser.add_argument("--name", required=True, help="replica name for /health and logs")
-    parser.add_argument("--timeout-s", type=float, default=0.8)
-    parser.add_argument("--failure-threshold", type=int, default=5)
-    parser.add_argument("--reset-timeout-s", type=float, default=5.0)
-    parser.add_argument("--success-threshold", type=int, default=2)
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.service", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add = parser.add_argument
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=0, help="0 = any free port")
+    add("--broker-url", required=True, help="e.g. http://127.0.0.1:8100")
+    add("--name", required=True, help="replica name for /health, /ready and logs")
+    add("--timeout-s", type=float, default=0.8)
+    add("--budget-s", type=float, default=None)
+    add("--max-attempts", type=int, default=2)
+    add("--failure-threshold", type=int, default=5)
+    add("--failure-rate-threshold", type=float, default=0.5)
+    add("--min-calls", type=int, default=20)
+    add("--window-s", type=float, default=10.0)
+    add("--reset-timeout-s", type=float, default=5.0)
+    add("--success-threshold", type=int, default=2)
+    add("--half-open-max-calls", type=int, default=1)
+    add("--drain-delay-s", type=float, default=1.0)
+    add("--drain-timeout-s", type=float, default=5.0)
+    add("--log-file", type=Path, default=None, help="JSON logs here instead of stderr")
     return parser
+
+
+def _settings(args: argparse.Namespace) -> ServiceSettings:
+    breaker = BreakerSettings(
+        args.failure_threshold, args.reset_timeout_s, args.success_threshold,
+        args.half_open_max_calls, args.failure_rate_threshold, args.window_s, args.min_calls,
+    )  # fmt: skip
+    budget_s = args.budget_s if args.budget_s is not None else max(DEFAULT_BUDGET_S,
+                                                                    args.timeout_s)
+    retry = RetrySettings(max_attempts=args.max_attempts, budget_s=budget_s)
+    drain = DrainSettings(args.drain_delay_s, args.drain_timeout_s)
+    return ServiceSettings(
+        args.broker_url, args.name, args.host, args.port, args.timeout_s, breaker, retry, drain,
+        args.log_file,
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> ServiceSettings:
     """Settings from the command line; exits with a usage error on bad values."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.log_file is not None and not args.log_file.parent.is_dir():
+        parser.error(f"--log-file: no directory {args.log_file.parent}")
     if not args.broker_url.startswith(("http://", "https://")):
         parser.error("--broker-url must be an http:// or https:// URL")
     if not args.timeout_s > 0:
         parser.error("--timeout-s must be > 0")
     try:
-        breaker = BreakerSettings(
-            args.failure_threshold, args.reset_timeout_s, args.success_threshold
-        )
+        return _settings(args)
     except ValueError as exc:
         parser.error(str(exc))
-    return ServiceSettings(
-        args.broker_url, args.name, args.host, args.port, args.timeout_s, breaker
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     settings = parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    configure_json_logs(settings.name, settings.log_file or sys.stderr)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
-    app = make_app(settings)
-    asyncio.run(serve_until_signal([("service", app, settings.host, settings.port)]))
+    lifecycle = Lifecycle()
+    app = make_app(settings, lifecycle=lifecycle)
+    listeners = [("service", app, settings.host, settings.port)]
+    run(serve_until_signal(listeners, settings.drain, lifecycle))
 
 
 if __name__ == "__main__":

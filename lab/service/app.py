@@ -8,19 +8,26 @@ HTTP API::
                    400 {"error": "...", "field": name}          invalid order
                    422 {"status": "rejected", "reason": "..."}  broker refused it (4xx)
                    502 {"error": "broker_unavailable", "detail": "..."}  5xx/429/no connection
+                       (+ Retry-After when the broker sent one)
                    503 {"error": "circuit_open"} + Retry-After  breaker open, broker not called
-                   504 {"error": "broker_timeout", "detail": "..."}      no answer in timeout_s
-    GET  /health   200 {"status": "ok", "name": NAME, "breaker": STATE} (never asks the broker)
+                   504 {"error": "broker_timeout", "detail": "..."}      no answer in time
+    GET  /health   200 {"status": "ok", "name": NAME, "breaker": STATE} (alive; never asks
+                   the broker)
+    GET  /ready    200 {"status": "ready", "name": NAME} | 503 {"status": "starting" |
+                   "draining", "name": NAME}: whether to send this replica traffic
     GET  /metrics  the monitoring contract (lab.service.metrics)
+
+An order goes to the broker through the circuit breaker with a per-call timeout,
+retried with the same client order id where that is safe (:mod:`lab.service.retry`).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -28,20 +35,18 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from lab.broker.app import read_json
 from lab.broker.orders import InvalidOrder, Order, parse_order, slippage_pips
-from lab.service.breaker import (
-    BreakerSettings,
-    BreakerState,
-    CircuitBreaker,
-    Clock,
-    Listener,
-)
+from lab.broker.serving import DrainSettings, Lifecycle
+from lab.service.breaker import BreakerSettings, CircuitBreaker, Clock
 from lab.service.broker_client import BrokerReply, place_order
 from lab.service.metrics import ServiceMetrics
+from lab.service.outcomes import Outcome, log_order, log_transition
+from lab.service.placing import Attempt, Placement, place
+from lab.service.retry import RetrySettings
 
 __all__ = ["ServiceSettings", "make_app"]
 
-log = logging.getLogger(__name__)
 ENDPOINT = "/orders"
+MAX_BROKER_CONNECTIONS = 512
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,11 @@ class ServiceSettings:
     """How to run one service replica.
 
     broker_url: base URL of the broker API (orders go to ``{broker_url}/orders``).
-    name: replica name, reported by /health and in logs.
-    timeout_s: total time allowed for one broker call, connection included.
-    port: 0 = any free port.
+    name: replica name, reported by /health, /ready and in logs.
+    timeout_s: time allowed for one broker call, connection included.
+    port: 0 = any free port. retry: retries and the order's time budget.
+    drain: what SIGTERM does (not ready for ``delay_s``, then in-flight orders finish).
+    log_file: where the JSON logs go; None = stderr.
     """
 
     broker_url: str
@@ -60,6 +67,9 @@ class ServiceSettings:
     port: int = 0
     timeout_s: float = 0.8
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    drain: DrainSettings = field(default_factory=lambda: DrainSettings(1.0, 5.0))
+    log_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class Parts:
     settings: ServiceSettings
     breaker: CircuitBreaker
     metrics: ServiceMetrics
+    lifecycle: Lifecycle
 
 
 PARTS = web.AppKey("parts", Parts)
@@ -78,57 +89,73 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 async def post_order(request: web.Request) -> web.Response:
     """Place one order through the breaker; see the module doc for the answers."""
     started = time.perf_counter()
-    response = await _handle_order(request)
-    request.app[PARTS].metrics.order_execution_seconds.observe(time.perf_counter() - started)
-    return response
+    outcome = await _handle_order(request)
+    elapsed_s = time.perf_counter() - started
+    parts = request.app[PARTS]
+    parts.metrics.order_execution_seconds.observe(elapsed_s)
+    log_order(outcome, elapsed_s)
+    return outcome.response
 
 
-async def _handle_order(request: web.Request) -> web.Response:
+async def _handle_order(request: web.Request) -> Outcome:
     parts = request.app[PARTS]
     try:
         order = parse_order(await read_json(request))
     except InvalidOrder as exc:
-        return web.json_response(exc.to_json(), status=400)
-    if not parts.breaker.allow():
-        parts.metrics.count_order("circuit_open")
+        return Outcome("invalid", web.json_response(exc.to_json(), status=400), detail=str(exc))
+    attempt = _attempt(request.app, order)
+    settings = parts.settings
+    placement = await place(attempt, parts.breaker, settings.retry, settings.timeout_s)
+    outcome = _answer(parts, order, placement)
+    parts.metrics.count_order(outcome.status)
+    return outcome
+
+
+def _attempt(app: web.Application, order: Order) -> Attempt:
+    parts, session = app[PARTS], app[SESSION]
+    url = parts.settings.broker_url.rstrip("/") + ENDPOINT
+
+    async def attempt(timeout_s: float) -> BrokerReply:
+        reply = await place_order(session, url, order, timeout_s)
+        api_seconds = parts.metrics.api_request_seconds.labels(ENDPOINT, reply.status_label)
+        api_seconds.observe(reply.elapsed_s)
+        parts.metrics.connection_status.set(1 if reply.reached else 0)
+        return reply
+
+    return attempt
+
+
+def _answer(parts: Parts, order: Order, placement: Placement) -> Outcome:
+    reply = placement.reply
+    if reply is None:
         retry_after_s = max(1, math.ceil(parts.breaker.seconds_until_half_open()))
         headers = {"Retry-After": str(retry_after_s)}
-        return web.json_response({"error": "circuit_open"}, status=503, headers=headers)
-    reply = await _call_broker(request.app, order)
-    return _answer(parts.metrics, order, reply)
+        response = web.json_response({"error": "circuit_open"}, status=503, headers=headers)
+        return Outcome("circuit_open", response, order.client_order_id)
+    return _answer_reply(parts.metrics, order, reply, placement.attempts)
 
 
-async def _call_broker(app: web.Application, order: Order) -> BrokerReply:
-    parts = app[PARTS]
-    url = parts.settings.broker_url.rstrip("/") + ENDPOINT
-    try:
-        reply = await place_order(app[SESSION], url, order)
-    except BaseException:
-        parts.breaker.record_failure()  # every allowed call records exactly one result
-        raise
-    if reply.healthy:
-        parts.breaker.record_success()
-    else:
-        parts.breaker.record_failure()
-    api_seconds = parts.metrics.api_request_seconds.labels(ENDPOINT, reply.status_label)
-    api_seconds.observe(reply.elapsed_s)
-    parts.metrics.connection_status.set(1 if reply.reached else 0)
-    return reply
+def _answer_reply(metrics: ServiceMetrics, order: Order, reply: BrokerReply,
+                  attempts: int) -> Outcome:  # fmt: skip
+    def outcome(status: str, response: web.Response) -> Outcome:
+        return Outcome(status, response, order.client_order_id, attempts, reply.status_label,
+                       reply.detail)  # fmt: skip
 
-
-def _answer(metrics: ServiceMetrics, order: Order, reply: BrokerReply) -> web.Response:
     if reply.kind == "filled":
-        metrics.count_order("filled")
         fill_price = float(reply.fill["fill_price"])
         metrics.slippage_pips.observe(slippage_pips(order.instrument, order.price, fill_price))
-        return web.json_response({"status": "filled", **reply.fill})
+        return outcome("filled", web.json_response({"status": "filled", **reply.fill}))
     if reply.kind == "rejected":
-        metrics.count_order("rejected")
-        return web.json_response({"status": "rejected", "reason": reply.detail}, status=422)
-    metrics.count_order("failed")
+        body = {"status": "rejected", "reason": reply.detail}
+        return outcome("rejected", web.json_response(body, status=422))
     if reply.kind == "timeout":
-        return web.json_response({"error": "broker_timeout", "detail": reply.detail}, status=504)
-    return web.json_response({"error": "broker_unavailable", "detail": reply.detail}, status=502)
+        body = {"error": "broker_timeout", "detail": reply.detail}
+        return outcome("failed", web.json_response(body, status=504))
+    headers = {}
+    if reply.retry_after_s is not None:
+        headers["Retry-After"] = str(math.ceil(reply.retry_after_s))
+    body = {"error": "broker_unavailable", "detail": reply.detail}
+    return outcome("failed", web.json_response(body, status=502, headers=headers))
 
 
 async def get_health(request: web.Request) -> web.Response:
@@ -138,6 +165,13 @@ async def get_health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def get_ready(request: web.Request) -> web.Response:
+    """Readiness: 200 once serving, 503 while starting or draining."""
+    parts = request.app[PARTS]
+    body = {"status": parts.lifecycle.phase.value, "name": parts.settings.name}
+    return web.json_response(body, status=200 if parts.lifecycle.ready else 503)
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition of this replica's registry."""
     body = generate_latest(request.app[PARTS].metrics.registry)
@@ -145,34 +179,27 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
-    timeout = aiohttp.ClientTimeout(total=app[PARTS].settings.timeout_s)
-    app[SESSION] = aiohttp.ClientSession(timeout=timeout)
+    connector = aiohttp.TCPConnector(limit=MAX_BROKER_CONNECTIONS)
+    app[SESSION] = aiohttp.ClientSession(connector=connector)
     yield
     await app[SESSION].close()
-
-
-def _log_transition(name: str) -> Listener:
-    def listener(from_state: BreakerState, to_state: BreakerState, at: float) -> None:
-        level = logging.WARNING if to_state is BreakerState.OPEN else logging.INFO
-        log.log(level, "%s: circuit breaker %s -> %s", name, from_state.value, to_state.value)
-
-    return listener
 
 
 def make_app(
     settings: ServiceSettings,
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
+    lifecycle: Lifecycle | None = None,
 ) -> web.Application:
-    """The service app: breaker on ``clock``, metrics stamped with ``wall_clock``."""
+    """The service app: breaker on ``clock``, metrics stamped with ``wall_clock``;
+    ``/ready`` follows ``lifecycle`` (which the serving loop moves along)."""
     metrics = ServiceMetrics(wall_clock)
-    breaker = CircuitBreaker(
-        settings.breaker, clock, [metrics.on_transition, _log_transition(settings.name)]
-    )
+    breaker = CircuitBreaker(settings.breaker, clock, [metrics.on_transition, log_transition])
     app = web.Application()
-    app[PARTS] = Parts(settings, breaker, metrics)
+    app[PARTS] = Parts(settings, breaker, metrics, lifecycle or Lifecycle())
     app.cleanup_ctx.append(_client_session)
     app.router.add_post("/orders", post_order)
     app.router.add_get("/health", get_health)
+    app.router.add_get("/ready", get_ready)
     app.router.add_get("/metrics", get_metrics)
     return app

@@ -1,29 +1,39 @@
 """Circuit breaker: a small, pure state machine with an injected clock.
 
-States and transitions (``failure_threshold``, ``reset_timeout_s`` and
-``success_threshold`` come from :class:`BreakerSettings`)::
+States and transitions (every threshold comes from :class:`BreakerSettings`)::
 
-    closed    --failure_threshold consecutive failures-->  open
-    open      --reset_timeout_s elapsed, on allow()--->    half_open
-    half_open --success_threshold consecutive successes->  closed
-    half_open --any failure------------------------------> open
+    closed    --failure_threshold consecutive failures,
+                or, with at least min_calls results in the last window_s,
+                a failure share >= failure_rate_threshold------------->  open
+    open      --reset_timeout_s elapsed, on allow()-------------------->  half_open
+    half_open --success_threshold trial successes---------------------->  closed
+    half_open --any trial failure-------------------------------------->  open
 
 The open -> half_open change is evaluated lazily, when a caller asks
 :meth:`CircuitBreaker.allow`; :attr:`CircuitBreaker.state` never changes on its own.
 In half_open at most ``half_open_max_calls`` trial calls are in flight at once;
 every result recorded while half_open counts as a trial result. Results recorded
-while open (calls that started before the breaker opened) are ignored.
+while open (calls that started before the breaker opened) are ignored. Every
+transition starts a fresh failure count and an empty window.
 
-The breaker does no I/O and never sleeps: time comes from the ``clock`` callable
-(seconds, monotonic), and every state change is reported to the listeners as
-``listener(from_state, to_state, at)`` with ``at`` read from that clock.
+What counts as a failure is the caller's choice (the service counts timeouts, connection
+errors, 5xx and 429). The breaker does no I/O and never sleeps: time comes from the
+``clock`` callable (seconds, monotonic), and every state change is reported to the
+listeners as ``listener(from_state, to_state, at)`` with ``at`` read from that clock.
+
+(purgatory, the maintained asyncio breaker, was considered: it has no failure-rate
+window, closes after a single trial success, lets every half-open call through and
+reads ``time.time()`` directly — so this module stays.)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from lab.service.window import OutcomeWindow
 
 __all__ = ["BreakerSettings", "BreakerState", "CircuitBreaker", "Clock", "Listener"]
 
@@ -46,24 +56,34 @@ class BreakerSettings:
 
     failure_threshold: consecutive failures (closed) that open the breaker, >= 1.
     reset_timeout_s: seconds the breaker stays open before a trial call, > 0.
-    success_threshold: consecutive trial successes (half_open) that close it, >= 1.
+    success_threshold: trial successes (half_open) that close it, >= 1.
     half_open_max_calls: trial calls allowed in flight at once while half_open, >= 1.
+    failure_rate_threshold: failure share (0 < r <= 1) over the window that opens it.
+    window_s: length of the sliding window of results, seconds, > 0.
+    min_calls: results the window must hold before its failure share counts, >= 1.
     """
 
     failure_threshold: int = 5
     reset_timeout_s: float = 5.0
     success_threshold: int = 2
     half_open_max_calls: int = 1
+    failure_rate_threshold: float = 0.5
+    window_s: float = 10.0
+    min_calls: int = 20
 
     def __post_init__(self) -> None:
-        if self.failure_threshold < 1:
-            raise ValueError("failure_threshold must be >= 1")
-        if not self.reset_timeout_s > 0:
-            raise ValueError("reset_timeout_s must be > 0")
-        if self.success_threshold < 1:
-            raise ValueError("success_threshold must be >= 1")
-        if self.half_open_max_calls < 1:
-            raise ValueError("half_open_max_calls must be >= 1")
+        checks = (
+            ("failure_threshold", self.failure_threshold >= 1, ">= 1"),
+            ("reset_timeout_s", self.reset_timeout_s > 0, "> 0"),
+            ("success_threshold", self.success_threshold >= 1, ">= 1"),
+            ("half_open_max_calls", self.half_open_max_calls >= 1, ">= 1"),
+            ("failure_rate_threshold", 0 < self.failure_rate_threshold <= 1, "in (0, 1]"),
+            ("window_s", self.window_s > 0 and math.isfinite(self.window_s), "> 0"),
+            ("min_calls", self.min_calls >= 1, ">= 1"),
+        )
+        for name, valid, rule in checks:
+            if not valid:
+                raise ValueError(f"{name} must be {rule}")
 
 
 class CircuitBreaker:
@@ -83,6 +103,7 @@ class CircuitBreaker:
         self._clock = clock
         self._listeners: list[Listener] = list(listeners)
         self._state = BreakerState.CLOSED
+        self._window = OutcomeWindow(settings.window_s)
         self._failures = 0
         self._successes = 0
         self._trials_in_flight = 0
@@ -118,6 +139,7 @@ class CircuitBreaker:
         """Record that an allowed call succeeded."""
         if self._state is BreakerState.CLOSED:
             self._failures = 0
+            self._window.add(self._clock(), failed=False)
         elif self._state is BreakerState.HALF_OPEN:
             self._end_trial()
             self._successes += 1
@@ -128,7 +150,8 @@ class CircuitBreaker:
         """Record that an allowed call failed."""
         if self._state is BreakerState.CLOSED:
             self._failures += 1
-            if self._failures >= self._settings.failure_threshold:
+            self._window.add(self._clock(), failed=True)
+            if self._should_trip():
                 self._transition(BreakerState.OPEN)
         elif self._state is BreakerState.HALF_OPEN:
             self._end_trial()
@@ -141,6 +164,13 @@ class CircuitBreaker:
         remaining = self._opened_at + self._settings.reset_timeout_s - self._clock()
         return max(0.0, remaining)
 
+    def _should_trip(self) -> bool:
+        settings = self._settings
+        if self._failures >= settings.failure_threshold:
+            return True
+        calls, failures = self._window.counts(self._clock())
+        return calls >= settings.min_calls and failures / calls >= settings.failure_rate_threshold
+
     def _end_trial(self) -> None:
         self._trials_in_flight = max(0, self._trials_in_flight - 1)
 
@@ -150,6 +180,7 @@ class CircuitBreaker:
         self._failures = 0
         self._successes = 0
         self._trials_in_flight = 0
+        self._window.clear()
         if to_state is BreakerState.OPEN:
             self._opened_at = at
         for listener in self._listeners:

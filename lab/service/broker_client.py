@@ -1,4 +1,4 @@
-"""Calling the broker API and classifying its answer.
+"""Calling the broker API once and classifying its answer.
 
 :func:`place_order` never raises for broker trouble: it returns a
 :class:`BrokerReply` whose ``kind`` is one of
@@ -6,9 +6,10 @@
 - ``filled``: 200 with a fill body;
 - ``rejected``: a 4xx other than 429 (the broker works, it refused the order);
 - ``unavailable``: 5xx, 429, another status, an unreadable 200, or no connection;
-- ``timeout``: no complete answer within the session's total timeout.
+- ``timeout``: no complete answer within the call's timeout.
 
-``filled`` and ``rejected`` count as breaker successes, the others as failures.
+``filled`` and ``rejected`` count as breaker successes, the others as failures. A
+``Retry-After`` header given in seconds is kept in ``retry_after_s``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import aiohttp
 
 from lab.broker.orders import Order
 
-__all__ = ["BrokerReply", "classify", "place_order"]
+__all__ = ["BrokerReply", "classify", "parse_retry_after", "place_order"]
 
 ReplyKind = Literal["filled", "rejected", "unavailable", "timeout"]
+MAX_RETRY_AFTER_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class BrokerReply:
     status_label: the HTTP status code as text, or "timeout" / "connection_error".
     reached: True when an HTTP answer came back from the broker.
     fill: the broker's fill JSON (``filled`` only). detail: human-readable reason.
+    retry_after_s: the broker's ``Retry-After`` (seconds), if it sent one.
     """
 
     kind: ReplyKind
@@ -41,14 +44,30 @@ class BrokerReply:
     elapsed_s: float = 0.0
     fill: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
+    retry_after_s: float | None = None
 
     @property
     def healthy(self) -> bool:
-        """Whether this counts as a breaker success."""
+        """Whether this counts as a breaker success (and needs no retry)."""
         return self.kind in ("filled", "rejected")
 
 
-def classify(status: int, body: object) -> BrokerReply:
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (0..3600), or None when absent or not delta-seconds."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), MAX_RETRY_AFTER_S)
+
+
+def _reason(body: object, status: int) -> str:
+    if isinstance(body, dict):
+        reason = body.get("reason") or body.get("error")
+        if reason:
+            return str(reason)
+    return f"broker {status}"
+
+
+def classify(status: int, body: object, retry_after_s: float | None = None) -> BrokerReply:
     """Classify an HTTP answer (``body`` is the decoded JSON, or None)."""
     label = str(status)
     if status == 200:
@@ -56,9 +75,9 @@ def classify(status: int, body: object) -> BrokerReply:
             return BrokerReply("filled", label, True, fill=body)
         return BrokerReply("unavailable", label, True, detail="invalid fill from broker")
     if 400 <= status < 500 and status != 429:
-        reason = body.get("error") if isinstance(body, dict) else None
-        return BrokerReply("rejected", label, True, detail=str(reason or f"broker {status}"))
-    return BrokerReply("unavailable", label, True, detail=f"broker answered {status}")
+        return BrokerReply("rejected", label, True, detail=_reason(body, status))
+    detail = f"broker answered {status}" + (f" ({_reason(body, status)})" if body else "")
+    return BrokerReply("unavailable", label, True, detail=detail, retry_after_s=retry_after_s)
 
 
 async def _read_json(response: aiohttp.ClientResponse) -> object:
@@ -68,10 +87,14 @@ async def _read_json(response: aiohttp.ClientResponse) -> object:
         return None
 
 
-async def _post(session: aiohttp.ClientSession, url: str, order: Order) -> BrokerReply:
+async def _post(
+    session: aiohttp.ClientSession, url: str, order: Order, timeout_s: float
+) -> BrokerReply:
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with session.post(url, json=order.to_json()) as response:
-            return classify(response.status, await _read_json(response))
+        async with session.post(url, json=order.to_json(), timeout=timeout) as response:
+            retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
+            return classify(response.status, await _read_json(response), retry_after_s)
     except TimeoutError:
         return BrokerReply("timeout", "timeout", False, detail="no answer in time")
     except aiohttp.ClientError as exc:
@@ -79,8 +102,10 @@ async def _post(session: aiohttp.ClientSession, url: str, order: Order) -> Broke
         return BrokerReply("unavailable", "connection_error", False, detail=detail)
 
 
-async def place_order(session: aiohttp.ClientSession, url: str, order: Order) -> BrokerReply:
-    """POST ``order`` to ``url`` (the broker's /orders) and classify the outcome."""
+async def place_order(
+    session: aiohttp.ClientSession, url: str, order: Order, timeout_s: float
+) -> BrokerReply:
+    """POST ``order`` to ``url`` (the broker's /orders) within ``timeout_s``; classify."""
     started = time.perf_counter()
-    reply = await _post(session, url, order)
+    reply = await _post(session, url, order, timeout_s)
     return replace(reply, elapsed_s=time.perf_counter() - started)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lab.faultproxy.faults.base import int_attribute
+from lab.faultproxy.faults.base import check_names, int_attribute
 from lab.faultproxy.stream import Stub
 
 __all__ = ["Latency"]
@@ -29,6 +29,7 @@ class Latency:
     @classmethod
     def from_attributes(cls, attributes: Mapping[str, Any]) -> Latency:
         """Build from Toxiproxy attributes `latency` and `jitter` (ms, integers >= 0)."""
+        check_names(attributes, ("latency", "jitter"))
         return cls(
             latency_ms=int_attribute(attributes, "latency"),
             jitter_ms=int_attribute(attributes, "jitter"),

@@ -1,0 +1,369 @@
+"""Fault proxy overhead: is it fast enough not to be the bottleneck it simulates?
+
+In one run, against the same TCP echo upstream: a direct connection, the fault proxy
+with a proxy and no toxics, and HAProxy 2.6 in TCP mode (one thread) as the compiled
+baseline. For each path, median of 3 rounds:
+
+- latency at 500 req/s, open loop on one connection per path, 64-byte messages,
+  measured from the intended send time, all paths at once (their sends staggered in
+  each 2 ms period, so a stall of the machine hits every path alike): p50 and p99,
+  and what the path adds to the direct ones;
+- request throughput: closed loop, 32 connections, 64-byte messages (req/s);
+- byte throughput: 4 connections streaming 64 KiB blocks (MB/s);
+  each throughput also as a share of direct.
+
+Everything shares the machine's cores: client, path and upstream; so a path's
+throughput is what the whole machine manages through it. Per request a proxy makes
+twice the socket calls of the echo upstream; with 2 cores shared by client, proxy
+and upstream, small-request throughput through any proxy stays near half of direct
+(HAProxy included), so the CPU each path's process spends per request (from /proc,
+unaffected by other load) is printed too, next to the echo upstream's own.
+
+Targets (issue 4): added p50 <= 0.3 ms, added p99 <= 1.5 ms, throughput >= 60 % of
+direct. Run: `.venv/bin/python -m bench.bench_faultproxy` (or `make bench`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from bench.common import figure, median
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUNDS = 3
+LATENCY_RATE_RPS = 500
+LATENCY_DURATION_S = 3.0
+THROUGHPUT_DURATION_S = 2.0
+REQUEST_CONNECTIONS = 32
+STREAM_CONNECTIONS = 4
+MESSAGE = b"m" * 64
+BLOCK = b"b" * 65536
+STREAM_WINDOW_BYTES = 4 * len(BLOCK)
+
+ECHO_SERVER = """
+import asyncio, sys
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(6, 1, 1)  # TCP_NODELAY
+    def data_received(self, data):
+        self.transport.write(data)
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+HAPROXY_CONFIG = """
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+listen bench
+    bind 127.0.0.1:{port}
+    server echo 127.0.0.1:{upstream}
+"""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a path is entered, and the process whose CPU time it costs (for the
+    direct path: the echo upstream's own)."""
+
+    port: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One round through one path."""
+
+    p50_ms: float
+    p99_ms: float
+    requests_per_s: float
+    cpu_us_per_request: float
+    megabytes_per_s: float
+
+
+# --- processes -----------------------------------------------------------------------
+
+
+@contextmanager
+def _process(command: list[str], **options: object) -> Iterator[subprocess.Popen[str]]:
+    """A child process, terminated (by its own handle) when the block ends."""
+    process = subprocess.Popen(command, cwd=ROOT, text=True, **options)  # type: ignore[call-overload]
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _first_line(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.readline().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _echo_upstream(stack: ExitStack) -> Route:
+    process = stack.enter_context(
+        _process([sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE)
+    )
+    return Route(int(_first_line(process)), process.pid)
+
+
+def _fault_proxy(stack: ExitStack, upstream: int) -> Route:
+    command = [sys.executable, "-m", "lab.faultproxy", "--port", "0", "--log-level", "warning"]
+    process = stack.enter_context(_process(command, stdout=subprocess.PIPE))
+    api = _first_line(process).split()[1]
+    body = {"name": "bench", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"}
+    request = urllib.request.Request(api + "/proxies", data=json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return Route(int(json.load(response)["listen"].rsplit(":", 1)[1]), process.pid)
+
+
+def _haproxy(stack: ExitStack, upstream: int) -> Route | None:
+    binary = shutil.which("haproxy")
+    if binary is None:
+        return None
+    port = _free_port()
+    config = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "haproxy.cfg"
+    config.write_text(HAPROXY_CONFIG.format(port=port, upstream=upstream))
+    command = [binary, "-db", "-f", str(config)]
+    process = stack.enter_context(_process(command, stderr=subprocess.DEVNULL))
+    _wait_for_port(port)
+    return Route(port, process.pid)
+
+
+# --- latency at a fixed rate ---------------------------------------------------------
+
+
+def _wait_until(deadline: float) -> None:
+    """Sleep, then spin the last 0.1 ms (sleep overshoots by ~0.06 ms), so sends leave
+    on time."""
+    if (ahead_s := deadline - time.perf_counter() - 0.0001) > 0:
+        time.sleep(ahead_s)
+    while time.perf_counter() < deadline:
+        pass
+
+
+def _latencies_ms(ports: dict[str, int]) -> dict[str, list[float]]:
+    """Open loop at LATENCY_RATE_RPS per path, one connection each, the paths' sends
+    staggered within each period (so a stall of the machine hits every path alike);
+    latency from the intended send time."""
+    interval_s = 1 / LATENCY_RATE_RPS
+    offset_s = interval_s / len(ports)
+    times_ms: dict[str, list[float]] = {path: [] for path in ports}
+    with ExitStack() as stack:
+        socks = {path: stack.enter_context(_connect(port)) for path, port in ports.items()}
+        start = time.perf_counter() + 0.05
+        for i in range(int(LATENCY_RATE_RPS * LATENCY_DURATION_S)):
+            for k, (path, sock) in enumerate(socks.items()):
+                intended = start + i * interval_s + k * offset_s
+                _wait_until(intended)
+                _round_trip(sock)
+                times_ms[path].append((time.perf_counter() - intended) * 1000)
+    return times_ms
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _round_trip(sock: socket.socket) -> None:
+    sock.sendall(MESSAGE)
+    received = 0
+    while received < len(MESSAGE):
+        received += len(sock.recv(65536))
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+# --- throughput ----------------------------------------------------------------------
+
+
+class _Requests(asyncio.Protocol):
+    """Closed loop: send a message, wait for all of it back, send the next."""
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = counts
+        self.pending = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.get_extra_info("socket").setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+        )
+        self._send()
+
+    def _send(self) -> None:
+        self.pending = len(MESSAGE)
+        self.transport.write(MESSAGE)
+
+    def data_received(self, data: bytes) -> None:
+        self.pending -= len(data)
+        if self.pending <= 0:
+            self.counts[0] += 1
+            self._send()
+
+
+class _Stream(asyncio.Protocol):
+    """Keep STREAM_WINDOW_BYTES in flight; count the bytes echoed back."""
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = counts
+        self.in_flight = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.in_flight < STREAM_WINDOW_BYTES:
+            self.transport.write(BLOCK)
+            self.in_flight += len(BLOCK)
+
+    def data_received(self, data: bytes) -> None:
+        self.in_flight -= len(data)
+        self.counts[0] += len(data)
+        self._fill()
+
+
+async def _count(
+    path: Route, protocol: Callable[[list[int]], asyncio.Protocol], conns: int
+) -> tuple[float, float]:
+    """Units (requests or bytes) per second over THROUGHPUT_DURATION_S, after a
+    warm-up, and the CPU seconds the path's process spent per unit meanwhile."""
+    loop = asyncio.get_running_loop()
+    counts = [0]
+    transports = [
+        (await loop.create_connection(lambda: protocol(counts), "127.0.0.1", path.port))[0]
+        for _ in range(conns)
+    ]
+    await asyncio.sleep(0.2)
+    before, started, cpu_before_s = counts[0], loop.time(), _cpu_s(path.pid)
+    await asyncio.sleep(THROUGHPUT_DURATION_S)
+    units = counts[0] - before
+    rate = units / (loop.time() - started)
+    cpu_per_unit_s = (_cpu_s(path.pid) - cpu_before_s) / max(units, 1)
+    for transport in transports:
+        transport.abort()
+    return rate, cpu_per_unit_s
+
+
+def _round(paths: dict[str, Route]) -> dict[str, Figures]:
+    """One round: latency on all paths at once, then each path's throughputs in turn."""
+    latencies = _latencies_ms({name: path.port for name, path in paths.items()})
+    figures = {}
+    for name, path in paths.items():
+        requests_per_s, cpu_s = asyncio.run(_count(path, _Requests, REQUEST_CONNECTIONS))
+        bytes_per_s, _ = asyncio.run(_count(path, _Stream, STREAM_CONNECTIONS))
+        figures[name] = Figures(
+            _percentile(latencies[name], 0.5),
+            _percentile(latencies[name], 0.99),
+            requests_per_s,
+            cpu_s * 1e6,
+            bytes_per_s / 1e6,
+        )
+    return figures
+
+
+# --- report --------------------------------------------------------------------------
+
+
+def _report(path: str, runs: list[Figures], direct: list[Figures] | None) -> None:
+    p50 = [r.p50_ms for r in runs]
+    p99 = [r.p99_ms for r in runs]
+    rps = [r.requests_per_s for r in runs]
+    mbps = [r.megabytes_per_s for r in runs]
+    figure(f"{path}: latency p50 at {LATENCY_RATE_RPS} req/s", median(p50), "ms", p50)
+    figure(f"{path}: latency p99 at {LATENCY_RATE_RPS} req/s", median(p99), "ms", p99)
+    cpu = [r.cpu_us_per_request for r in runs]
+    figure(f"{path}: requests, {REQUEST_CONNECTIONS} connections", median(rps), "req/s", rps)
+    who = "echo upstream" if direct is None else "its process"
+    figure(f"{path}: CPU of {who} per request", median(cpu), "µs", cpu)
+    figure(f"{path}: bytes, {STREAM_CONNECTIONS} connections", median(mbps), "MB/s", mbps)
+    if direct is None:
+        return
+    added50 = [r.p50_ms - d.p50_ms for r, d in zip(runs, direct, strict=True)]
+    added99 = [r.p99_ms - d.p99_ms for r, d in zip(runs, direct, strict=True)]
+    rps_share = [r.requests_per_s / d.requests_per_s for r, d in zip(runs, direct, strict=True)]
+    mb_share = [r.megabytes_per_s / d.megabytes_per_s for r, d in zip(runs, direct, strict=True)]
+    figure(f"{path}: added latency p50 (target <= 0.3)", median(added50), "ms", added50)
+    figure(f"{path}: added latency p99 (target <= 1.5)", median(added99), "ms", added99)
+    figure(f"{path}: requests / direct (target >= 0.6)", median(rps_share), "", rps_share)
+    figure(f"{path}: bytes / direct (target >= 0.6)", median(mb_share), "", mb_share)
+
+
+def main() -> None:
+    """Measure and print the figures (takes about a minute)."""
+    with ExitStack() as stack:
+        upstream = _echo_upstream(stack)
+        paths = {"direct": upstream, "faultproxy": _fault_proxy(stack, upstream.port)}
+        haproxy = _haproxy(stack, upstream.port)
+        if haproxy is None:
+            print("haproxy not installed: compiled baseline skipped", flush=True)
+        else:
+            paths["haproxy"] = haproxy
+        rounds = [_round(paths) for _ in range(ROUNDS)]
+    runs = {path: [figures[path] for figures in rounds] for path in paths}
+    for path in paths:
+        _report(path, runs[path], None if path == "direct" else runs["direct"])
+
+
+if __name__ == "__main__":
+    main()

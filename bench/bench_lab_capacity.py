@@ -1,0 +1,202 @@
+"""Lab capacity without faults: orders/s through HAProxy and the latency they get.
+
+Figures, each the median of 3 runs on one fresh lab (HAProxy → fault proxy → 3 replicas
+→ fault proxy → broker simulator with its SQLite ledger; port base 38000):
+
+- wrk closed loop (2 threads, 32 connections, 10 s, unique client order ids): orders/s
+  and the p50/p95/p99 latency at that maximum;
+- gameday's open-model load at fixed rates (10 s each): answered orders/s, p50/p95/p99
+  from each order's due time (no coordinated omission) and the error share — the
+  target is 1,000 orders/s with p95 < 100 ms on a 2-core machine;
+- during the 500 orders/s runs (a rate the lab sustains), CPU time per order of every
+  lab process and of the load generator (µs, from /proc and getrusage): what limits
+  the lab. The CPU-bound ceiling is cores x 1 s / (CPU per order), load generator
+  included: no rate above it can be sustained, whatever the latency.
+
+The load average at the start is printed too: other work on the machine takes CPU from
+the lab and shows as lower figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.common import figure, median, running_lab
+from lab import stack
+from lab.layout import LabLayout
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 3
+WRK_CONNECTIONS = 32
+WRK_DURATION_S = 10
+OPEN_RATES_RPS = (500, 750, 1000)
+CPU_RATE_RPS = 500
+OPEN_DURATION_S = 10
+WARM_UP_S = 3
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WRK_SCRIPT = """
+local counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"client_order_id":"cap-%s-%d-%d","instrument":"EUR_USD","units":1000,"price":1.0842}',
+    "RUN", tid, counter)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format("CAPACITY %d %d %d %d %d %d %d\\n", summary.requests,
+    summary.duration, summary.errors.status + summary.errors.connect + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), 0))
+end
+"""
+CAPACITY_LINE = re.compile(r"^CAPACITY (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", re.MULTILINE)
+
+
+def wrk_run(url: str) -> dict[str, float]:
+    """One closed-loop wrk run: orders/s, errors (non-2xx, socket errors), p50/p95/p99 ms."""
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT.replace("RUN", uuid.uuid4().hex[:8]))
+        script.flush()
+        command = [wrk, "-t2", f"-c{WRK_CONNECTIONS}", f"-d{WRK_DURATION_S}s", "-s",
+                   script.name, url]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=True,
+                              timeout=WRK_DURATION_S + 60)  # fmt: skip
+    match = CAPACITY_LINE.search(done.stdout)
+    assert match, done.stdout + done.stderr
+    requests, duration_us, errors, p50, p95, p99 = (int(value) for value in match.groups())
+    return {"orders_per_s": requests / (duration_us / 1e6), "errors": errors,
+            "p50_ms": p50 / 1000, "p95_ms": p95 / 1000, "p99_ms": p99 / 1000}  # fmt: skip
+
+
+def open_run(url: str, rate_rps: float, duration_s: float) -> dict[str, Any]:
+    """One ``gameday load`` run (its own process, open model); returns its summary."""
+    with tempfile.TemporaryDirectory(prefix="gameday-bench-capacity-") as tmp:
+        out = Path(tmp) / "load.json"
+        command = [sys.executable, "-m", "gameday", "load", "--url", url,
+                   "--rate", str(rate_rps), "--duration", str(duration_s), "--json", str(out)]
+        subprocess.run(command, cwd=ROOT, check=True, timeout=duration_s + 120,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        summary: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return summary
+
+
+def lab_pids(layout: LabLayout) -> dict[str, int]:
+    """PID of every running lab process, by supervisord program name."""
+    return {p.name: p.pid for p in stack.client(layout).processes() if p.running}
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children_cpu_s() -> float:
+    """CPU seconds used so far by this process' finished children (the load generator)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def cpu_meter(pids: Mapping[str, int]) -> Iterator[dict[str, float]]:
+    """Yields a dict filled, on exit, with the CPU seconds each process used meanwhile,
+    and under ``load generator`` what the children that finished meanwhile used."""
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    children = children_cpu_s()
+    used: dict[str, float] = {}
+    yield used
+    used.update({name: cpu_s(pid) - before[name] for name, pid in pids.items()})
+    used["load generator"] = children_cpu_s() - children
+
+
+def report(label: str, runs: list[dict[str, float]], units: Mapping[str, str]) -> None:
+    """Print the median (and the runs) of each figure named in ``units``."""
+    for name, unit in units.items():
+        values = [run[name] for run in runs]
+        figure(f"{label}: {name}", median(values), unit, values)
+
+
+def _open_figures(summary: Mapping[str, Any]) -> dict[str, float]:
+    latency = summary["latency_ms"]
+    errors = sum(summary["errors"].values())
+    return {"orders_per_s": summary["ok"] / summary["send_window_s"],
+            "p50_ms": latency["p50"], "p95_ms": latency["p95"], "p99_ms": latency["p99"],
+            "errors_pct": 100 * errors / max(1, summary["due"])}  # fmt: skip
+
+
+def bench_open(url: str, pids: Mapping[str, int]) -> None:
+    """Fixed-rate runs; CPU per order of each process at ``CPU_RATE_RPS``."""
+    for rate in OPEN_RATES_RPS:
+        runs, cpu_runs = [], []
+        for _ in range(RUNS):
+            with cpu_meter(pids) as used:
+                summary = open_run(url, rate, OPEN_DURATION_S)
+            runs.append(_open_figures(summary))
+            orders = max(1, summary["answered"])
+            cpu_runs.append({name: 1e6 * seconds / orders for name, seconds in used.items()})
+        units = {"orders_per_s": "orders/s", "p50_ms": "ms", "p95_ms": "ms", "p99_ms": "ms",
+                 "errors_pct": "%"}  # fmt: skip
+        report(f"open model {rate}/s", runs, units)
+        if rate == CPU_RATE_RPS:
+            report_cpu(rate, cpu_runs)
+
+
+def report_cpu(rate: float, cpu_runs: list[dict[str, float]]) -> None:
+    """CPU per order by process, their total and the CPU-bound ceiling it implies."""
+    report(f"CPU per order at {rate}/s", cpu_runs, dict.fromkeys(cpu_runs[0], "µs"))
+    totals = [sum(run.values()) for run in cpu_runs]
+    figure(f"CPU per order at {rate}/s: total", median(totals), "µs", totals)
+    ceilings = [(os.cpu_count() or 1) * 1e6 / total for total in totals]
+    figure("CPU-bound ceiling (cores / CPU per order)", median(ceilings), "orders/s", ceilings)
+
+
+def bench_wrk(url: str) -> None:
+    """Closed-loop maximum with wrk (skipped when wrk is not installed)."""
+    if shutil.which("wrk") is None:
+        print("wrk not installed (apt-get install -y wrk): closed-loop figures skipped")
+        return
+    runs = [wrk_run(url) for _ in range(RUNS)]
+    units = {"orders_per_s": "orders/s", "p50_ms": "ms", "p95_ms": "ms", "p99_ms": "ms",
+             "errors": "answers"}  # fmt: skip
+    report(f"wrk closed loop, {WRK_CONNECTIONS} connections", runs, units)
+
+
+def _timed(name: str, step: Callable[[], None]) -> None:
+    started = time.monotonic()
+    step()
+    print(f"({name} took {time.monotonic() - started:.0f} s)", flush=True)
+
+
+def main() -> None:
+    """Start a lab, warm it up, then measure closed-loop and open-model capacity."""
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    with running_lab() as layout:
+        url = layout.url("entry") + "/orders"
+        open_run(url, 200, WARM_UP_S)
+        pids = lab_pids(layout)
+        _timed("wrk", lambda: bench_wrk(url))
+        _timed("open model", lambda: bench_open(url, pids))
+
+
+if __name__ == "__main__":
+    main()

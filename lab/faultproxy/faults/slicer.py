@@ -1,0 +1,77 @@
+"""`slicer`: slice data into small pieces, optionally `delay` microseconds apart.
+
+Each chunk is cut in about half, again and again, until every piece is at most
+`average_size + size_variation` bytes; each cut is moved by a random amount in
+[-size_variation, size_variation), so pieces vary evenly around `average_size`
+(the scheme Toxiproxy uses). Pieces are passed on one by one, with `delay` µs
+after each. Interrupted, it passes on the rest of the chunk at once. Drops nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lab.faultproxy.faults.base import FaultError, check_names, int_attribute
+from lab.faultproxy.stream import Chunk, Stub
+
+__all__ = ["Slicer"]
+
+
+@dataclass(frozen=True)
+class Slicer:
+    """Settings of a slicer fault; sizes in bytes, delay in microseconds."""
+
+    average_size_bytes: int = 1
+    size_variation_bytes: int = 0
+    delay_us: int = 0
+
+    @classmethod
+    def from_attributes(cls, attributes: Mapping[str, Any]) -> Slicer:
+        """Build from Toxiproxy attributes `average_size` (bytes, >= 1), `size_variation`
+        (bytes, 0 <= size_variation < average_size) and `delay` (µs, >= 0)."""
+        check_names(attributes, ("average_size", "size_variation", "delay"))
+        average = int_attribute(attributes, "average_size", minimum=1)
+        variation = int_attribute(attributes, "size_variation")
+        if variation >= average:
+            raise FaultError(
+                f"attribute 'size_variation' must be less than average_size ({average}), "
+                f"got {variation}"
+            )
+        return cls(average, variation, int_attribute(attributes, "delay"))
+
+    def attributes(self) -> dict[str, Any]:
+        """Toxiproxy's attribute names and units."""
+        return {
+            "average_size": self.average_size_bytes,
+            "size_variation": self.size_variation_bytes,
+            "delay": self.delay_us,
+        }
+
+    def sizes(self, total_bytes: int, rng: random.Random) -> list[int]:
+        """Piece sizes for a chunk of `total_bytes`, in order; they add up to it."""
+        if total_bytes - self.average_size_bytes <= self.size_variation_bytes:
+            return [total_bytes]
+        half = total_bytes // 2
+        if self.size_variation_bytes:
+            half += rng.randrange(-self.size_variation_bytes, self.size_variation_bytes)
+        return self.sizes(half, rng) + self.sizes(total_bytes - half, rng)
+
+    async def pipe(self, stub: Stub) -> None:
+        """Pass each chunk on as pieces, waiting `delay` after each."""
+        while (chunk := await stub.receive()) is not None:
+            for size in self.sizes(len(chunk.data), stub.rng):
+                chunk = await self._send_piece(stub, chunk, size)
+
+    async def _send_piece(self, stub: Stub, chunk: Chunk, size_bytes: int) -> Chunk:
+        """Send the first `size_bytes` of `chunk`, hold the rest, wait; the rest."""
+        piece, rest = chunk.split(size_bytes)
+        stub.send(replace(piece, time_s=stub.now_s()))
+        if rest.data:
+            stub.hold(rest)
+        if self.delay_us:
+            await asyncio.sleep(self.delay_us / 1_000_000)
+        return rest
