@@ -18,9 +18,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gameday import inject, labcli, loadcli
+from gameday import inject, labcli, loadcli, traffic
 from gameday.errors import ConfigError, GamedayError
-from gameday.runner import RunSettings, parse_var, run_all, select
+from gameday.runner import RunSettings, parse_var, run_all, select, shared_rate
 from gameday.summary import junit_xml, table
 from gameday.targets import TARGET_NAMES, get_target
 from gameday.verdict import judge
@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    with _lab_if_needed(target):
+    with _lab_if_needed(target), _shared_traffic(settings):
         results = run_all(settings)
     failed = sum(not r.verdict.passed for r in results)
     print("\n" + table(results), flush=True)
@@ -94,6 +94,24 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(results) - failed} passed, {failed} failed "
           f"in {time.monotonic() - started:.0f} s", flush=True)
     return EXIT_FAILED if failed else 0
+
+
+@contextmanager
+def _shared_traffic(settings: RunSettings) -> Iterator[None]:
+    """One load for the whole game day when every experiment asks for the same rate."""
+    rate = shared_rate(settings.experiments)
+    if rate is None:
+        yield
+        return
+    url = get_target(settings.target).entry_url() + "/orders"
+    process = traffic.start_shared(url, rate, settings.reports_dir)
+    os.environ[traffic.SHARED_ENV] = str(settings.reports_dir)
+    print(f"traffic: {rate:g} orders/s to {url} for the whole run", flush=True)
+    try:
+        yield
+    finally:
+        os.environ.pop(traffic.SHARED_ENV, None)
+        traffic.stop_shared(process)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from typing import Any
 from gameday.errors import ConfigError, MeasurementError
 from gameday.loadstats import merged_histogram
 
-__all__ = ["STALE_S", "client_sla", "read_live"]
+__all__ = ["STALE_S", "client_sla", "figures", "read_live", "seconds_between"]
 
 STALE_S = 3.0
 
@@ -68,6 +68,32 @@ def _window(live: Mapping[str, Any], window_s: float, now_unix: float) -> list[A
     return window
 
 
+def figures(window: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The SLA over some finished seconds of a live timeline (pure); they must hold at
+    least one due request."""
+    due = sum(int(e["due"]) for e in window)
+    if not due:
+        raise MeasurementError("no request was due in the seconds to measure")
+    errors = sum(int(v) for e in window for v in e["errors"].values())
+    histogram = merged_histogram(e.get("hist") for e in window)
+    return {
+        "availability": round(sum(int(e["in_time"]) for e in window) / due, 6),
+        "p95_latency_s": histogram.get_value_at_percentile(95) / 1e6,
+        "error_rate": round(errors / due, 6),
+        "throughput_rps": round(sum(int(e["answered"]) for e in window) / len(window), 3),
+        "seconds": len(window),
+        "requests": due,
+    }
+
+
+def seconds_between(live: Mapping[str, Any], start_unix: float,
+                    end_unix: float) -> list[Mapping[str, Any]]:
+    """The finished seconds that lie wholly between two unix times (pure)."""
+    t0 = float(live["t0_unix"])
+    return [e for e in live["timeline"]
+            if t0 + int(e["t"]) >= start_unix and t0 + int(e["t"]) + 1 <= end_unix]
+
+
 def client_sla(live: Mapping[str, Any], window_s: float, now_unix: float) -> dict[str, Any]:
     """The SLA over the last ``window_s`` finished seconds of a live document.
 
@@ -88,15 +114,4 @@ def client_sla(live: Mapping[str, Any], window_s: float, now_unix: float) -> dic
     if not window_s > 0:
         raise ConfigError(f"window_s={window_s} is invalid: it must be > 0 seconds")
     _check_fresh(live, now_unix)
-    window = _window(live, window_s, now_unix)
-    due = sum(int(e["due"]) for e in window)
-    errors = sum(int(v) for e in window for v in e["errors"].values())
-    histogram = merged_histogram(e.get("hist") for e in window)
-    return {
-        "availability": round(sum(int(e["in_time"]) for e in window) / due, 6),
-        "p95_latency_s": histogram.get_value_at_percentile(95) / 1e6,
-        "error_rate": round(errors / due, 6),
-        "throughput_rps": round(sum(int(e["answered"]) for e in window) / len(window), 3),
-        "seconds": len(window),
-        "requests": due,
-    }
+    return figures(_window(live, window_s, now_unix))

@@ -80,6 +80,25 @@ def required_controls(experiment: Mapping[str, Any]) -> list[str]:
     return [EXTENSION_NAME] if "gameday.traffic" in modules else []
 
 
+def traffic_rate(experiment: Mapping[str, Any]) -> float | None:
+    """The rate the experiment's traffic control asks for (None without one)."""
+    for control in experiment.get("controls") or []:
+        provider = control.get("provider", {})
+        if provider.get("module") == "gameday.traffic":
+            arguments = provider.get("arguments") or {}
+            if int(arguments.get("workers", 1)) != 1:
+                return None
+            return float(arguments.get("rate_rps", 200.0))
+    return None
+
+
+def shared_rate(paths: Sequence[Path]) -> float | None:
+    """The one traffic rate every experiment asks for, when they all agree; else None
+    (then each experiment runs its own traffic)."""
+    rates = {traffic_rate(load_experiment(path)) for path in paths}
+    return rates.pop() if len(rates) == 1 and None not in rates else None
+
+
 def catalog(directory: Path = CATALOG_DIR) -> tuple[Path, ...]:
     """Every experiment of the catalog, in its order: by ``x-gameday-order`` in the file's
     ``extensions`` list when given (lower first), then by name."""

@@ -18,6 +18,12 @@ While it runs, the load generator keeps a live file of its finished seconds
 :func:`gameday.clientsla.client_sla`. The load runs in its own process (its timing
 is not disturbed by Chaos Toolkit's threads) and stops by itself after
 ``max_duration_s`` or when the Chaos Toolkit process goes away.
+
+Under ``gameday run`` the traffic is *shared*: the runner starts one load generator for
+the whole game day (when every experiment asks for the same rate) and names its files
+in ``$GAMEDAY_SHARED_TRAFFIC``; the control then only waits until that traffic has run
+``warmup_s`` in all, and afterwards summarises the seconds the experiment covered. So
+experiments follow each other without a warm-up each, and the load never pauses.
 """
 
 from __future__ import annotations
@@ -33,17 +39,26 @@ from typing import Any, NamedTuple
 
 from chaoslib.exceptions import InterruptExecution
 
+from gameday.clientsla import STALE_S, figures, read_live, seconds_between
+from gameday.errors import MeasurementError
+from gameday.loadstats import merged_histogram
 from gameday.targets import get_target
 
 __all__ = [
     "TrafficFiles",
     "after_experiment_control",
     "before_experiment_control",
+    "current_files",
+    "shared_summary",
+    "start_shared",
+    "stop_shared",
     "traffic_files",
 ]
 
 EXTENSION_NAME = "gameday-traffic"
 STOP_TIMEOUT_S = 15.0
+SHARED_ENV = "GAMEDAY_SHARED_TRAFFIC"
+SHARED_MAX_DURATION_S = 3600.0
 
 
 class TrafficFiles(NamedTuple):
@@ -64,6 +79,49 @@ def traffic_files(pid: int | None = None) -> TrafficFiles:
                         run_dir / f"load-{key}.live.json")
 
 
+def shared_files(run_dir: Path) -> TrafficFiles:
+    """The files of a game day's shared load, in ``run_dir/traffic/``."""
+    directory = run_dir / "traffic"
+    directory.mkdir(parents=True, exist_ok=True)
+    return TrafficFiles(directory / "shared.pid", directory / "shared.json",
+                        directory / "shared.live.json")
+
+
+def current_files() -> TrafficFiles:
+    """The files of the traffic this experiment runs under: the shared load when
+    ``$GAMEDAY_SHARED_TRAFFIC`` names one, else this process' own."""
+    shared = os.environ.get(SHARED_ENV)
+    return shared_files(Path(shared)) if shared else traffic_files()
+
+
+def outcomes_path(files: TrafficFiles) -> Path:
+    """The log of every order's outcome next to a load's summary."""
+    return files.summary.with_suffix(".outcomes.jsonl")
+
+
+def _start_marker() -> Path:
+    return traffic_files().pid.with_suffix(".start")
+
+
+def _join_shared(files: TrafficFiles, warmup_s: float) -> None:
+    """Wait until the shared traffic has run ``warmup_s`` in all; mark our start."""
+    deadline = time.monotonic() + warmup_s + STALE_S
+    while True:
+        try:
+            live = read_live(files.live)
+            break
+        except MeasurementError as exc:
+            if time.monotonic() > deadline:
+                raise InterruptExecution(f"the shared traffic is not running: {exc}") from None
+            time.sleep(0.2)
+    wait_s = float(live["t0_unix"]) + warmup_s - time.time()
+    if wait_s > 0:
+        time.sleep(wait_s)
+    if time.time() - float(read_live(files.live)["updated_unix"]) > STALE_S:
+        raise InterruptExecution(f"the shared traffic has stopped: {files.live} is stale")
+    _start_marker().write_text(repr(time.time()))
+
+
 def _load_command(url: str, rate_rps: float, max_duration_s: float, files: TrafficFiles,
                   workers: int = 1) -> list[str]:
     return [
@@ -80,7 +138,11 @@ def before_experiment_control(  # noqa: PLR0917 (Chaos Toolkit calls it so)
     max_duration_s: float = 900.0, workers: int = 1, **kwargs: Any,
 ) -> None:
     """Start order traffic at ``rate_rps`` (split over ``workers`` processes) and wait
-    ``warmup_s`` seconds; the load stops by itself after ``max_duration_s``."""
+    ``warmup_s`` seconds; the load stops by itself after ``max_duration_s``. Under a
+    shared game-day load, only wait until it has run ``warmup_s`` in all."""
+    if os.environ.get(SHARED_ENV):
+        _join_shared(current_files(), float(warmup_s))
+        return
     files = traffic_files()
     pid_file, out = files.pid, files.summary
     for stale in (out, files.live, out.with_suffix(".outcomes.jsonl")):
@@ -132,7 +194,11 @@ def after_experiment_control(
     configuration: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> None:
-    """Stop the traffic and add its summary to the journal (extension ``gameday-traffic``)."""
+    """Stop the traffic and add its summary to the journal (extension ``gameday-traffic``);
+    under a shared load, summarise the seconds this experiment covered."""
+    if os.environ.get(SHARED_ENV):
+        state.setdefault("extensions", []).append(_shared_extension())
+        return
     pid_file, out, _ = traffic_files()
     if not pid_file.exists():
         return
@@ -144,3 +210,52 @@ def after_experiment_control(
     else:
         extension["error"] = f"the load generator wrote no summary ({out} missing)"
     state.setdefault("extensions", []).append(extension)
+
+
+def _shared_extension() -> dict[str, Any]:
+    extension: dict[str, Any] = {"name": EXTENSION_NAME}
+    marker = _start_marker()
+    try:
+        start = float(marker.read_text())
+        live = read_live(current_files().live)
+        extension["summary"] = shared_summary(live, start, time.time())
+        extension["summary"]["outcomes_path"] = str(outcomes_path(current_files()))
+    except (OSError, ValueError, MeasurementError) as exc:
+        extension["error"] = f"no figures from the shared traffic: {exc}"
+    marker.unlink(missing_ok=True)
+    return extension
+
+
+def shared_summary(live: dict[str, Any], start_unix: float, end_unix: float) -> dict[str, Any]:
+    """The load generator's figures for the seconds between two unix times (pure)."""
+    window = seconds_between(live, start_unix, end_unix)
+    sla = figures(window)
+    histogram = merged_histogram(e.get("hist") for e in window)
+    errors = {k: sum(int(e["errors"][k]) for e in window) for k in window[0]["errors"]}
+    return {
+        "mode": "shared", "since_unix": start_unix, "target_rps": live.get("rate_rps"),
+        "due": sla["requests"], "sent": sum(int(e["sent"]) for e in window),
+        "answered": sum(int(e["answered"]) for e in window),
+        "errors": errors, "error_rate": sla["error_rate"], "availability": sla["availability"],
+        "latency_ms": {f"p{q}": histogram.get_value_at_percentile(q) / 1000
+                       for q in (50, 95, 99)},
+        "timeline": [{k: v for k, v in e.items() if k != "hist"} for e in window],
+    }
+
+
+def start_shared(url: str, rate_rps: float, run_dir: Path) -> subprocess.Popen[bytes]:
+    """Start a game day's shared load (stops by itself with this process, or after an
+    hour); point experiments at it by setting ``$GAMEDAY_SHARED_TRAFFIC`` to ``run_dir``."""
+    files = shared_files(run_dir)
+    for stale in (files.summary, files.live, outcomes_path(files)):
+        stale.unlink(missing_ok=True)
+    command = _load_command(url, rate_rps, SHARED_MAX_DURATION_S, files)
+    with files.summary.with_suffix(".log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    files.pid.write_text(str(process.pid))
+    return process
+
+
+def stop_shared(process: subprocess.Popen[bytes]) -> None:
+    """Stop the shared load (it writes its summary)."""
+    _stop(process.pid)

@@ -1,16 +1,76 @@
-"""Order probes: how many broker calls each order costs (retry storms).
+"""Order probes: no order lost or filled twice, and no retry storm.
 
-Reconciliation of the client's outcomes against the broker's ledger comes with the
-broker simulator's ledger.
+``reconcile`` compares what the clients of the experiment's traffic were told (the load
+generator's log of every order's outcome) with the broker's ledger (``GET /fills``).
 """
 
+import json
+from pathlib import Path
 from typing import Any
 
+from gameday.errors import MeasurementError
+from gameday.http import HttpUnreachable, request_json
 from gameday.prometheus import Prometheus
+from gameday.reconcile import reconcile as reconcile_orders
 from gameday.sla import DEFAULT_SELECTOR, window_selector
 from gameday.targets import get_target
+from gameday.traffic import current_files, outcomes_path
 
-__all__ = ["broker_calls_per_order"]
+__all__ = ["broker_calls_per_order", "reconcile"]
+
+FILLS_SLACK_S = 60.0
+
+
+def _outcomes(path: Path) -> dict[str, str]:
+    if not path.exists():
+        raise MeasurementError(f"no order outcomes at {path}: is the traffic control running?")
+    outcomes = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            outcomes[str(entry["id"])] = str(entry["outcome"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    if not outcomes:
+        raise MeasurementError(f"{path} holds no order outcome yet")
+    return outcomes
+
+
+def _traffic_start(live: Path) -> float:
+    """When the traffic started (minus a slack), so the ledger is read from there on."""
+    try:
+        return float(json.loads(live.read_text(encoding="utf-8"))["t0_unix"]) - FILLS_SLACK_S
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
+def _fills(since_unix: float) -> list[dict[str, Any]]:
+    url = f"{get_target().broker_url()}/fills?since={since_unix:.3f}"
+    try:
+        response = request_json("GET", url, timeout_s=30.0)
+    except HttpUnreachable as exc:
+        raise MeasurementError(f"cannot read the broker's ledger: {exc}") from exc
+    if response.status != 200 or not isinstance(response.body, dict):
+        raise MeasurementError(f"the broker's ledger answered {response.status}: {response.body}")
+    return list(response.body.get("fills") or [])
+
+
+def reconcile() -> dict[str, Any]:
+    """Reconcile the experiment's orders with the broker's ledger.
+
+    Every order a client got a 2xx fill for must be in the ledger exactly once; no order
+    may be filled twice; an order the client saw fail (or time out) but the broker filled
+    is an *unknown outcome*. Orders still in flight are left out.
+
+    Returns ``{acked, filled, lost, duplicated, unknown_outcome, ok}`` (``ok``: nothing
+    lost or duplicated). Pair it with ``{type: jsonpath, path: "$.ok", expect: true}``,
+    or a jsonpath on ``$.unknown_outcome`` with a bound.
+    """
+    files = current_files()
+    outcomes = _outcomes(outcomes_path(files))
+    result = dict(reconcile_orders(outcomes, _fills(_traffic_start(files.live))))
+    result["ok"] = result["lost"] == 0 and result["duplicated"] == 0
+    return result
 
 
 def broker_calls_per_order(window_s: float = 10,

@@ -1,19 +1,43 @@
 """SLA probes: availability, p95 latency, error rate, throughput — measured, never assumed.
 
-Each probe measures over the trailing ``window_s`` seconds from the target's Prometheus
-(PromQL over the service's metric contract). When it cannot measure — Prometheus
-unreachable, a metric missing or renamed, no traffic in the window — it raises with the
-query and the cause; it never returns a default.
+Each probe measures over the trailing ``window_s`` seconds, from one of two sources:
+``prometheus`` (server side: PromQL over the service's metric contract) or ``client``
+(the load generator's figures for the experiment's traffic: latency from each request's
+due time, so stalls are not hidden). When it cannot measure — Prometheus unreachable, a
+metric missing or renamed, no traffic in the window, a dead load generator — it raises
+with the cause; it never returns a default.
 """
 
 
+import time
 from typing import Any
 
+from gameday.clientsla import client_sla, read_live
+from gameday.errors import ConfigError
 from gameday.prometheus import Prometheus
 from gameday.sla import DEFAULT_SELECTOR, ServerSla, SlaTargets, sla_report
 from gameday.targets import get_target
+from gameday.traffic import current_files
 
 __all__ = ["availability", "error_rate", "p95_latency_s", "report", "throughput_rps"]
+
+
+SLA_NAMES = ("availability", "p95_latency_s", "error_rate", "throughput_rps")
+SOURCES = ("prometheus", "client")
+
+
+def _measure(name: str, window_s: float, source: str,
+             configuration: dict[str, Any] | None) -> float:
+    if source == "prometheus":
+        return _server(configuration).measure(name, window_s)
+    return float(_client(window_s, source)[name])
+
+
+def _client(window_s: float, source: str) -> dict[str, Any]:
+    if source != "client":
+        raise ConfigError(f"unknown source {source!r}: valid are {', '.join(SOURCES)}")
+    live = read_live(current_files().live)
+    return client_sla(live, float(window_s), time.time())
 
 
 def _server(configuration: dict[str, Any] | None) -> ServerSla:
@@ -22,67 +46,82 @@ def _server(configuration: dict[str, Any] | None) -> ServerSla:
     return ServerSla(Prometheus(get_target().prometheus_url()), selector)
 
 
-def availability(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
+def availability(window_s: float = 10, source: str = "prometheus",
+                 configuration: dict[str, Any] | None = None) -> float:
     """Share of order requests answered without a 5xx, over a trailing window.
 
     Args:
         window_s: the window, in seconds (2..3600).
+        source: ``prometheus`` (server side, PromQL) or ``client`` (the load
+            generator's figures for the experiment's traffic).
 
     Returns a float in 0..1. Pair it with a range tolerance, e.g. ``[0.995, 1.0]``.
     """
-    return _server(configuration).availability(window_s)
+    return _measure("availability", window_s, source, configuration)
 
 
-def p95_latency_s(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
+def p95_latency_s(window_s: float = 10, source: str = "prometheus",
+                  configuration: dict[str, Any] | None = None) -> float:
     """95th percentile of order latency, over a trailing window.
 
     Args:
         window_s: the window, in seconds (2..3600).
+        source: ``prometheus`` (server side, PromQL) or ``client`` (the load
+            generator's figures for the experiment's traffic).
 
     Returns seconds, a float. Pair it with a range tolerance, e.g. ``[0, 1.0]``.
     """
-    return _server(configuration).p95_latency_s(window_s)
+    return _measure("p95_latency_s", window_s, source, configuration)
 
 
-def error_rate(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
+def error_rate(window_s: float = 10, source: str = "prometheus",
+               configuration: dict[str, Any] | None = None) -> float:
     """Share of order requests that failed (5xx, timeout, circuit open), over a window.
 
     Args:
         window_s: the window, in seconds (2..3600).
+        source: ``prometheus`` (server side, PromQL) or ``client`` (the load
+            generator's figures for the experiment's traffic).
 
     Returns a float in 0..1. Pair it with a range tolerance, e.g. ``[0, 0.001]``.
     """
-    return _server(configuration).error_rate(window_s)
+    return _measure("error_rate", window_s, source, configuration)
 
 
-def throughput_rps(window_s: float = 10, configuration: dict[str, Any] | None = None) -> float:
+def throughput_rps(window_s: float = 10, source: str = "prometheus",
+                   configuration: dict[str, Any] | None = None) -> float:
     """Order requests answered per second, over a trailing window.
 
     Args:
         window_s: the window, in seconds (2..3600).
+        source: ``prometheus`` (server side, PromQL) or ``client`` (the load
+            generator's figures for the experiment's traffic).
 
     Returns requests per second, a float. Pair it with a range tolerance, e.g.
     ``[100, 1000000]``.
     """
-    return _server(configuration).throughput_rps(window_s)
+    return _measure("throughput_rps", window_s, source, configuration)
 
 
-def report(window_s: float = 10, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+def report(window_s: float = 10, source: str = "prometheus",
+           configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every SLA value over a trailing window, with its bound and verdict.
 
     Args:
         window_s: the window, in seconds (2..3600).
+        source: ``prometheus`` (server side, PromQL) or ``client`` (the load
+            generator's figures for the experiment's traffic).
 
     Bounds come from the configuration keys ``sla_availability_min``,
     ``sla_p95_latency_max_s``, ``sla_error_rate_max``, ``sla_throughput_min_rps``.
     Returns a flat dict (``availability``, ``availability_min``, ``availability_ok``, ...,
     ``ok``); pair it with ``{type: jsonpath, path: "$.ok", expect: true}``.
     """
-    server = _server(configuration)
-    values = {
-        "availability": server.availability(window_s),
-        "p95_latency_s": server.p95_latency_s(window_s),
-        "error_rate": server.error_rate(window_s),
-        "throughput_rps": server.throughput_rps(window_s),
-    }
-    return sla_report(values, SlaTargets.from_configuration(configuration))
+    targets = SlaTargets.from_configuration(configuration)
+    if source == "prometheus":
+        server = _server(configuration)
+        values = {name: server.measure(name, window_s) for name in SLA_NAMES}
+    else:
+        client = _client(window_s, source)
+        values = {name: float(client[name]) for name in SLA_NAMES}
+    return {"source": source, **sla_report(values, targets)}
