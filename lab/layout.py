@@ -2,10 +2,18 @@
 
 All ports sit at fixed offsets from ``GAMEDAY_LAB_PORT_BASE`` (default 18000), so two
 labs with different bases never collide. Everything binds to 127.0.0.1.
+
+With ``GAMEDAY_LAB_NETNS=1`` (root on Linux only, see :mod:`lab.netns`) each replica
+runs in a network namespace of its own instead, on addresses of a /26 of 10.231.0.0/16
+chosen by the port base: the lab's gateway (``.1``, a bridge on the host where the
+service → broker link listens), and per replica N a service address (``.10+N``, what
+HAProxy calls and what a partition cuts) and an admin address (``.20+N``, what
+Prometheus, probes and readiness checks call, never cut).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,14 @@ _OFFSETS = {
 _REPLICA_OFFSET = 21
 _LB_LINK_OFFSET = 11
 _PORT_MAX = 65535
+NETNS_NETWORK = ipaddress.IPv4Network("10.231.0.0/16")
+NETNS_PREFIX = 26
+_NETNS_BLOCKS = 2 ** (NETNS_PREFIX - NETNS_NETWORK.prefixlen)
+_GATEWAY_OFFSET = 1
+_SERVICE_OFFSET = 10
+_ADMIN_OFFSET = 20
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 class LayoutError(ValueError):
@@ -42,11 +58,14 @@ class LabLayout:
         state_dir: directory holding configs, logs, TSDB and the supervisord socket.
         port_base: first port; every other port is a fixed offset from it.
         replica_count: number of service replicas behind HAProxy.
+        netns: run each replica in a network namespace of its own (partitions are then
+            iptables rules in it); off = everything on 127.0.0.1 (the default).
     """
 
     state_dir: Path
     port_base: int = DEFAULT_PORT_BASE
     replica_count: int = REPLICA_COUNT
+    netns: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.replica_count <= MAX_REPLICAS:
@@ -75,9 +94,50 @@ class LabLayout:
         index = self.replica_names().index(name)
         return self.port_base + _REPLICA_OFFSET + index
 
+    def replica_host(self, name: str) -> str:
+        """Where probes, Prometheus and readiness checks reach a replica: 127.0.0.1, or
+        its admin address in its namespace (never partitioned)."""
+        return self._netns_address(name, _ADMIN_OFFSET) if self.netns else HOST
+
+    def replica_service_host(self, name: str) -> str:
+        """Where HAProxy reaches a replica: 127.0.0.1 (through the fault proxy), or its
+        service address in its namespace (the one a partition cuts)."""
+        return self._netns_address(name, _SERVICE_OFFSET) if self.netns else HOST
+
     def replica_url(self, name: str) -> str:
-        """HTTP base URL of one replica, by name."""
-        return f"http://{HOST}:{self.replica_port(name)}"
+        """HTTP base URL of one replica, by name (on :meth:`replica_host`)."""
+        return f"http://{self.replica_host(name)}:{self.replica_port(name)}"
+
+    def broker_link_host(self) -> str:
+        """Where the fault proxy's service → broker link listens: 127.0.0.1, or the
+        gateway address on the host's bridge that the namespaces reach."""
+        return self.netns_gateway() if self.netns else HOST
+
+    def broker_link_url(self) -> str:
+        """The broker URL the replicas call: the fault proxy's ``service-broker`` link."""
+        return f"http://{self.broker_link_host()}:{self.port('service_broker_link')}"
+
+    def netns_subnet(self) -> ipaddress.IPv4Network:
+        """This lab's /26 of 10.231.0.0/16 (chosen by the port base, modulo 1024)."""
+        block = self.port_base % _NETNS_BLOCKS
+        first = int(NETNS_NETWORK.network_address) + block * 2 ** (32 - NETNS_PREFIX)
+        return ipaddress.IPv4Network((first, NETNS_PREFIX))
+
+    def netns_gateway(self) -> str:
+        """The host's address on the lab's bridge, reachable from every namespace."""
+        return str(self.netns_subnet()[_GATEWAY_OFFSET])
+
+    def _netns_address(self, name: str, offset: int) -> str:
+        index = self.replica_names().index(name) + 1
+        return str(self.netns_subnet()[offset + index])
+
+    def netns_name(self, name: str) -> str:
+        """Name of a replica's network namespace, and of its veth's host end: gd<base>-rN."""
+        return f"gd{self.port_base}-r{self.replica_names().index(name) + 1}"
+
+    def netns_bridge(self) -> str:
+        """Name of the lab's bridge on the host: gd<base>-br."""
+        return f"gd{self.port_base}-br"
 
     def lb_link_name(self, replica: str) -> str:
         """Name of the load balancer → replica link: ``lb-replica-N``."""
@@ -104,8 +164,17 @@ class LabLayout:
         return self.state_dir / "logs"
 
 
+def _netns_from_env(env: dict[str, str]) -> bool:
+    raw = env.get("GAMEDAY_LAB_NETNS", "").strip().lower()
+    if raw in _TRUE + _FALSE:
+        return raw in _TRUE
+    raise LayoutError(f"GAMEDAY_LAB_NETNS={raw!r} is not a switch: valid are 1/true/yes/on "
+                      f"(namespaces, root only) or 0/false/no/off/unset (the default)")
+
+
 def layout_from_env(environ: dict[str, str] | None = None) -> LabLayout:
-    """The lab layout from ``GAMEDAY_LAB_DIR`` (default ./.lab) and ``GAMEDAY_LAB_PORT_BASE``."""
+    """The lab layout from ``GAMEDAY_LAB_DIR`` (default ./.lab), ``GAMEDAY_LAB_PORT_BASE``
+    and ``GAMEDAY_LAB_NETNS`` (default off)."""
     env = dict(os.environ) if environ is None else environ
     raw_base = env.get("GAMEDAY_LAB_PORT_BASE", str(DEFAULT_PORT_BASE))
     try:
@@ -115,4 +184,4 @@ def layout_from_env(environ: dict[str, str] | None = None) -> LabLayout:
             f"GAMEDAY_LAB_PORT_BASE={raw_base!r} is not an integer port number"
         ) from None
     state_dir = Path(env.get("GAMEDAY_LAB_DIR", ".lab")).resolve()
-    return LabLayout(state_dir=state_dir, port_base=base)
+    return LabLayout(state_dir=state_dir, port_base=base, netns=_netns_from_env(env))

@@ -1,4 +1,12 @@
-"""Render the lab's configuration files from the templates in ``lab/conf`` (pure)."""
+"""Render the lab's configuration files from the templates in ``lab/conf`` (pure).
+
+With the layout's ``netns`` option on, the replica programs run through
+``ip netns exec`` in their namespaces and listen on every address there (their
+namespace holds only its loopback and the lab's veth), HAProxy and Prometheus call them
+on their namespace addresses, and the fault proxy's service → broker link listens on
+the lab's gateway. The fault proxy then carries no ``lb-replica-N`` links: HAProxy
+reaches the replicas directly, and a partition of that link is an iptables rule.
+"""
 
 from __future__ import annotations
 
@@ -22,40 +30,65 @@ class Executables:
     python: str
     haproxy: str
     prometheus: str
+    ip: str = "ip"
+
+
+class RenderError(ValueError):
+    """A template no longer has what rendering relies on; the message names it."""
+
+
+NETNS_LISTEN_HOST = "0.0.0.0"
 
 
 def _template(name: str) -> Template:
     return Template((CONF_DIR / name).read_text(encoding="utf-8"))
 
 
-def _link(name: str, listen_port: int, upstream_port: int) -> dict[str, object]:
-    return {"name": name, "listen": f"{HOST}:{listen_port}",
+def _link(name: str, listen_port: int, upstream_port: int,
+          listen_host: str = HOST) -> dict[str, object]:
+    return {"name": name, "listen": f"{listen_host}:{listen_port}",
             "upstream": f"{HOST}:{upstream_port}", "enabled": True}
 
 
 def proxies_json(layout: LabLayout) -> str:
     """The fault proxy's start-up config: the service → broker link, and one link from
-    the load balancer to each replica (``lb-replica-N``)."""
-    links = [_link(SERVICE_BROKER_LINK, layout.port("service_broker_link"), layout.port("broker"))]
-    links += [
+    the load balancer to each replica (``lb-replica-N``; none in netns mode)."""
+    links = [_link(SERVICE_BROKER_LINK, layout.port("service_broker_link"), layout.port("broker"),
+                   layout.broker_link_host())]
+    links += [] if layout.netns else [
         _link(layout.lb_link_name(name), layout.lb_link_port(name), layout.replica_port(name))
         for name in layout.replica_names()
     ]
     return json.dumps(links, indent=2) + "\n"
 
 
+def _listen_in_namespace(block: str) -> str:
+    """The replica's program block, listening on every address of its namespace."""
+    old = f"--host {HOST} "
+    if block.count(old) != 1:
+        raise RenderError(f"lab/conf/replica.program.tmpl must pass `{old.strip()}` to the "
+                          f"replica exactly once for GAMEDAY_LAB_NETNS to move it")
+    return block.replace(old, f"--host {NETNS_LISTEN_HOST} ")
+
+
+def _replica_program(template: Template, layout: LabLayout, exe: Executables,
+                     name: str) -> str:
+    python = exe.python
+    if layout.netns:
+        python = f"{exe.ip} netns exec {layout.netns_name(name)} {exe.python}"
+    block = template.substitute(
+        name=name,
+        python=python,
+        port=layout.replica_port(name),
+        state_dir=layout.state_dir,
+        broker_link_url=layout.broker_link_url(),
+    )
+    return _listen_in_namespace(block) if layout.netns else block
+
+
 def _replica_programs(layout: LabLayout, exe: Executables) -> str:
     template = _template("replica.program.tmpl")
-    blocks = [
-        template.substitute(
-            name=name,
-            python=exe.python,
-            port=layout.replica_port(name),
-            state_dir=layout.state_dir,
-            broker_link_url=f"http://{HOST}:{layout.port('service_broker_link')}",
-        )
-        for name in layout.replica_names()
-    ]
+    blocks = [_replica_program(template, layout, exe, name) for name in layout.replica_names()]
     return "\n".join(blocks)
 
 
@@ -75,11 +108,18 @@ def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path) -> str:
     )
 
 
+def _server_address(layout: LabLayout, name: str) -> str:
+    if layout.netns:
+        return f"{layout.replica_service_host(name)}:{layout.replica_port(name)}"
+    return f"{HOST}:{layout.lb_link_port(name)}"
+
+
 def haproxy_cfg(layout: LabLayout) -> str:
     """HAProxy's config: the entry point, round robin over health-checked replicas,
-    each reached through its ``lb-replica-N`` link of the fault proxy."""
+    each reached through its ``lb-replica-N`` link of the fault proxy (in netns mode:
+    directly, on its service address)."""
     servers = "\n".join(
-        f"    server {name} {HOST}:{layout.lb_link_port(name)} check"
+        f"    server {name} {_server_address(layout, name)} check"
         for name in layout.replica_names()
     )
     return _template("haproxy.cfg.tmpl").substitute(
@@ -92,7 +132,7 @@ def haproxy_cfg(layout: LabLayout) -> str:
 def prometheus_yml(layout: LabLayout) -> str:
     """Prometheus' config: 1 s scrapes of replicas, HAProxy, fault proxy, broker sim."""
     targets = "\n".join(
-        f'      - targets: ["{HOST}:{layout.replica_port(name)}"]\n'
+        f'      - targets: ["{layout.replica_host(name)}:{layout.replica_port(name)}"]\n'
         f"        labels: {{replica: {name}}}"
         for name in layout.replica_names()
     )

@@ -2,11 +2,14 @@
 
 The lab is a supervisord instance (PyPI ``supervisor``) running the broker simulator,
 the fault proxy, three service replicas, HAProxy and Prometheus, all on 127.0.0.1
-and all with state under the layout's state directory.
+and all with state under the layout's state directory. With ``GAMEDAY_LAB_NETNS=1``
+the replicas run in network namespaces created before supervisord starts and deleted
+after it stops (see :mod:`lab.netns`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,10 +19,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import netns
 from lab.layout import HOST, LabLayout
 from lab.render import Executables, all_files
 from lab.supervisor_client import SupervisorClient
@@ -110,20 +115,74 @@ def _start_supervisord(layout: LabLayout) -> None:
         raise LabError(f"supervisord failed to start: {result.stderr.strip() or result.stdout}")
 
 
+@contextmanager
+def _netns_errors() -> Iterator[None]:
+    try:
+        yield
+    except netns.NetnsError as exc:
+        raise LabError(str(exc)) from exc
+
+
+def _netns_tools(layout: LabLayout) -> netns.Tools | None:
+    """The commands netns mode needs when it is on (LabError if missing), else None."""
+    recorded = netns.recorded_layout(layout.state_dir) is not None
+    if client(layout).is_up() and recorded != layout.netns:
+        raise LabError(
+            f"the lab in {layout.state_dir} runs {'with' if recorded else 'without'} "
+            f"network namespaces: set GAMEDAY_LAB_NETNS={int(recorded)} to use it, or "
+            f"bring it down first"
+        )
+    return netns.require_tools() if layout.netns else None
+
+
+@contextmanager
+def _namespaces(layout: LabLayout, tools: netns.Tools | None) -> Iterator[None]:
+    """Namespaces for the replicas while the body starts the lab; removed if it fails."""
+    if tools is None:
+        yield
+        return
+    netns.create(layout, tools)
+    try:
+        yield
+    except BaseException:
+        netns.remove(layout, tools)
+        raise
+
+
+def _remove_namespaces(layout: LabLayout) -> None:
+    """Delete the namespaces the lab recorded at ``up`` (or would have, in netns mode)."""
+    target = netns.recorded_layout(layout.state_dir) or (layout if layout.netns else None)
+    if target is not None:
+        netns.remove(target, netns.require_tools())
+
+
+def _prepare_netns(layout: LabLayout, exe: Executables,
+                   tools: netns.Tools | None) -> Executables:
+    """Remove what a crashed netns lab left here (its record would mislead the target);
+    the executables, with ``ip`` when netns mode is on."""
+    with _netns_errors():
+        _remove_namespaces(layout)
+    return exe if tools is None else dataclasses.replace(exe, ip=tools.ip)
+
+
 def up(layout: LabLayout, ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
     """Start the lab and wait until every part answers; False if it was already running."""
+    with _netns_errors():
+        tools = _netns_tools(layout)
     if client(layout).is_up():
         wait_ready(layout, ready_timeout_s)
         return False
     exe = executables()
     _check_ports_free(layout)
+    exe = _prepare_netns(layout, exe, tools)
     _write_configs(layout, exe)
-    _start_supervisord(layout)
-    try:
-        wait_ready(layout, ready_timeout_s)
-    except LabError:
-        down(layout)
-        raise
+    with _netns_errors(), _namespaces(layout, tools):
+        _start_supervisord(layout)
+        try:
+            wait_ready(layout, ready_timeout_s)
+        except LabError:
+            down(layout)
+            raise
     return True
 
 
@@ -131,6 +190,8 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     """Stop every lab process and supervisord; False if the lab was not running."""
     sup = client(layout)
     if not sup.is_up():
+        with _netns_errors():
+            _remove_namespaces(layout)
         return False
     pid = sup.pid()
     sup.shutdown()
@@ -139,6 +200,8 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         if time.monotonic() > deadline:
             raise LabError(f"supervisord (PID {pid}) did not stop within {timeout_s:.0f} s")
         time.sleep(0.1)
+    with _netns_errors():
+        _remove_namespaces(layout)
     return True
 
 

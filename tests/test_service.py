@@ -83,6 +83,11 @@ def test_retry_delay_policy() -> None:
     assert retry_delay_s(DOWN, 1, 0.0, RetrySettings(max_attempts=1)) is None
 
 
+def test_default_policy_retries_fast_failures_but_not_timeouts() -> None:
+    assert retry_delay_s(DOWN, 1, 0.01, RetrySettings()) == 0.025
+    assert retry_delay_s(TIMEOUT, 1, 0.8, RetrySettings()) is None, "a slow broker gets no more"
+
+
 def test_attempt_timeout_is_cut_to_the_budget_left() -> None:
     assert attempt_timeout_s(0.8, 0.9, 0.0) == 0.8
     assert attempt_timeout_s(0.8, 0.9, 0.5) == pytest.approx(0.4)

@@ -1,9 +1,10 @@
 """One socket of a link, as an asyncio protocol: reads are pushed, writes never block.
 
-An endpoint starts with reading held ("wiring"); the link sets its callbacks, then
-releases it. Reading is paused while any reason to hold it stands (the other socket
-cannot take more, too many bytes are inside the fault stages), which is how
-back-pressure reaches the sending peer.
+An endpoint starts with reading held ("wiring"): whatever is read before the link has
+set its callbacks (some loops, uvloop among them, start reading after
+`connection_made`) is kept and replayed by `wired()`. Reading is paused while any
+reason to hold it stands (the other socket cannot take more, too many bytes are
+inside the fault stages), which is how back-pressure reaches the sending peer.
 """
 
 from __future__ import annotations
@@ -16,14 +17,6 @@ from collections.abc import Callable
 from typing import cast
 
 __all__ = ["Endpoint"]
-
-
-def _ignore_data(data: bytes) -> None:
-    """What an endpoint does with data before it is wired (never called: reading is held)."""
-
-
-def _ignore_eof() -> None:
-    """What an endpoint does with an EOF before it is wired."""
 
 
 def _ignore_lost(error: Exception | None) -> None:
@@ -40,14 +33,16 @@ class Endpoint(asyncio.Protocol):
     transport: asyncio.Transport
 
     def __init__(self, on_connected: Callable[[Endpoint], None] | None = None) -> None:
-        self.on_data: Callable[[bytes], None] = _ignore_data
-        self.on_eof: Callable[[], None] = _ignore_eof
+        self.on_data: Callable[[bytes], None] = self._keep_early
+        self.on_eof: Callable[[], None] = self._keep_early_eof
         self.on_lost: Callable[[Exception | None], None] = _ignore_lost
         self.on_writable: Callable[[bool], None] = _ignore_writable
         self.writable = asyncio.Event()
         self.writable.set()
         self._on_connected = on_connected
         self._holds: set[str] = {"wiring"}
+        self._early: list[bytes] = []
+        self._early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -77,6 +72,24 @@ class Endpoint(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writable.set()
         self.on_writable(True)
+
+    def _keep_early(self, data: bytes) -> None:
+        """Bytes read before the link is wired (uvloop starts reading after
+        `connection_made`, undoing its pause): kept, and reading paused again."""
+        self._early.append(data)
+        self.transport.pause_reading()
+
+    def _keep_early_eof(self) -> None:
+        self._early_eof = True
+
+    def wired(self) -> None:
+        """The link has set the callbacks: replay what came early, start reading."""
+        early, self._early = self._early, []
+        for data in early:
+            self.on_data(data)
+        if self._early_eof:
+            self.on_eof()
+        self.hold_reading("wiring", False)
 
     def hold_reading(self, reason: str, hold: bool) -> None:
         """Pause reading while any reason holds it; resume when none is left."""

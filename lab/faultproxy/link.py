@@ -114,7 +114,7 @@ class Link:
             source.on_lost = self._on_lost
             sink.on_writable = partial(self._on_writable, stream)
         for source, _ in self._ends.values():
-            source.hold_reading("wiring", False)
+            source.wired()
 
     def _on_data(self, stream: str, data: bytes) -> None:
         counts = self._meters[stream]
