@@ -7,6 +7,7 @@ check of the target (nothing may be left injected).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -78,6 +79,21 @@ def required_controls(experiment: Mapping[str, Any]) -> list[str]:
     """Names of the experiment's controls that must leave a mark in the journal."""
     modules = [c.get("provider", {}).get("module") for c in experiment.get("controls") or []]
     return [EXTENSION_NAME] if "gameday.traffic" in modules else []
+
+
+def missing_controls(experiment: Mapping[str, Any]) -> list[str]:
+    """Controls whose module cannot be imported: Chaos Toolkit would skip them silently."""
+    missing = []
+    for control in experiment.get("controls") or []:
+        module = str(control.get("provider", {}).get("module", ""))
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(f"control {control.get('name')}: module {module!r} cannot be "
+                           "imported, so Chaos Toolkit would skip it")
+    return missing
 
 
 def traffic_rate(experiment: Mapping[str, Any]) -> float | None:
@@ -170,6 +186,9 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
                                 None, duration_s)
     journal = json.loads(journal_path.read_text(encoding="utf-8"))
     verdict = judge(journal, settings.variables, required_controls(experiment), leftovers)
+    missing = tuple(missing_controls(experiment))
+    if missing:
+        verdict = Verdict(verdict.title, verdict.reasons + missing)
     return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal))
 
 
