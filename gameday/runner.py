@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from gameday.errors import ConfigError, MeasurementError
+from gameday.incident import is_incident, to_experiment
 from gameday.summary import ExperimentResult, key_figures
 from gameday.targets import get_target
 from gameday.traffic import EXTENSION_NAME
@@ -62,17 +63,36 @@ def _chaos_var(key: str, value: Any) -> str:
     return f"{key}{kind}={value}"
 
 
-def load_experiment(path: Path) -> dict[str, Any]:
-    """Read an experiment file, or raise ConfigError saying what is wrong with it."""
+def _read(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"experiment {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"experiment {path} is not valid YAML/JSON: {exc}") from None
+
+
+def load_experiment(path: Path) -> dict[str, Any]:
+    """Read an experiment (or incident) file, or raise ConfigError saying what is wrong."""
+    data = _read(path)
+    if isinstance(data, dict) and is_incident(data):
+        return to_experiment(data)
     if not isinstance(data, dict) or "method" not in data:
-        raise ConfigError(f"experiment {path} is not a Chaos Toolkit experiment (no method)")
+        raise ConfigError(f"experiment {path} is not a Chaos Toolkit experiment (no method) "
+                          "nor an incident file (no incident:)")
     return data
+
+
+def _chaos_source(path: Path, experiment: Mapping[str, Any], reports_dir: Path,
+                  stamp: str) -> Path:
+    """The file to hand to ``chaos run``: the experiment itself, or the experiment an
+    incident file was turned into (written next to the reports)."""
+    raw = _read(path)
+    if not (isinstance(raw, dict) and is_incident(raw)):
+        return path
+    generated = reports_dir / f"{path.stem}-{stamp}.experiment.json"
+    generated.write_text(json.dumps(experiment, indent=2), encoding="utf-8")
+    return generated
 
 
 def required_controls(experiment: Mapping[str, Any]) -> list[str]:
@@ -176,7 +196,8 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     log_path = settings.reports_dir / f"{path.stem}-{stamp}.chaos.log"
     env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir),
            "GAMEDAY_TARGET": settings.target}
-    _run_chaos(_chaos_command(path, journal_path, log_path, settings.variables), env)
+    source = _chaos_source(path, experiment, settings.reports_dir, stamp)
+    _run_chaos(_chaos_command(source, journal_path, log_path, settings.variables), env)
     leftovers = _leftovers(settings.target)
     duration_s = time.monotonic() - started
     if not journal_path.exists():
