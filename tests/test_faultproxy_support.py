@@ -60,6 +60,12 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # the default 5 overflows when tests connect many at once
+
+
+class _HttpServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
 
 
 def _serve(server: socketserver.TCPServer) -> Iterator[int]:
@@ -79,8 +85,7 @@ def echo_port() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def http_port() -> Iterator[int]:
     """A keep-alive HTTP/1.1 server answering every GET with `hello`."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    server.daemon_threads = True
+    server = _HttpServer(("127.0.0.1", 0), _Hello)
     yield from _serve(server)
 
 
@@ -120,11 +125,19 @@ class FaultProxy:
         assert self.call("POST", f"/proxies/{proxy}/toxics/{toxic}", fields).status_code == 200
 
 
-def start_proxy(log_path: Path, *args: str) -> FaultProxy:
-    """Start `python -m lab.faultproxy` on a free port; wait for its first line."""
-    command = [sys.executable, "-m", "lab.faultproxy", "--host", "127.0.0.1", "--port", "0"]
+_ON_UVLOOP = (
+    "import sys, uvloop; uvloop.install(); from lab.faultproxy.__main__ import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
+
+
+def start_proxy(log_path: Path, *args: str, uvloop: bool = False) -> FaultProxy:
+    """Start `python -m lab.faultproxy` on a free port (on uvloop's event loop if
+    asked); wait for its first line."""
+    program = ["-c", _ON_UVLOOP] if uvloop else ["-m", "lab.faultproxy"]
+    command = [sys.executable, *program, "--host", "127.0.0.1", "--port", "0", *args]
     process = subprocess.Popen(
-        [*command, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True, stderr=log_path.open("w")
+        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, stderr=log_path.open("w")
     )
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 10.0)

@@ -23,7 +23,10 @@ from test_faultproxy_support import (
     http_port,
     listen_port,
     recv_exactly,
+    recv_until_closed,
     server,
+    start_proxy,
+    stop_proxy,
 )
 
 __all__ = ["echo_port", "fp", "http_port", "server"]  # fixtures used by this module
@@ -138,3 +141,24 @@ def test_a_client_that_does_not_read_is_held_back(
         assert _rss_mb(fp.process.pid) - before_mb < 40
         assert recv_exactly(sock, len(payload)) == payload
         sender.join(TIMEOUT_S)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_bytes_and_eof_sent_at_once_on_connect_are_kept(
+    tmp_path: Path, echo_port: int, loop: str
+) -> None:
+    """A client may send (and half-close) before the proxy has reached the upstream."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    other = start_proxy(tmp_path / "stderr.log", uvloop=loop == "uvloop")
+    try:
+        port = listen_port(other.create("echo", echo_port))
+        socks = [connect(port) for _ in range(20)]
+        for sock in socks:
+            sock.sendall(b"early" * 200)
+            sock.shutdown(socket.SHUT_WR)
+        for sock in socks:
+            with sock:
+                assert recv_until_closed(sock) == b"early" * 200
+    finally:
+        stop_proxy(other)

@@ -31,6 +31,9 @@ class Target(Protocol):
     def ready_replicas(self, selector: str) -> int:
         """Number of replicas matching ``selector`` that are running and ready."""
 
+    def in_rotation(self, selector: str) -> int:
+        """Number of replicas matching ``selector`` the load balancer sends traffic to."""
+
     def links(self) -> list[str]:
         """Names of the links that can be partitioned or degraded."""
 

@@ -80,6 +80,10 @@ class KubernetesTarget:
             raise_as(InjectionError, f"terminate_pods {selector!r} failed", exc)
         return [str(name) for name in deleted]
 
+    def in_rotation(self, selector: str) -> int:
+        """Pods the Service sends traffic to: on Kubernetes, the Ready ones."""
+        return self.ready_replicas(selector)
+
     def ready_replicas(self, selector: str) -> int:
         """Pods matching ``selector`` that run, are not being deleted and are ``Ready``."""
         if not selector.strip():

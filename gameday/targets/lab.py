@@ -1,22 +1,27 @@
 """The lab target: the local processes started by ``gameday lab up``.
 
 Kill a pod = SIGKILL a replica process (supervisord restarts it, like a ReplicaSet);
-partition a link = disable its proxy in the fault proxy; fail the broker = the broker
-simulator's admin API.
+partition a link = disable its proxy in the fault proxy, or, when the lab runs its
+replicas in network namespaces (``GAMEDAY_LAB_NETNS=1``, see :mod:`lab.netns`), iptables
+DROP rules in them; fail the broker = the broker simulator's admin API.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import ConfigError, MeasurementError
+from prometheus_client.parser import text_string_to_metric_families
+
+from gameday.errors import ConfigError, InjectionError, MeasurementError
 from gameday.http import HttpUnreachable, request_json
 from gameday.toxiproxy import Toxiproxy
-from lab import stack
+from lab import netns, stack
 from lab.layout import SERVICE_BROKER_LINK, LabLayout, layout_from_env
 
 SERVICE_SELECTOR = "app=broker-integration"
@@ -65,18 +70,54 @@ class LabTarget:
             ready += int(replica.running and ok)
         return ready
 
+    def in_rotation(self, selector: str = SERVICE_SELECTOR) -> int:
+        """Replicas matching ``selector`` that HAProxy marks UP (its own metrics)."""
+        names = {r.name for r in self._replicas(selector)}
+        url = self.layout.url("haproxy_stats") + "/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as response:
+                text = response.read().decode()
+        except OSError as exc:
+            raise MeasurementError(f"cannot read HAProxy's server states at {url}: {exc}") from exc
+        return len(names & servers_up(text))
+
     def links(self) -> list[str]:
         """``service-broker`` and ``lb-replica-N`` for each replica."""
         return [SERVICE_BROKER_LINK] + [self.layout.lb_link_name(n)
                                         for n in self.layout.replica_names()]
 
+    def _kernel(self, link: str) -> tuple[LabLayout, netns.Tools] | None:
+        """The running lab's namespaces (as recorded by ``lab up``), or None when it runs
+        in the default userspace mode; checks ``link`` in netns mode."""
+        try:
+            recorded = netns.recorded_layout(self.layout.state_dir)
+            tools = None if recorded is None else netns.require_tools()
+        except netns.NetnsError as exc:
+            raise InjectionError(str(exc)) from exc
+        if recorded is None or tools is None:
+            return None
+        if link not in self.links():
+            raise ConfigError(f"unknown link {link!r}: valid links are {', '.join(self.links())}")
+        return recorded, tools
+
     def partition(self, link: str) -> None:
-        """Take the link down: new connections are refused and open ones closed."""
-        Toxiproxy(self.fault_proxy_url()).set_enabled(link, False)
+        """Take the link down: new connections are refused and open ones closed (in netns
+        mode: its packets are dropped, so connections time out and open ones stall)."""
+        kernel = self._kernel(link)
+        if kernel is None:
+            Toxiproxy(self.fault_proxy_url()).set_enabled(link, False)
+            return
+        _netns_call(netns.partition, kernel, link)
 
     def heal(self, link: str) -> None:
         """Bring the link back up; idempotent."""
-        Toxiproxy(self.fault_proxy_url()).set_enabled(link, True)
+        kernel = self._kernel(link)
+        if kernel is None:
+            Toxiproxy(self.fault_proxy_url()).set_enabled(link, True)
+            return
+        _netns_call(netns.heal, kernel, link)
+        if link == SERVICE_BROKER_LINK:
+            Toxiproxy(self.fault_proxy_url()).set_enabled(link, True)
 
     def broker_url(self) -> str:
         """The broker simulator's API."""
@@ -110,9 +151,28 @@ class LabTarget:
         except HttpUnreachable as exc:
             raise MeasurementError(f"cannot check the lab for leftovers: {exc}") from exc
         problems = _proxy_problems(proxies) + _mode_problems(mode)
+        problems += self._netns_problems()
         status = stack.status(self.layout)
         problems += [f"process {n} is {s}" for n, s in status.processes.items() if s != "RUNNING"]
         return problems
+
+    def _netns_problems(self) -> list[str]:
+        """Partitions left as iptables rules, in netns mode; none otherwise."""
+        try:
+            recorded = netns.recorded_layout(self.layout.state_dir)
+            return [] if recorded is None else netns.cut_links(recorded, netns.require_tools())
+        except netns.NetnsError as exc:
+            raise MeasurementError(f"cannot check the lab's namespaces for leftovers: "
+                                   f"{exc}") from exc
+
+
+def _netns_call(func: Callable[[LabLayout, str, netns.Tools], None],
+                kernel: tuple[LabLayout, netns.Tools], link: str) -> None:
+    layout, tools = kernel
+    try:
+        func(layout, link, tools)
+    except netns.NetnsError as exc:
+        raise InjectionError(str(exc)) from exc
 
 
 def _proxy_problems(proxies: Any) -> list[str]:
@@ -130,3 +190,16 @@ def _mode_problems(mode: Any) -> list[str]:
     if isinstance(mode, dict) and mode.get("mode") == "normal":
         return []
     return [f"broker simulator is in mode {mode!r}, not normal"]
+
+
+def servers_up(metrics_text: str, backend: str = "replicas") -> set[str]:
+    """Servers of ``backend`` that HAProxy's Prometheus exporter reports UP (pure)."""
+    up = set()
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "haproxy_server_status":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("proxy") == backend and labels.get("state") == "UP" and sample.value:
+                up.add(labels["server"])
+    return up

@@ -7,9 +7,9 @@ replace it. Toxics: latency, bandwidth, slow_close, timeout, reset_peer, slicer,
 limit_data, each documented in its module under `faults/`.
 
 Modules: `api` (HTTP routes), `schema` (request bodies), `collection` (all proxies),
-`proxy` (one listener), `link` (one connection), `pipeline` (one direction's chain of
-fault stages), `stream` (chunks, ends, channels, the stub), `faults/` (one fault type
-per module), `metrics`, `settings`.
+`proxy` (one listener), `link` (one connection), `endpoint` (one of its sockets),
+`pipeline` (one direction's chain of fault stages), `stream` (chunks, ends, channels,
+the stub), `faults/` (one fault type per module), `metrics`, `settings`.
 
 The fault contract
 ------------------
