@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import LAB_PORT_BASE, ROOT, RunningLab, lab_env
 
 from gameday.http import request_json
@@ -118,3 +119,28 @@ def test_junit_and_summary_table(lab: RunningLab, tmp_path: Path) -> None:
     assert 'failures="0"' in xml
     unknown = lab.gameday("run", "--tag", "nope")
     assert unknown.returncode == 2 and "known tags are" in unknown.stderr
+
+
+CATALOG = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CATALOG, ids=lambda p: p.stem)
+def test_every_experiment_passes_chaos_validate(path: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "chaos"), "--no-version-check", "--no-log-file",
+         "validate", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "look valid" in result.stdout + result.stderr
+
+
+def test_plain_chaos_run_works_against_a_running_lab(lab: RunningLab, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.json"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "chaos"), "--no-version-check", "--no-log-file",
+         "run", "--rollback-strategy", "always", "--journal-path", str(journal),
+         "experiments/pod-kill.yaml"],
+        cwd=ROOT, env=lab.env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    judged = lab.gameday("judge", str(journal))
+    assert judged.returncode == 0, judged.stdout
+    assert judged.stdout.startswith("PASS")
