@@ -20,6 +20,7 @@ from typing import Any
 
 from gameday import inject, labcli, loadcli, traffic
 from gameday.errors import ConfigError, GamedayError
+from gameday.report import write_reports
 from gameday.runner import RunSettings, parse_var, run_all, select, shared_rate
 from gameday.summary import junit_xml, table
 from gameday.targets import TARGET_NAMES, get_target
@@ -83,10 +84,13 @@ def _run(args: argparse.Namespace) -> int:
     settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    with _lab_if_needed(target), _shared_traffic(settings):
-        results = run_all(settings)
+    with _lab_if_needed(target):
+        with _shared_traffic(settings):
+            results = run_all(settings)
+        pages = write_reports(results, settings.reports_dir)
     failed = sum(not r.verdict.passed for r in results)
     print("\n" + table(results), flush=True)
+    print(f"reports: {pages[0] if pages else settings.reports_dir}", flush=True)
     if args.junit:
         args.junit.parent.mkdir(parents=True, exist_ok=True)
         args.junit.write_text(junit_xml(results), encoding="utf-8")
@@ -141,6 +145,15 @@ def _judge(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else EXIT_FAILED
 
 
+def _add_report(subparsers: Any) -> None:
+    from gameday import report  # noqa: PLC0415 (self-contained: `gameday report`)
+
+    parser = subparsers.add_parser(
+        "report", help="write HTML reports, index.html, history and a Markdown summary")
+    report.add_arguments(parser)
+    parser.set_defaults(func=report.run_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``gameday`` argument parser."""
     parser = argparse.ArgumentParser(prog="gameday", description=__doc__.splitlines()[0])
@@ -150,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     loadcli.add_parser(subparsers)
     _add_cleanup(subparsers)
     _add_judge(subparsers)
+    _add_report(subparsers)
     return parser
 
 

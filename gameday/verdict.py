@@ -43,6 +43,27 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
 
 
+def _describe(output: Any) -> str:
+    """A probe's output in words: for an SLA report, only the figures out of bounds."""
+    if isinstance(output, dict) and output.get("ok") is False:
+        failing = [key[:-3] for key, ok in output.items() if key.endswith("_ok") and ok is False]
+        if failing:
+            return "; ".join(f"{name} {output.get(name)} {_bound(output, name)}"
+                             for name in failing)
+    return _short(output)
+
+
+def _bound(output: dict[str, Any], name: str) -> str:
+    """The bound an SLA report gives for ``name`` (``availability`` → ``availability_min``,
+    ``p95_latency_s`` → ``p95_latency_max_s``, ...), in words."""
+    family = name.split("_", maxsplit=1)[0]
+    for key, value in output.items():
+        words = key.split("_")
+        if words[0] == family and key != name and ("min" in words or "max" in words):
+            return f"{'under its minimum' if 'min' in words else 'over its maximum'} {value}"
+    return "out of bounds"
+
+
 def _exception_line(run: Mapping[str, Any]) -> str:
     lines = [ln.strip() for ln in run.get("exception") or [] if ln.strip()]
     return lines[-1] if lines else "no exception recorded"
@@ -54,7 +75,7 @@ def _probe_reason(phase: str, run: Mapping[str, Any]) -> str | None:
     if run.get("status") != "succeeded":
         return f"{phase}: probe {name} could not measure: {_exception_line(run)}"
     if run.get("tolerance_met") is False:
-        return (f"{phase}: {name} returned {_short(run.get('output'))}, "
+        return (f"{phase}: {name} returned {_describe(run.get('output'))}, "
                 f"tolerance {_short(activity.get('tolerance'))}")
     return None
 
@@ -94,7 +115,7 @@ def _method_reasons(runs: Iterable[Mapping[str, Any]], config: Mapping[str, Any]
         elif kind == "probe" and "tolerance" in activity:
             tolerance = substitute(activity["tolerance"], dict(config), {})
             if not within_tolerance(tolerance, run.get("output"), dict(config), {}):
-                reasons.append(f"method: {name} returned {_short(run.get('output'))}, "
+                reasons.append(f"method: {name} returned {_describe(run.get('output'))}, "
                                f"tolerance {_short(tolerance)}")
     return reasons
 

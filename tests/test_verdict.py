@@ -154,3 +154,16 @@ def test_any_status_but_completed_fails(status: str | None) -> None:
     journal = copy.deepcopy(passing_journal())
     journal["status"] = status
     assert not judge(journal).passed
+
+
+def test_an_sla_report_failure_names_the_figures_out_of_bounds() -> None:
+    journal = passing_journal()
+    report = {"availability": 0.99, "availability_min": 0.995, "availability_ok": False,
+              "p95_latency_s": 0.2, "p95_latency_max_s": 1.0, "p95_latency_s_ok": True,
+              "throughput_rps": 50.0, "throughput_min_rps": 100.0, "throughput_rps_ok": False,
+              "ok": False}
+    journal["steady_states"]["before"] = _state(False, output=report)
+    reasons = judge(journal).reasons
+    assert reasons[0].startswith(
+        "baseline (before): sla-within-targets returned availability 0.99 under its minimum "
+        "0.995; throughput_rps 50.0 under its minimum 100.0, tolerance")
