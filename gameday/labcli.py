@@ -11,6 +11,7 @@ from gameday.errors import MeasurementError
 from gameday.targets.lab import LabTarget
 from lab import stack
 from lab.layout import layout_from_env
+from lab.sabotage import Sabotage
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,6 +32,9 @@ def _up(args: argparse.Namespace) -> int:
     layout = layout_from_env()
     started = stack.up(layout)
     word = "started" if started else "already running"
+    sabotage = Sabotage.from_env()
+    if sabotage.kinds:
+        print(f"SABOTAGED lab (GAMEDAY_LAB_SABOTAGE): {', '.join(sorted(sabotage.kinds))}")
     print(f"lab {word}: entry {layout.url('entry')}, Prometheus {layout.url('prometheus')}, "
           f"state in {layout.state_dir}")
     return 0

@@ -19,6 +19,7 @@ import yaml
 
 from gameday.sla import recording_rules
 from lab.layout import HOST, SERVICE_BROKER_LINK, LabLayout
+from lab.sabotage import Sabotage
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -38,6 +39,9 @@ class RenderError(ValueError):
 
 
 NETNS_LISTEN_HOST = "0.0.0.0"
+
+
+NO_SABOTAGE = Sabotage()
 
 
 def _template(name: str) -> Template:
@@ -72,7 +76,7 @@ def _listen_in_namespace(block: str) -> str:
 
 
 def _replica_program(template: Template, layout: LabLayout, exe: Executables,
-                     name: str) -> str:
+                     name: str, sabotage: Sabotage = NO_SABOTAGE) -> str:
     python = exe.python
     if layout.netns:
         python = f"{exe.ip} netns exec {layout.netns_name(name)} {exe.python}"
@@ -81,18 +85,20 @@ def _replica_program(template: Template, layout: LabLayout, exe: Executables,
         python=python,
         port=layout.replica_port(name),
         state_dir=layout.state_dir,
-        broker_link_url=layout.broker_link_url(),
+        broker_link_url=layout.broker_link_url() + sabotage.replica_args(),
     )
     return _listen_in_namespace(block) if layout.netns else block
 
 
-def _replica_programs(layout: LabLayout, exe: Executables) -> str:
+def _replica_programs(layout: LabLayout, exe: Executables, sabotage: Sabotage) -> str:
     template = _template("replica.program.tmpl")
-    blocks = [_replica_program(template, layout, exe, name) for name in layout.replica_names()]
+    blocks = [_replica_program(template, layout, exe, name, sabotage)
+              for name in layout.replica_names()]
     return "\n".join(blocks)
 
 
-def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path) -> str:
+def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path,
+                     sabotage: Sabotage = NO_SABOTAGE) -> str:
     """supervisord's config: every lab process, restarted when it dies."""
     return _template("supervisord.conf.tmpl").substitute(
         state_dir=layout.state_dir,
@@ -104,7 +110,8 @@ def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path) -> str:
         broker_admin_port=layout.port("broker_admin"),
         fault_proxy_port=layout.port("fault_proxy"),
         prometheus_port=layout.port("prometheus"),
-        replica_programs=_replica_programs(layout, exe),
+        replica_programs=_replica_programs(layout, exe, sabotage),
+        broker_extra_args=sabotage.broker_args(),
     )
 
 
@@ -114,12 +121,12 @@ def _server_address(layout: LabLayout, name: str) -> str:
     return f"{HOST}:{layout.lb_link_port(name)}"
 
 
-def haproxy_cfg(layout: LabLayout) -> str:
+def haproxy_cfg(layout: LabLayout, sabotage: Sabotage = NO_SABOTAGE) -> str:
     """HAProxy's config: the entry point, round robin over health-checked replicas,
     each reached through its ``lb-replica-N`` link of the fault proxy (in netns mode:
     directly, on its service address)."""
     servers = "\n".join(
-        f"    server {name} {_server_address(layout, name)} check"
+        f"    server {name} {_server_address(layout, name)}{sabotage.server_check()}"
         for name in layout.replica_names()
     )
     return _template("haproxy.cfg.tmpl").substitute(
@@ -151,11 +158,12 @@ def rules_yml() -> str:
     return header + yaml.safe_dump(recording_rules(), sort_keys=False, width=200)
 
 
-def all_files(layout: LabLayout, exe: Executables, workdir: Path) -> dict[str, str]:
+def all_files(layout: LabLayout, exe: Executables, workdir: Path,
+              sabotage: Sabotage = NO_SABOTAGE) -> dict[str, str]:
     """Every rendered file, by its name under the state directory."""
     return {
-        "supervisord.conf": supervisord_conf(layout, exe, workdir),
-        "haproxy.cfg": haproxy_cfg(layout),
+        "supervisord.conf": supervisord_conf(layout, exe, workdir, sabotage),
+        "haproxy.cfg": haproxy_cfg(layout, sabotage),
         "prometheus.yml": prometheus_yml(layout),
         "rules.yml": rules_yml(),
         "proxies.json": proxies_json(layout),

@@ -27,6 +27,7 @@ from pathlib import Path
 from lab import netns
 from lab.layout import HOST, LabLayout
 from lab.render import Executables, all_files
+from lab.sabotage import Sabotage
 from lab.supervisor_client import SupervisorClient
 
 READY_TIMEOUT_S = 45.0
@@ -100,7 +101,7 @@ def _check_ports_free(layout: LabLayout) -> None:
 
 def _write_configs(layout: LabLayout, exe: Executables) -> None:
     layout.log_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in all_files(layout, exe, Path.cwd()).items():
+    for name, text in all_files(layout, exe, Path.cwd(), Sabotage.from_env()).items():
         (layout.state_dir / name).write_text(text, encoding="utf-8")
 
 

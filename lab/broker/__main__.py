@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> BrokerSettings:
                         help="log-normal sigma of the latency (tail), 0..3")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--ledger", default=MEMORY, help="SQLite file (default: in memory)")
+    parser.add_argument("--no-idempotency", action="store_true",
+                        help="sabotage: fill a repeated client order id again")
     args = parser.parse_args(argv)
     if not args.latency_ms >= 0:
         parser.error("--latency-ms must be >= 0")
@@ -48,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> BrokerSettings:
         host=args.host, port=args.port, admin_port=args.admin_port,
         latency_ms=args.latency_ms, seed=args.seed, ledger_path=args.ledger,
         admin_host=args.admin_host, latency_sigma=args.latency_sigma,
+        no_idempotency=args.no_idempotency,
     )  # fmt: skip
 
 

@@ -118,7 +118,7 @@ async def _process(state: BrokerState, order: Order, verdict: Verdict) -> web.Re
     if reason is not None:
         state.count("rejected")
         return web.json_response({"error": "rejected", "reason": reason}, status=422)
-    return _book(state, order, verdict.duplicate)
+    return _book(state, order, verdict.duplicate or state.settings.no_idempotency)
 
 
 def _book(state: BrokerState, order: Order, duplicate: bool) -> web.Response:

@@ -34,6 +34,8 @@ class BrokerSettings:
     latency_sigma: the log-normal's sigma: 0 = always the median, larger = longer tail.
     seed: seed for latency, slippage and fault draws; None = unpredictable.
     ledger_path: SQLite file of the ledger; ``":memory:"`` = not kept across restarts.
+    no_idempotency: sabotage — fill a repeated client order id again (to prove that the
+        experiments catch a broker or service without idempotency).
     """
 
     host: str = "127.0.0.1"
@@ -44,6 +46,7 @@ class BrokerSettings:
     ledger_path: str = MEMORY
     admin_host: str = "127.0.0.1"
     latency_sigma: float = LATENCY_SIGMA
+    no_idempotency: bool = False
 
 
 class BrokerMetrics:

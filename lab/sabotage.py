@@ -1,0 +1,53 @@
+"""Deliberate defects for the lab, to prove that the experiments catch them.
+
+``GAMEDAY_LAB_SABOTAGE`` is a comma-separated list of:
+
+- ``no-breaker``: the replicas' circuit breakers never open;
+- ``no-health-checks``: HAProxy sends traffic to every replica without checking it;
+- ``no-idempotency``: the broker fills a repeated client order id again.
+
+A sabotaged lab is for tests of the experiments themselves, never for a game day.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from lab.layout import LayoutError
+
+KINDS = ("no-breaker", "no-health-checks", "no-idempotency")
+NEVER = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Sabotage:
+    """Which defects the lab is started with (none by default)."""
+
+    kinds: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Sabotage:
+        """Read ``GAMEDAY_LAB_SABOTAGE``; LayoutError naming the valid kinds."""
+        env = dict(os.environ) if environ is None else environ
+        kinds = frozenset(k.strip() for k in env.get("GAMEDAY_LAB_SABOTAGE", "").split(",")
+                          if k.strip())
+        unknown = sorted(kinds - set(KINDS))
+        if unknown:
+            raise LayoutError(f"GAMEDAY_LAB_SABOTAGE has unknown {unknown}: valid are "
+                              f"{', '.join(KINDS)}")
+        return cls(kinds)
+
+    def replica_args(self) -> str:
+        """Extra command-line arguments for each replica."""
+        if "no-breaker" in self.kinds:
+            return f" --failure-threshold {NEVER} --min-calls {NEVER}"
+        return ""
+
+    def broker_args(self) -> str:
+        """Extra command-line arguments for the broker simulator."""
+        return " --no-idempotency" if "no-idempotency" in self.kinds else ""
+
+    def server_check(self) -> str:
+        """What follows each HAProxy server line: `` check`` unless sabotaged."""
+        return "" if "no-health-checks" in self.kinds else " check"
