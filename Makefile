@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-OS_PACKAGES := prometheus haproxy chromium
+OS_PACKAGES := prometheus haproxy chromium iptables
 
 .PHONY: setup gameday test lint bench clean os-packages
 

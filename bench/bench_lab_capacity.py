@@ -1,7 +1,7 @@
 """Lab capacity without faults: orders/s through HAProxy and the latency they get.
 
 Figures, each the median of 3 runs on one fresh lab (HAProxy → fault proxy → 3 replicas
-→ fault proxy → broker simulator with its SQLite ledger; port base 38000):
+→ fault proxy → broker simulator with its SQLite ledger; port base 26000):
 
 - wrk closed loop (2 threads, 32 connections, 10 s, unique client order ids): orders/s
   and the p50/p95/p99 latency at that maximum;

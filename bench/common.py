@@ -11,7 +11,7 @@ from pathlib import Path
 from lab import stack
 from lab.layout import LabLayout
 
-BENCH_PORT_BASE = 38000
+BENCH_PORT_BASE = 26000
 
 
 @contextmanager

@@ -23,6 +23,11 @@ are never changed), commented ``gameday-lab:<link>``:
   the admin address stays reachable, as the userspace mode's direct replica port does;
 - ``service-broker``: in every namespace, everything to and from the broker link.
 
+Unlike the userspace mode, nothing is refused or closed: connects time out and open
+connections stall, as in a real partition. HAProxy reaches the replicas directly, so
+the fault proxy has no ``lb-replica-N`` links to degrade in this mode (its
+``service-broker`` link still takes toxics).
+
 Every command runs with a timeout; a failure raises :class:`NetnsError` quoting it.
 """
 
@@ -40,20 +45,9 @@ from pathlib import Path
 
 from lab.layout import SERVICE_BROKER_LINK, LabLayout
 
-__all__ = [
-    "NetnsError",
-    "Rule",
-    "Tools",
-    "create",
-    "cut_links",
-    "heal",
-    "missing_requirements",
-    "partition",
-    "partition_rules",
-    "recorded_layout",
-    "remove",
-    "require_tools",
-]
+__all__ = ["NetnsError", "Rule", "Tools", "create", "cut_links", "heal",
+           "missing_requirements", "partition", "partition_rules", "recorded_layout",
+           "remove", "require_tools"]
 
 COMMAND_TIMEOUT_S = 5.0
 NS_DEVICE = "eth0"
@@ -183,9 +177,10 @@ def _check_names_free(layout: LabLayout, tools: Tools) -> None:
     aliases = _link_aliases(tools)
     taken = [name for name in _host_links(layout) if name in aliases]
     if taken:
-        raise NetnsError(f"network links {', '.join(taken)} exist and were not created by "
-                         f"this lab (no alias {_alias(layout)}); set GAMEDAY_LAB_PORT_BASE "
-                         f"to another base")
+        raise NetnsError(f"network links {', '.join(taken)} exist without the alias "
+                         f"{_alias(layout)} this lab marks its own with: set "
+                         f"GAMEDAY_LAB_PORT_BASE to another base, or `ip link del` them if "
+                         f"a lab that crashed while creating them left them")
 
 
 def _setup_commands(layout: LabLayout, ip: str) -> list[list[str]]:

@@ -33,7 +33,7 @@ def _journal(reports: Path) -> dict[str, object]:
     return dict(json.loads(journals[-1].read_text()))
 
 
-def test_broker_outage_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
+def test_broker_down_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
     result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"PASS  {EXPERIMENT}" in result.stdout
@@ -44,7 +44,7 @@ def test_broker_outage_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> Non
     assert runs["breaker-opened-within-bound"]["output"] is True
     assert runs["p95-latency-during-outage"]["output"] <= 1.0
     traffic = journal["extensions"][0]["summary"]  # type: ignore[index]
-    assert traffic["sent"] > 200 * 40
+    assert traffic["sent"] > 200 * 25, "traffic ran for the whole experiment"
     assert traffic["errors"]["5xx"] > 0, "the outage must show in the client-side figures"
     assert "lab started" not in result.stdout, "a running lab must be reused"
 
