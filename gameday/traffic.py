@@ -207,9 +207,18 @@ def after_experiment_control(
     extension: dict[str, Any] = {"name": EXTENSION_NAME}
     if out.exists():
         extension["summary"] = json.loads(out.read_text(encoding="utf-8"))
+        extension["summary"]["t0_unix"] = _t0_unix(traffic_files().live)
     else:
         extension["error"] = f"the load generator wrote no summary ({out} missing)"
     state.setdefault("extensions", []).append(extension)
+
+
+def _t0_unix(live: Path) -> float | None:
+    """When the load's second 0 began, from its live file (None if it has none)."""
+    try:
+        return float(read_live(live)["t0_unix"])
+    except (MeasurementError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _shared_extension() -> dict[str, Any]:

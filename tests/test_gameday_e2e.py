@@ -47,6 +47,9 @@ def test_broker_down_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
     assert traffic["sent"] > 200 * 25, "traffic ran for the whole experiment"
     assert traffic["errors"]["5xx"] > 0, "the outage must show in the client-side figures"
     assert "lab started" not in result.stdout, "a running lab must be reused"
+    assert f"reports: {tmp_path / 'index.html'}" in result.stdout
+    page = next(tmp_path.glob("broker-down-*.html")).read_text()
+    assert "PASS" in page and "<svg" in page
 
 
 def test_sabotaged_baseline_fails_naming_the_steady_state(lab: RunningLab, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +15,13 @@ from conftest import RunningLab
 
 from actions import broker, network, pods
 from gameday import inject
+from gameday.clientsla import STALE_S
 from gameday.errors import ConfigError, MeasurementError
 from gameday.http import request_json
 from gameday.injected import InjectionLog
 from gameday.load import LoadSettings, run_load
 from gameday.targets import get_target
+from gameday.traffic import current_files
 from lab import stack
 from lab.layout import layout_from_env
 from probes import breaker, replicas, sla
@@ -173,3 +177,29 @@ def test_cleanup_undoes_everything_pending(on_lab: RunningLab) -> None:
     undone = inject.cleanup(target)
     assert len(undone) == 2 and target.leftovers() == []
     assert InjectionLog(target.state_dir()).pending() == []
+
+
+def test_client_side_sla_from_the_load_generators_live_file(on_lab: RunningLab) -> None:
+    live = current_files().live
+    live.unlink(missing_ok=True)
+    with pytest.raises(MeasurementError, match="no live load figures"):
+        sla.report(window_s=5, source="client")
+    load = subprocess.Popen(
+        [sys.executable, "-m", "gameday", "load", "--url", get_target().entry_url() + "/orders",
+         "--rate", "120", "--duration", "10", "--live", str(live)],
+        env=on_lab.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)
+        report = sla.report(window_s=5, source="client")
+        p95 = sla.p95_latency_s(window_s=5, source="client")
+    finally:
+        load.wait(timeout=30)
+    assert report["source"] == "client" and report["ok"] is True, report
+    assert 100 <= report["throughput_rps"] <= 140
+    assert report["availability"] == 1.0 and report["error_rate"] == 0.0
+    assert 0 < p95 < 0.5
+    time.sleep(STALE_S + 1)
+    with pytest.raises(MeasurementError, match="stopped or died"):
+        sla.availability(window_s=5, source="client")
+    with pytest.raises(ConfigError, match="valid are prometheus, client"):
+        sla.error_rate(window_s=5, source="clients")

@@ -33,10 +33,11 @@ def broken_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]
 def test_each_experiment_catches_its_failure(broken_lab: RunningLab, tmp_path: Path) -> None:
     result = broken_lab.gameday(
         "run", "experiments/broker-down.yaml", "experiments/replica-partition.yaml",
-        "experiments/pod-kill-majority.yaml", "--reports", str(tmp_path), timeout_s=600)
+        "experiments/pod-kill-majority.yaml", "experiments/broker-errors.yaml",
+        "--reports", str(tmp_path), timeout_s=600)
     out = result.stdout
     assert result.returncode == 1, out[-3000:]
-    assert "0 passed, 3 failed" in out
+    assert "0 passed, 4 failed" in out
     # no breaker: it never opens
     assert "FAIL  experiments/broker-down.yaml" in out
     assert "method: breaker-opened-within-bound returned false" in out
@@ -47,6 +48,9 @@ def test_each_experiment_catches_its_failure(broken_lab: RunningLab, tmp_path: P
     assert "FAIL  experiments/pod-kill-majority.yaml" in out
     assert "method: no-order-lost-or-filled-twice returned" in out
     assert '"duplicated": 0' not in out.split("pod-kill-majority.yaml")[2]
+    # no breaker, again: half the broker's answers failing must open it
+    assert "FAIL  experiments/broker-errors.yaml" in out
+    assert out.count("method: breaker-opened-within-bound returned false") == 2
 
 
 def test_sabotage_kinds_are_checked() -> None:
