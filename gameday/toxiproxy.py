@@ -66,3 +66,15 @@ class Toxiproxy:
             if response.status not in (204, 404):
                 raise InjectionError(f"could not remove toxic {name} from {link}: {response.body}")
         return names
+
+
+def proxy_problems(proxies: Any) -> list[str]:
+    """Disabled proxies and toxics of a ``GET /proxies`` answer, in words (pure)."""
+    if not isinstance(proxies, dict):
+        return [f"fault proxy answered {proxies!r} instead of its proxies"]
+    problems = []
+    for name, proxy in sorted(proxies.items()):
+        if not proxy.get("enabled", False):
+            problems.append(f"link {name} is down")
+        problems += [f"toxic {t.get('name')} on link {name}" for t in proxy.get("toxics") or []]
+    return problems

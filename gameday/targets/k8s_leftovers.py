@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubernetes.client import V1NetworkPolicy, V1Pod
 
 from gameday.errors import InjectionError, MeasurementError
 from gameday.http import HttpUnreachable, request_json
 from gameday.targets import k8s_objects as obj
 from gameday.targets.k8s_settings import KubernetesSettings
-from gameday.toxiproxy import Toxiproxy
+from gameday.toxiproxy import Toxiproxy, proxy_problems
 
-__all__ = ["leftovers", "policy_problems", "proxy_problems"]
+__all__ = ["leftovers", "policy_problems"]
 
 
 def policy_problems(policies: list[V1NetworkPolicy], labelled: list[V1Pod]) -> list[str]:
@@ -25,16 +23,6 @@ def policy_problems(policies: list[V1NetworkPolicy], labelled: list[V1Pod]) -> l
     for pod in labelled:
         link = (pod.metadata.labels or {}).get(obj.PARTITION_LABEL) if pod.metadata else None
         problems.append(f"pod {obj.pod_name(pod)} is labelled {obj.PARTITION_LABEL}={link}")
-    return problems
-
-
-def proxy_problems(proxies: dict[str, Any]) -> list[str]:
-    """Disabled proxies and toxics of a Toxiproxy ``GET /proxies`` answer."""
-    problems = []
-    for name, proxy in sorted(proxies.items()):
-        if not proxy.get("enabled", False):
-            problems.append(f"link {name} is down")
-        problems += [f"toxic {t.get('name')} on link {name}" for t in proxy.get("toxics") or []]
     return problems
 
 

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gameday.errors import ConfigError, InjectionError, MeasurementError
 from gameday.http import HttpUnreachable, request_json
-from gameday.toxiproxy import Toxiproxy
+from gameday.toxiproxy import Toxiproxy, proxy_problems
 from lab import netns, stack
 from lab.layout import SERVICE_BROKER_LINK, LabLayout, layout_from_env
 
@@ -150,7 +150,7 @@ class LabTarget:
             mode = request_json("GET", f"{self.broker_admin_url()}/admin/mode").body
         except HttpUnreachable as exc:
             raise MeasurementError(f"cannot check the lab for leftovers: {exc}") from exc
-        problems = _proxy_problems(proxies) + _mode_problems(mode)
+        problems = proxy_problems(proxies) + _mode_problems(mode)
         problems += self._netns_problems()
         status = stack.status(self.layout)
         problems += [f"process {n} is {s}" for n, s in status.processes.items() if s != "RUNNING"]
@@ -173,17 +173,6 @@ def _netns_call(func: Callable[[LabLayout, str, netns.Tools], None],
         func(layout, link, tools)
     except netns.NetnsError as exc:
         raise InjectionError(str(exc)) from exc
-
-
-def _proxy_problems(proxies: Any) -> list[str]:
-    if not isinstance(proxies, dict):
-        return [f"fault proxy answered {proxies!r} instead of its proxies"]
-    problems = []
-    for name, proxy in sorted(proxies.items()):
-        if not proxy.get("enabled", False):
-            problems.append(f"link {name} is down")
-        problems += [f"toxic {t.get('name')} on link {name}" for t in proxy.get("toxics") or []]
-    return problems
 
 
 def _mode_problems(mode: Any) -> list[str]:
