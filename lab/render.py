@@ -133,6 +133,7 @@ def haproxy_cfg(layout: LabLayout, sabotage: Sabotage = NO_SABOTAGE) -> str:
         entry_port=layout.port("entry"),
         stats_port=layout.port("haproxy_stats"),
         servers=servers,
+        retries=sabotage.lb_retries(),
     )
 
 

@@ -4,7 +4,9 @@
 
 - ``no-breaker``: the replicas' circuit breakers never open;
 - ``no-health-checks``: HAProxy sends traffic to every replica without checking it;
-- ``no-idempotency``: the broker fills a repeated client order id again.
+- ``no-idempotency``: the broker fills a repeated client order id again;
+- ``no-lb-retries``: HAProxy does not retry a request whose replica failed;
+- ``breaker-thrash``: the breakers try the broker again after 0.1 s instead of 5 s.
 
 A sabotaged lab is for tests of the experiments themselves, never for a game day.
 """
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 
 from lab.layout import LayoutError
 
-KINDS = ("no-breaker", "no-health-checks", "no-idempotency")
+KINDS = ("no-breaker", "no-health-checks", "no-idempotency", "no-lb-retries",
+         "breaker-thrash")
 NEVER = 1_000_000_000
 
 
@@ -40,9 +43,12 @@ class Sabotage:
 
     def replica_args(self) -> str:
         """Extra command-line arguments for each replica."""
+        args = ""
         if "no-breaker" in self.kinds:
-            return f" --failure-threshold {NEVER} --min-calls {NEVER}"
-        return ""
+            args += f" --failure-threshold {NEVER} --min-calls {NEVER}"
+        if "breaker-thrash" in self.kinds:
+            args += " --reset-timeout-s 0.1"
+        return args
 
     def broker_args(self) -> str:
         """Extra command-line arguments for the broker simulator."""
@@ -51,3 +57,7 @@ class Sabotage:
     def server_check(self) -> str:
         """What follows each HAProxy server line: `` check`` unless sabotaged."""
         return "" if "no-health-checks" in self.kinds else " check"
+
+    def lb_retries(self) -> int:
+        """How often HAProxy retries a request on another replica."""
+        return 0 if "no-lb-retries" in self.kinds else 2

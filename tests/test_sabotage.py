@@ -1,9 +1,14 @@
-"""Each experiment catches the failure it is about: against a deliberately broken lab
-(breaker disabled, no health checks, no idempotency) it fails with the right reason."""
+"""Each experiment catches the failure it is about: against a deliberately broken lab it
+fails, with the reason that names that failure.
+
+Two broken labs: one without breaker, health checks and idempotency; one whose load
+balancer neither checks nor retries and whose breakers retry the broker every 0.1 s.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,14 +17,15 @@ from conftest import LAB_PORT_BASE, RunningLab, lab_env
 from lab.layout import LayoutError
 from lab.sabotage import Sabotage
 
-SABOTAGE = "no-breaker,no-health-checks,no-idempotency"
+BROKEN = "no-breaker,no-health-checks,no-idempotency"
+UNGUARDED = "no-lb-retries,no-health-checks,breaker-thrash"
 
 
-@pytest.fixture(scope="module")
-def broken_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
-    base = tmp_path_factory.mktemp("broken")
-    env = {**lab_env(base / "state", LAB_PORT_BASE + 2000, base / "reports"),
-           "GAMEDAY_LAB_SABOTAGE": SABOTAGE}
+@contextmanager
+def broken_lab(base: Path, port_base: int, sabotage: str) -> Iterator[RunningLab]:
+    """A lab started with ``GAMEDAY_LAB_SABOTAGE=sabotage``, stopped afterwards."""
+    env = {**lab_env(base / "state", port_base, base / "reports"),
+           "GAMEDAY_LAB_SABOTAGE": sabotage}
     running = RunningLab(env, base / "state")
     up = running.gameday("lab", "up", timeout_s=120)
     assert up.returncode == 0, up.stdout + up.stderr
@@ -30,33 +36,43 @@ def broken_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]
         running.gameday("lab", "down", timeout_s=60)
 
 
-def test_each_experiment_catches_its_failure(broken_lab: RunningLab, tmp_path: Path) -> None:
-    result = broken_lab.gameday(
-        "run", "experiments/broker-down.yaml", "experiments/replica-partition.yaml",
-        "experiments/pod-kill-majority.yaml", "experiments/broker-errors.yaml",
-        "--reports", str(tmp_path), timeout_s=600)
-    out = result.stdout
-    assert result.returncode == 1, out[-3000:]
-    assert "0 passed, 4 failed" in out
-    # no breaker: it never opens
-    assert "FAIL  experiments/broker-down.yaml" in out
-    assert "method: breaker-opened-within-bound returned false" in out
-    # no health checks: the cut-off replica stays in rotation
-    assert "FAIL  experiments/replica-partition.yaml" in out
-    assert "method: replica-2-out-of-rotation returned 3" in out
-    # no idempotency: retried orders are filled twice
-    assert "FAIL  experiments/pod-kill-majority.yaml" in out
-    assert "method: no-order-lost-or-filled-twice returned" in out
-    assert '"duplicated": 0' not in out.split("pod-kill-majority.yaml")[2]
-    # no breaker, again: half the broker's answers failing must open it
-    assert "FAIL  experiments/broker-errors.yaml" in out
-    assert out.count("method: breaker-opened-within-bound returned false") == 2
+def _verdicts(lab: RunningLab, reports: Path, *names: str) -> dict[str, str]:
+    """Run the experiments; each one's verdict line and reasons, by name."""
+    paths = [f"experiments/{name}.yaml" for name in names]
+    result = lab.gameday("run", *paths, "--reports", str(reports), timeout_s=900)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"0 passed, {len(names)} failed" in result.stdout
+    blocks = result.stdout.split("running experiments/")[1:]
+    return {block.split(".yaml", 1)[0]: block for block in blocks}
+
+
+def test_without_breaker_health_checks_or_idempotency(tmp_path: Path) -> None:
+    with broken_lab(tmp_path, LAB_PORT_BASE + 2000, BROKEN) as lab:
+        verdicts = _verdicts(lab, tmp_path / "reports", "broker-down", "broker-errors",
+                             "broker-slow", "broker-partition", "replica-partition",
+                             "pod-kill-majority")
+    for name in ("broker-down", "broker-errors", "broker-slow", "broker-partition"):
+        assert "method: breaker-opened-within-bound returned false" in verdicts[name], name
+    assert "method: replica-2-out-of-rotation returned 3" in verdicts["replica-partition"]
+    majority = verdicts["pod-kill-majority"]
+    assert "method: no-order-lost-or-filled-twice returned" in majority
+    assert '"duplicated": 0' not in majority
+
+
+def test_without_load_balancer_retries_and_with_a_thrashing_breaker(tmp_path: Path) -> None:
+    with broken_lab(tmp_path, LAB_PORT_BASE + 3000, UNGUARDED) as lab:
+        verdicts = _verdicts(lab, tmp_path / "reports", "pod-kill", "broker-flapping")
+    assert "method: sla-held-through-the-kills-client-side returned availability" \
+        in verdicts["pod-kill"]
+    assert "method: breaker-does-not-thrash returned" in verdicts["broker-flapping"]
 
 
 def test_sabotage_kinds_are_checked() -> None:
     assert Sabotage.from_env({}).kinds == frozenset()
-    sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": SABOTAGE})
+    sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": f"{BROKEN},{UNGUARDED}"})
     assert "--failure-threshold" in sabotage.replica_args()
+    assert "--reset-timeout-s 0.1" in sabotage.replica_args()
     assert sabotage.broker_args() == " --no-idempotency" and sabotage.server_check() == ""
+    assert sabotage.lb_retries() == 0 and Sabotage().lb_retries() == 2
     with pytest.raises(LayoutError, match="valid are no-breaker, no-health-checks"):
         Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "no-breakers"})
