@@ -6,7 +6,9 @@
 - ``no-health-checks``: HAProxy sends traffic to every replica without checking it;
 - ``no-idempotency``: the broker fills a repeated client order id again;
 - ``no-lb-retries``: HAProxy does not retry a request whose replica failed;
-- ``breaker-thrash``: the breakers try the broker again after 0.1 s instead of 5 s.
+- ``breaker-thrash``: the breakers try the broker again after 0.1 s instead of 5 s;
+- ``retry-storm``: the replicas retry a failed call up to 10 times, ignoring
+  ``Retry-After``.
 
 A sabotaged lab is for tests of the experiments themselves, never for a game day.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from lab.layout import LayoutError
 
 KINDS = ("no-breaker", "no-health-checks", "no-idempotency", "no-lb-retries",
-         "breaker-thrash")
+         "breaker-thrash", "retry-storm")
 NEVER = 1_000_000_000
 
 
@@ -48,6 +50,8 @@ class Sabotage:
             args += f" --failure-threshold {NEVER} --min-calls {NEVER}"
         if "breaker-thrash" in self.kinds:
             args += " --reset-timeout-s 0.1"
+        if "retry-storm" in self.kinds:
+            args += " --max-attempts 10 --ignore-retry-after"
         return args
 
     def broker_args(self) -> str:

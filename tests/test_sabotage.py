@@ -1,7 +1,8 @@
 """Each experiment catches the failure it is about: against a deliberately broken lab it
 fails, with the reason that names that failure.
 
-Two broken labs: one without breaker, health checks and idempotency; one whose load
+Two broken labs: one without breaker, health checks and idempotency, whose replicas
+retry in a storm; one whose load
 balancer neither checks nor retries and whose breakers retry the broker every 0.1 s.
 """
 
@@ -17,7 +18,7 @@ from conftest import LAB_PORT_BASE, RunningLab, lab_env
 from lab.layout import LayoutError
 from lab.sabotage import Sabotage
 
-BROKEN = "no-breaker,no-health-checks,no-idempotency"
+BROKEN = "no-breaker,no-health-checks,no-idempotency,retry-storm"
 UNGUARDED = "no-lb-retries,no-health-checks,breaker-thrash"
 
 
@@ -50,13 +51,14 @@ def test_without_breaker_health_checks_or_idempotency(tmp_path: Path) -> None:
     with broken_lab(tmp_path, LAB_PORT_BASE + 2000, BROKEN) as lab:
         verdicts = _verdicts(lab, tmp_path / "reports", "broker-down", "broker-errors",
                              "broker-slow", "broker-partition", "replica-partition",
-                             "pod-kill-majority")
+                             "pod-kill-majority", "broker-rate-limit")
     for name in ("broker-down", "broker-errors", "broker-slow", "broker-partition"):
         assert "method: breaker-opened-within-bound returned false" in verdicts[name], name
     assert "method: replica-2-out-of-rotation returned 3" in verdicts["replica-partition"]
     majority = verdicts["pod-kill-majority"]
     assert "method: no-order-lost-or-filled-twice returned" in majority
     assert '"duplicated": 0' not in majority
+    assert "method: no-retry-storm returned" in verdicts["broker-rate-limit"]
 
 
 def test_without_load_balancer_retries_and_with_a_thrashing_breaker(tmp_path: Path) -> None:
@@ -72,6 +74,7 @@ def test_sabotage_kinds_are_checked() -> None:
     sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": f"{BROKEN},{UNGUARDED}"})
     assert "--failure-threshold" in sabotage.replica_args()
     assert "--reset-timeout-s 0.1" in sabotage.replica_args()
+    assert "--ignore-retry-after" in sabotage.replica_args()
     assert sabotage.broker_args() == " --no-idempotency" and sabotage.server_check() == ""
     assert sabotage.lb_retries() == 0 and Sabotage().lb_retries() == 2
     with pytest.raises(LayoutError, match="valid are no-breaker, no-health-checks"):

@@ -81,6 +81,9 @@ def test_retry_delay_policy() -> None:
     assert retry_delay_s(limited, 1, 0.0, policy) == 0.5
     assert retry_delay_s(limited, 1, 0.5, policy) is None, "Retry-After past the budget"
     assert retry_delay_s(DOWN, 1, 0.0, RetrySettings(max_attempts=1)) is None
+    storm = RetrySettings(max_attempts=3, budget_s=1.0, backoff_s=0.1, min_attempt_s=0.05,
+                          honour_retry_after=False)
+    assert retry_delay_s(limited, 1, 0.0, storm) == 0.1, "sabotage ignores Retry-After"
 
 
 def test_default_policy_retries_fast_failures_but_not_timeouts() -> None:

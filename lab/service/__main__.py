@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--timeout-s", type=float, default=0.8)
     add("--budget-s", type=float, default=None)
     add("--max-attempts", type=int, default=2)
+    add("--ignore-retry-after", action="store_true",
+        help="sabotage: do not wait a 429's Retry-After before retrying")
     add("--failure-threshold", type=int, default=5)
     add("--failure-rate-threshold", type=float, default=0.5)
     add("--min-calls", type=int, default=20)
@@ -66,7 +68,8 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
     )  # fmt: skip
     budget_s = args.budget_s if args.budget_s is not None else max(DEFAULT_BUDGET_S,
                                                                     args.timeout_s)
-    retry = RetrySettings(max_attempts=args.max_attempts, budget_s=budget_s)
+    retry = RetrySettings(max_attempts=args.max_attempts, budget_s=budget_s,
+                          honour_retry_after=not args.ignore_retry_after)
     drain = DrainSettings(args.drain_delay_s, args.drain_timeout_s)
     return ServiceSettings(
         args.broker_url, args.name, args.host, args.port, args.timeout_s, breaker, retry, drain,

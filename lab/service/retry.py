@@ -30,12 +30,15 @@ class RetrySettings:
         the defaults (0.8 s per call, 0.9 s budget) a timed-out call is not retried —
         a slow broker gets no extra load — while fast failures (connection refused,
         5xx) are.
+    honour_retry_after: wait a 429's ``Retry-After`` (False only to sabotage the lab:
+        a client that ignores it and hammers a rate-limited broker).
     """
 
     max_attempts: int = 2
     budget_s: float = 0.9
     backoff_s: float = 0.025
     min_attempt_s: float = 0.1
+    honour_retry_after: bool = True
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -57,7 +60,7 @@ def retry_delay_s(
     if reply.healthy or attempt >= settings.max_attempts:
         return None
     delay_s = settings.backoff_s * 2.0 ** (attempt - 1)
-    if reply.retry_after_s is not None:
+    if reply.retry_after_s is not None and settings.honour_retry_after:
         delay_s = max(delay_s, reply.retry_after_s)
     if elapsed_s + delay_s + settings.min_attempt_s > settings.budget_s:
         return None
