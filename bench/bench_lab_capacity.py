@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import figure, median, running_lab
+from bench.common import figure, median, running_lab, wrk_orders_script
 from lab import stack
 from lab.layout import LabLayout
 
@@ -47,20 +47,7 @@ CPU_RATE_RPS = 500
 OPEN_DURATION_S = 10
 WARM_UP_S = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-WRK_SCRIPT = """
-local counter = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function request()
-  counter = counter + 1
-  local body = string.format(
-    '{"client_order_id":"cap-%s-%d-%d","instrument":"EUR_USD","units":1000,"price":1.0842}',
-    "RUN", tid, counter)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
+WRK_DONE = """
 function done(summary, latency, requests)
   io.write(string.format("CAPACITY %d %d %d %d %d %d %d\\n", summary.requests,
     summary.duration, summary.errors.status + summary.errors.connect + summary.errors.timeout,
@@ -75,7 +62,7 @@ def wrk_run(url: str) -> dict[str, float]:
     wrk = shutil.which("wrk")
     assert wrk is not None
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT.replace("RUN", uuid.uuid4().hex[:8]))
+        script.write(wrk_orders_script("cap", uuid.uuid4().hex[:8], WRK_DONE))
         script.flush()
         command = [wrk, "-t2", f"-c{WRK_CONNECTIONS}", f"-d{WRK_DURATION_S}s", "-s",
                    script.name, url]  # fmt: skip

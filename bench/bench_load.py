@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.common import figure, median, running_lab
+from bench.common import figure, median, running_lab, wrk_orders_script
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 3
@@ -44,22 +44,7 @@ ACCURACY_DURATION_S = 20
 LADDER_RPS = (1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 LADDER_STEP_S = 5
 WRK_DURATION_S = 10
-WRK_SCRIPT = """
-local tid = 0
-local counter = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function request()
-  counter = counter + 1
-  local body = string.format(
-    '{"client_order_id":"wrk-%s-%d-%d","instrument":"EUR_USD","units":1000,"price":1.0842}',
-    "RUN", tid, counter)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-"""
+
 
 
 def run_load(url: str, rate_rps: float, duration_s: float, workers: int = 1) -> dict[str, Any]:
@@ -127,7 +112,7 @@ def wrk_max(url: str) -> tuple[float, float]:
     if wrk is None:
         return float("nan"), float("nan")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT.replace("RUN", uuid.uuid4().hex[:8]))
+        script.write(wrk_orders_script("wrk", uuid.uuid4().hex[:8]))
     try:
         done = subprocess.run([wrk, "-t2", "-c64", f"-d{WRK_DURATION_S}s", "-s", script.name,
                                url], capture_output=True, text=True, check=True,

@@ -35,3 +35,26 @@ def figure(name: str, value: float, unit: str, runs: list[float] | None = None) 
     """Print one benchmark figure, with the individual runs when there were several."""
     detail = f"  (runs: {', '.join(f'{r:.3g}' for r in runs)})" if runs else ""
     print(f"{name:<58} {value:>10.3f} {unit}{detail}", flush=True)
+
+
+_WRK_ORDERS = """
+local counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"client_order_id":"PREFIX-%s-%d-%d","instrument":"EUR_USD","units":1000,"price":1.0842}',
+    "RUN", tid, counter)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def wrk_orders_script(prefix: str, run_id: str, done: str = "") -> str:
+    """A wrk Lua script POSTing orders with unique client order ids
+    (``prefix-run_id-thread-n``), plus an optional ``done`` function."""
+    return _WRK_ORDERS.replace("PREFIX", prefix).replace("RUN", run_id) + done
