@@ -23,7 +23,8 @@ from typing import Any
 from gameday.errors import ConfigError, MeasurementError
 from gameday.loadstats import merged_histogram
 
-__all__ = ["STALE_S", "client_sla", "figures", "read_live", "seconds_between"]
+__all__ = ["STALE_S", "client_sla", "connect_failures", "figures", "read_live",
+           "seconds_between"]
 
 STALE_S = 3.0
 
@@ -84,6 +85,16 @@ def figures(window: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "seconds": len(window),
         "requests": due,
     }
+
+
+def connect_failures(live: Mapping[str, Any], window_s: float,
+                     now_unix: float) -> tuple[int, int]:
+    """(requests due, requests that could not connect) over the last ``window_s``
+    finished seconds (pure); raises like :func:`client_sla` when it cannot tell."""
+    _check_fresh(live, now_unix)
+    window = _window(live, window_s, now_unix)
+    return (sum(int(e["due"]) for e in window),
+            sum(int(e["errors"]["connection"]) for e in window))
 
 
 def seconds_between(live: Mapping[str, Any], start_unix: float,

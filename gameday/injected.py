@@ -44,9 +44,16 @@ class InjectionLog:
         return self.state_dir / FILE_NAME
 
     def _append(self, entry: dict[str, Any]) -> None:
+        """Append one line; a line cut short by a kill is closed first, so it cannot swallow
+        this one (the cut line is skipped when read)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        with self.path.open("ab+") as handle:
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line
+            handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
 

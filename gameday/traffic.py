@@ -39,7 +39,13 @@ from typing import Any, NamedTuple
 
 from chaoslib.exceptions import InterruptExecution
 
-from gameday.clientsla import STALE_S, figures, read_live, seconds_between
+from gameday.clientsla import (
+    STALE_S,
+    connect_failures,
+    figures,
+    read_live,
+    seconds_between,
+)
 from gameday.errors import MeasurementError
 from gameday.loadstats import merged_histogram
 from gameday.targets import get_target
@@ -59,6 +65,8 @@ EXTENSION_NAME = "gameday-traffic"
 STOP_TIMEOUT_S = 15.0
 SHARED_ENV = "GAMEDAY_SHARED_TRAFFIC"
 SHARED_MAX_DURATION_S = 3600.0
+REACH_WINDOW_S = 3.0
+UNREACHABLE_SHARE = 0.9
 
 
 class TrafficFiles(NamedTuple):
@@ -139,16 +147,50 @@ def before_experiment_control(  # noqa: PLR0917 (Chaos Toolkit calls it so)
 ) -> None:
     """Start order traffic at ``rate_rps`` (split over ``workers`` processes) and wait
     ``warmup_s`` seconds; the load stops by itself after ``max_duration_s``. Under a
-    shared game-day load, only wait until it has run ``warmup_s`` in all."""
-    if os.environ.get(SHARED_ENV):
-        _join_shared(current_files(), float(warmup_s))
+    shared game-day load, only wait until it has run ``warmup_s`` in all.
+
+    Interrupts the experiment (before its steady state is measured) when the load
+    generator dies or when the target is unreachable (nearly every order of the last
+    seconds failed to connect); the reason goes into the journal with the traffic's
+    figures."""
+    url = get_target().entry_url() + "/orders"
+    try:
+        if os.environ.get(SHARED_ENV):
+            _join_shared(current_files(), float(warmup_s))
+        else:
+            _start_own(url, rate_rps, warmup_s, max_duration_s, int(workers))
+        _check_reachable(url)
+    except InterruptExecution as exc:
+        _error_note().write_text(str(exc), encoding="utf-8")
+        raise InterruptExecution(str(exc)) from None
+
+
+def _check_reachable(url: str) -> None:
+    """Check the traffic so far; when its figures cannot tell yet, the SLA probes will."""
+    try:
+        check_reachable(read_live(current_files().live), url, time.time())
+    except MeasurementError:
         return
+
+
+def check_reachable(live: dict[str, Any], url: str, now_unix: float) -> None:
+    """Raise InterruptExecution naming ``url`` when at least ``UNREACHABLE_SHARE`` of the
+    orders due in the last ``REACH_WINDOW_S`` finished seconds could not connect (pure;
+    MeasurementError when the live figures cannot tell)."""
+    due, failed = connect_failures(live, REACH_WINDOW_S, now_unix)
+    if due and failed >= UNREACHABLE_SHARE * due:
+        raise InterruptExecution(
+            f"the target is unreachable: {failed} of {due} orders in the last "
+            f"{REACH_WINDOW_S:g} s could not connect to {url}")
+
+
+def _start_own(url: str, rate_rps: float, warmup_s: float, max_duration_s: float,
+               workers: int) -> None:
     files = traffic_files()
     pid_file, out = files.pid, files.summary
-    for stale in (out, files.live, out.with_suffix(".outcomes.jsonl")):
+    for stale in (out, files.live, out.with_suffix(".outcomes.jsonl"), _error_note()):
         stale.unlink(missing_ok=True)
-    url = get_target().entry_url() + "/orders"
-    command = _load_command(url, rate_rps, max_duration_s, files, int(workers))
+    command = _load_command(url, rate_rps, max_duration_s, files, workers)
     with out.with_suffix(".log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     pid_file.write_text(str(process.pid))
@@ -159,6 +201,32 @@ def before_experiment_control(  # noqa: PLR0917 (Chaos Toolkit calls it so)
                 f"the load generator died at start (exit {process.returncode}); "
                 f"see {out.with_suffix('.log')}")
         time.sleep(0.2)
+
+
+def _error_note() -> Path:
+    """Where the before-control leaves why it interrupted the experiment (Chaos Toolkit
+    keeps only the status), for the after-control to put into the journal."""
+    return traffic_files().pid.with_suffix(".error")
+
+
+def _take_error_note() -> str | None:
+    note = _error_note()
+    try:
+        text = note.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    note.unlink(missing_ok=True)
+    return text
+
+
+def stopped_early(live: dict[str, Any], now_unix: float) -> str | None:
+    """Why the load's figures end before ``now_unix``, or None if it is still running
+    (pure): a live file not rewritten for over ``STALE_S`` means the generator died."""
+    age_s = now_unix - float(live["updated_unix"])
+    if age_s <= STALE_S or live.get("done"):
+        return None
+    return (f"the load generator stopped {age_s:.0f} s before the experiment ended (no "
+            "figures since): the traffic the SLA was measured on is missing")
 
 
 def _exited(pid: int) -> bool:
@@ -196,21 +264,36 @@ def after_experiment_control(
 ) -> None:
     """Stop the traffic and add its summary to the journal (extension ``gameday-traffic``);
     under a shared load, summarise the seconds this experiment covered."""
+    note = _take_error_note()
     if os.environ.get(SHARED_ENV):
-        state.setdefault("extensions", []).append(_shared_extension())
-        return
-    pid_file, out, _ = traffic_files()
-    if not pid_file.exists():
-        return
-    _stop(int(pid_file.read_text()))
-    pid_file.unlink(missing_ok=True)
-    extension: dict[str, Any] = {"name": EXTENSION_NAME}
-    if out.exists():
-        extension["summary"] = json.loads(out.read_text(encoding="utf-8"))
-        extension["summary"]["t0_unix"] = _t0_unix(traffic_files().live)
+        extension = _shared_extension()
     else:
-        extension["error"] = f"the load generator wrote no summary ({out} missing)"
+        pid_file = traffic_files().pid
+        if not pid_file.exists():
+            return
+        extension = _own_extension(int(pid_file.read_text()))
+        pid_file.unlink(missing_ok=True)
+    if note:
+        extension["error"] = note
     state.setdefault("extensions", []).append(extension)
+
+
+def _own_extension(pid: int) -> dict[str, Any]:
+    """Stop this experiment's own load and describe it."""
+    files = traffic_files()
+    early = (f"the load generator exited before the experiment ended: the traffic the SLA "
+             f"was measured on is missing; see {files.summary.with_suffix('.log')}"
+             if _exited(pid) else None)
+    _stop(pid)
+    extension: dict[str, Any] = {"name": EXTENSION_NAME}
+    if files.summary.exists():
+        extension["summary"] = json.loads(files.summary.read_text(encoding="utf-8"))
+        extension["summary"]["t0_unix"] = _t0_unix(files.live)
+    else:
+        extension["error"] = f"the load generator wrote no summary ({files.summary} missing)"
+    if early:
+        extension["error"] = early
+    return extension
 
 
 def _t0_unix(live: Path) -> float | None:
@@ -227,12 +310,28 @@ def _shared_extension() -> dict[str, Any]:
     try:
         start = float(marker.read_text())
         live = read_live(current_files().live)
-        extension["summary"] = shared_summary(live, start, time.time())
-        extension["summary"]["outcomes_path"] = str(outcomes_path(current_files()))
+        extension.update(shared_mark(live, start, time.time()))
+        if "summary" in extension:
+            extension["summary"]["outcomes_path"] = str(outcomes_path(current_files()))
     except (OSError, ValueError, MeasurementError) as exc:
         extension["error"] = f"no figures from the shared traffic: {exc}"
     marker.unlink(missing_ok=True)
     return extension
+
+
+def shared_mark(live: dict[str, Any], start_unix: float, end_unix: float) -> dict[str, Any]:
+    """What the journal gets of the shared traffic between two unix times (pure): its
+    ``summary``, an ``error`` when the load generator stopped early, a ``note`` when no
+    whole second lies between the two."""
+    mark: dict[str, Any] = {}
+    early = stopped_early(live, end_unix)
+    if early:
+        mark["error"] = early
+    if not seconds_between(live, start_unix, end_unix):
+        mark["note"] = "the experiment covered no whole second of the traffic"
+        return mark
+    mark["summary"] = shared_summary(live, start_unix, end_unix)
+    return mark
 
 
 def shared_summary(live: dict[str, Any], start_unix: float, end_unix: float) -> dict[str, Any]:

@@ -84,6 +84,16 @@ def test_injection_log_pending_resolve_last(tmp_path: Path) -> None:
     assert [i.id for i in log.pending()] == [second.id]
 
 
+def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    log = InjectionLog(tmp_path)
+    log.record("broker", {"mode": "error"})
+    with log.path.open("a") as handle:
+        handle.write('{"event": "injected", "id": "cut-sh')  # killed mid-write
+    after = log.record("partition", {"link": "service-broker"})
+    assert [i.kind for i in log.pending()] == ["broker", "partition"]
+    assert log.pending()[-1].id == after.id
+
+
 def test_sla_report_flags_each_bound() -> None:
     values = {"availability": 0.99, "p95_latency_s": 0.2, "error_rate": 0.01,
               "throughput_rps": 150.0}
