@@ -13,6 +13,7 @@ left injected.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,9 +65,15 @@ def _bound(output: dict[str, Any], name: str) -> str:
     return "out of bounds"
 
 
+_OWN_PREFIXES = re.compile(r"^(?:chaoslib\.exceptions\.ActivityFailed: )?"
+                           r"(?:gameday\.errors\.\w+: )?")
+
+
 def _exception_line(run: Mapping[str, Any]) -> str:
+    """The exception's last line, without the class names of Chaos Toolkit's wrapper and
+    of gameday's own errors (their messages say what happened; others keep theirs)."""
     lines = [ln.strip() for ln in run.get("exception") or [] if ln.strip()]
-    return lines[-1] if lines else "no exception recorded"
+    return _OWN_PREFIXES.sub("", lines[-1]) if lines else "no exception recorded"
 
 
 def _probe_reason(phase: str, run: Mapping[str, Any]) -> str | None:

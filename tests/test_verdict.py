@@ -72,6 +72,19 @@ def test_baseline_probe_that_could_not_measure_names_the_cause() -> None:
            "MeasurementError: no data for 'x'" in reasons
 
 
+@pytest.mark.parametrize(("last_line", "shown"), [
+    ("chaoslib.exceptions.ActivityFailed: gameday.errors.MeasurementError: no data for 'x'",
+     "no data for 'x'"),
+    ("chaoslib.exceptions.ActivityFailed: KeyError: 'window'", "KeyError: 'window'"),
+    ("gameday.errors.InjectionError: broker admin API unreachable",
+     "broker admin API unreachable"),
+])
+def test_wrapper_class_names_are_dropped_from_reasons(last_line: str, shown: str) -> None:
+    journal = passing_journal()
+    journal["run"][1] = _run(METHOD_PROBE, status="failed", exception=["Traceback...", last_line])
+    assert judge(journal).reasons == (f"method: probe p95-during failed: {shown}",)
+
+
 def test_deviation_fails() -> None:
     journal = passing_journal()
     journal["deviated"] = True
