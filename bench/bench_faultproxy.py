@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import cast
 
 from bench.common import figure, median
+from gameday.http import admin_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 3
@@ -166,7 +167,8 @@ def _fault_proxy(stack: ExitStack, upstream: int) -> Route:
     process = stack.enter_context(_process(command, stdout=subprocess.PIPE))
     api = _first_line(process).split()[1]
     body = {"name": "bench", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"}
-    request = urllib.request.Request(api + "/proxies", data=json.dumps(body).encode())
+    request = urllib.request.Request(api + "/proxies", data=json.dumps(body).encode(),
+                                     headers=admin_headers())
     with urllib.request.urlopen(request, timeout=5) as response:
         return Route(int(json.load(response)["listen"].rsplit(":", 1)[1]), process.pid)
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from gameday.cli import main
+from gameday.entry import main
 
 sys.exit(main())

@@ -1,13 +1,14 @@
 """The ``gameday`` command: run experiments, drive the lab, send load, judge journals.
 
 Exit codes: 0 all passed / done; 1 an experiment failed; 2 bad input; 3 the lab or a
-target could not be used.
+target could not be used; 130 interrupted (Ctrl-C, SIGTERM or SIGHUP: the rollbacks ran,
+then whatever was still recorded as injected was undone).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import signal
 import sys
@@ -18,8 +19,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gameday import inject, labcli, loadcli, traffic
+from gameday import inject, labcli, loadcli, preflight, traffic
+from gameday.chaosproc import signals_noted
 from gameday.errors import ConfigError, GamedayError
+from gameday.journalfile import read_journal
 from gameday.report import write_reports
 from gameday.runner import RunSettings, parse_var, run_all, select, shared_rate
 from gameday.summary import junit_xml, table
@@ -28,7 +31,7 @@ from gameday.verdict import judge
 from lab import stack
 from lab.layout import LayoutError, layout_from_env
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 1, 2, 3
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def _add_run(subparsers: Any) -> None:
@@ -77,16 +80,40 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt_on(*signals: signal.Signals) -> None:
+    """Treat these signals like Ctrl-C, unless they are ignored (``nohup`` for SIGHUP)."""
+    for stop in signals:
+        if signal.getsignal(stop) is not signal.SIG_IGN:
+            signal.signal(stop, _interrupt)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that could only fail at the end of the run."""
+    if args.reports.exists() and not args.reports.is_dir():
+        raise ConfigError(f"--reports {args.reports} is a file: name a directory")
+    if args.junit is not None and args.junit.is_dir():
+        raise ConfigError(f"--junit {args.junit} is a directory: name the XML file to write")
+    if args.junit is not None and any(p.exists() and not p.is_dir()
+                                      for p in args.junit.parents):
+        raise ConfigError(f"--junit {args.junit}: a parent of it is a file, not a directory")
+
+
 def _run(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     variables = dict(parse_var(v) for v in args.var)
     target = args.target or os.environ.get("GAMEDAY_TARGET", "lab")
     get_target(target)
     settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target)
-    signal.signal(signal.SIGTERM, _interrupt)
+    preflight.ensure_runnable(settings.experiments, variables, preflight.target_links(target))
+    _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     started = time.monotonic()
     with _lab_if_needed(target):
-        with _shared_traffic(settings):
-            results = run_all(settings)
+        with _undone_if_interrupted(target):
+            with _shared_traffic(settings):
+                results = run_all(settings)
+            interrupted = bool(results) and results[-1].interrupted
+            if interrupted:
+                _undo_leftovers(target)
         pages = write_reports(results, settings.reports_dir)
     failed = sum(not r.verdict.passed for r in results)
     print("\n" + table(results), flush=True)
@@ -96,8 +123,38 @@ def _run(args: argparse.Namespace) -> int:
         args.junit.write_text(junit_xml(results), encoding="utf-8")
         print(f"JUnit XML: {args.junit}")
     print(f"{len(results) - failed} passed, {failed} failed "
-          f"in {time.monotonic() - started:.0f} s", flush=True)
-    return EXIT_FAILED if failed else 0
+          f"in {time.monotonic() - started:.0f} s" + (" (interrupted)" if interrupted else ""),
+          flush=True)
+    return EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else 0
+
+
+@contextmanager
+def _undone_if_interrupted(target: str) -> Iterator[None]:
+    """If the run is interrupted outside an experiment, undo what is still recorded."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _undo_leftovers(target)
+        raise
+
+
+def _undo_leftovers(target: str) -> None:
+    """After an interruption: undo every fault still recorded as injected (a rollback cut
+    short, say) and say what, if anything, is left."""
+    with signals_noted("undoing recorded faults first"):
+        try:
+            chosen = get_target(target)
+            for item in inject.cleanup(chosen):
+                print(f"gameday: undone after the interruption: {item}", file=sys.stderr)
+            leftovers = chosen.leftovers()
+        except (GamedayError, stack.LabError) as exc:
+            print(f"gameday: could not check for leftovers ({exc}); run `gameday cleanup`",
+                  file=sys.stderr, flush=True)
+            return
+    for item in leftovers:
+        print(f"gameday: still wrong after the interruption: {item}", file=sys.stderr)
+    print("gameday: nothing is left injected" if not leftovers
+          else "gameday: see `gameday lab doctor`", file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -134,11 +191,7 @@ def _lab_if_needed(target: str) -> Iterator[None]:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    try:
-        journal = json.loads(args.journal.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read journal {args.journal}: {exc}") from None
-    verdict = judge(journal)
+    verdict = judge(read_journal(args.journal))
     print(("PASS" if verdict.passed else "FAIL") + f"  {verdict.title}")
     for reason in verdict.reasons:
         print(f"      {reason}")
@@ -151,7 +204,21 @@ def _add_report(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report", help="write HTML reports, index.html, history and a Markdown summary")
     report.add_arguments(parser)
-    parser.set_defaults(func=report.run_report)
+    parser.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``gameday report``, once its journals and options are known to be usable."""
+    from gameday import report  # noqa: PLC0415 (as above)
+
+    for path in args.journals:
+        read_journal(path)
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file: name a directory for the reports")
+    if not (math.isfinite(args.margin) and args.margin >= 0):
+        raise ConfigError(f"--margin {args.margin} is invalid: expected a share >= 0, "
+                          "e.g. 0.25 (25 % worse)")
+    return int(report.run_report(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,4 +247,4 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("gameday: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

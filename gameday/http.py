@@ -1,14 +1,38 @@
-"""Tiny JSON-over-HTTP helper for admin APIs (standard library, always with a timeout)."""
+"""Tiny JSON-over-HTTP helper for admin APIs (standard library, always with a timeout).
+
+Admin token: when the environment variable ``GAMEDAY_ADMIN_TOKEN`` is set (non-empty),
+the lab's admin APIs (the fault proxy's Toxiproxy API, the broker simulator's admin API)
+require ``Authorization: Bearer <token>``, and :func:`request_json` sends that header
+when called with ``admin=True`` (only for those APIs: the token goes nowhere else). The token is
+read from the environment at each call and never written anywhere: it is not in any
+message, error or ``repr`` this module makes.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gameday.errors import ConfigError
+
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "DEFAULT_TIMEOUT_S",
+    "HttpUnreachable",
+    "Response",
+    "admin_headers",
+    "admin_token",
+    "request_json",
+]
+
 DEFAULT_TIMEOUT_S = 5.0
+ADMIN_TOKEN_ENV = "GAMEDAY_ADMIN_TOKEN"
+_TOKEN_CHARS = frozenset(chr(code) for code in range(0x21, 0x7F))  # visible ASCII
 
 
 @dataclass(frozen=True)
@@ -23,12 +47,43 @@ class HttpUnreachable(OSError):
     """Nothing answered at the URL."""
 
 
+def admin_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The admin token from ``GAMEDAY_ADMIN_TOKEN`` (surrounding blanks dropped), or None
+    when it is unset or empty.
+
+    ConfigError (which does not quote the token) when it holds anything but visible ASCII
+    characters, since it could not travel in an HTTP header.
+    """
+    env = os.environ if environ is None else environ
+    token = env.get(ADMIN_TOKEN_ENV, "").strip()
+    if not token:
+        return None
+    if not set(token) <= _TOKEN_CHARS:
+        raise ConfigError(f"{ADMIN_TOKEN_ENV} must be visible ASCII characters only "
+                          "(no spaces or control characters)")
+    return token
+
+
+def admin_headers(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{"Authorization": "Bearer <token>"}`` when an admin token is set, else ``{}``."""
+    token = admin_token(environ)
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
 def request_json(
-    method: str, url: str, body: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S
+    method: str, url: str, body: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+    *, admin: bool = False,
 ) -> Response:
-    """Send ``body`` as JSON and return the status and decoded answer; 4xx/5xx do not raise."""
+    """Send ``body`` as JSON and return the status and decoded answer; 4xx/5xx do not raise.
+
+    ``admin``: send the admin token (see the module doc) when one is set: only for the
+    lab's admin APIs (fault proxy, broker simulator admin), never to anything else. A
+    401 answer means the API wants another token than this process has.
+    """
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if data is not None else {}
+    if admin:
+        headers.update(admin_headers())
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:

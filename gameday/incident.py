@@ -50,6 +50,11 @@ FAULTS: Mapping[str, tuple[str, str, dict[str, Any], str]] = {
     "broker-hang": ("actions.broker", "fail", {"mode": "hang"}, "recover"),
 }
 FAULT_PARAMETERS = ("status", "probability", "latency_ms", "retry_after_s", "up_s", "down_s")
+FIELDS = ("incident", "title", "summary", "fault", "promised")
+PROMISES = ("breaker_open_within_s", "recovery_within_s", "sla")
+# promised SLA bound -> its valid range
+SLA_BOUNDS = {"availability_min": (0.0, 1.0), "p95_latency_max_s": (0.001, 3600.0),
+              "error_rate_max": (0.0, 1.0), "throughput_min_rps": (0.0, 1e6)}
 
 
 def is_incident(document: Mapping[str, Any]) -> bool:
@@ -57,13 +62,26 @@ def is_incident(document: Mapping[str, Any]) -> bool:
     return "incident" in document and "method" not in document
 
 
+def _section(document: Mapping[str, Any], key: str, valid: tuple[str, ...],
+             where: str = "") -> Mapping[str, Any]:
+    """A mapping inside the incident file, with only ``valid`` keys; {} when absent."""
+    section, name = document.get(key), where + key
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{name} must be a mapping with {', '.join(valid)}, not {section!r}")
+    unknown = sorted(str(k) for k in set(section) - set(valid))
+    if unknown:
+        raise ConfigError(f"{name} fields {unknown} are unknown: valid are {', '.join(valid)}")
+    return section
+
+
 def _number(section: Mapping[str, Any], key: str, low: float, high: float,
             default: float | None = None) -> float:
     raw = section.get(key, default)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}={raw!r} is not a number (valid: {low:g}..{high:g})") from None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ConfigError(f"{key}={raw!r} is not a number (valid: {low:g}..{high:g})")
+    value = float(raw)
     if not low <= value <= high:
         raise ConfigError(f"{key}={raw!r} is out of range: valid is {low:g}..{high:g}")
     return value
@@ -74,10 +92,6 @@ def _inject(fault: Mapping[str, Any]) -> tuple[Activity, Activity]:
     if kind not in FAULTS:
         raise ConfigError(f"fault kind {kind!r} is unknown: valid are {', '.join(FAULTS)}")
     module, func, fixed, undo = FAULTS[kind]
-    unknown = sorted(set(fault) - {"kind", "duration_s", *FAULT_PARAMETERS})
-    if unknown:
-        raise ConfigError(f"fault fields {unknown} are unknown: valid are kind, duration_s, "
-                          f"{', '.join(FAULT_PARAMETERS)}")
     extra = {k: fault[k] for k in FAULT_PARAMETERS if k in fault}
     if module == "actions.network" and extra:
         raise ConfigError(f"fault kind {kind} takes no {', '.join(extra)}")
@@ -86,7 +100,8 @@ def _inject(fault: Mapping[str, Any]) -> tuple[Activity, Activity]:
 
 
 def _method(incident: Mapping[str, Any]) -> list[Activity]:
-    fault, promised = incident.get("fault") or {}, incident.get("promised") or {}
+    fault = _section(incident, "fault", ("kind", "duration_s", *FAULT_PARAMETERS))
+    promised = _section(incident, "promised", PROMISES)
     duration = _number(fault, "duration_s", 5, 3600)
     trip = _number(promised, "breaker_open_within_s", 0.1, 600, 5)
     recover = _number(promised, "recovery_within_s", 1, 3600, 30)
@@ -112,13 +127,23 @@ def _hypothesis() -> dict[str, Any]:
     ]}
 
 
+def _sla(bounds: Mapping[str, Any]) -> dict[str, float]:
+    """The promised SLA bounds as configuration keys (``sla_p95_latency_max_s`` ...)."""
+    return {f"sla_{key}": _number(bounds, key, *SLA_BOUNDS[key]) for key in bounds}
+
+
 def to_experiment(incident: Mapping[str, Any]) -> dict[str, Any]:
     """The Chaos Toolkit experiment that replays an incident and checks its promises."""
-    name = str(incident.get("incident") or "").strip()
+    raw_name = incident.get("incident")
+    name = str(raw_name).strip() if isinstance(raw_name, str | int) else ""
     if not name:
         raise ConfigError("the incident file needs `incident:` (its id, e.g. INC-2041)")
+    unknown = sorted(str(k) for k in set(incident) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"fields {unknown} are unknown: valid are {', '.join(FIELDS)}")
     method = _method(incident)
-    sla = {f"sla_{k}": v for k, v in (incident.get("promised") or {}).get("sla", {}).items()}
+    sla = _sla(_section(_section(incident, "promised", PROMISES), "sla", tuple(SLA_BOUNDS),
+                        "promised."))
     return {
         "version": "1.0.0",
         "title": f"{name}: {incident.get('title', 'incident replay')}",

@@ -71,7 +71,7 @@ def degrade(target: Target, link: str, *, toxic: str, stream: str, toxicity: flo
 def _broker_admin(target: Target, path: str, body: dict[str, Any]) -> Any:
     url = target.broker_admin_url() + path
     try:
-        response = request_json("POST", url, body)
+        response = request_json("POST", url, body, admin=True)
     except HttpUnreachable as exc:
         raise InjectionError(f"broker admin API unreachable: {exc}") from exc
     if response.status == 400:
@@ -127,9 +127,20 @@ UNDO: dict[str, Callable[[Target, Injection], Any]] = {
 
 
 def cleanup(target: Target) -> list[str]:
-    """Undo every fault the log holds as pending; returns what was undone, in words."""
-    undone = []
+    """Undo every fault the log holds as pending; returns what was undone, in words.
+    Raises InjectionError naming any recorded fault of a kind it cannot undo (after
+    undoing the others)."""
+    undone, unknown = [], []
     for injection in _log(target).pending():
-        UNDO[injection.kind](target, injection)
+        undo = UNDO.get(injection.kind)
+        if undo is None:
+            unknown.append(f"{injection.kind} {injection.params} (id {injection.id})")
+            continue
+        undo(target, injection)
         undone.append(f"{injection.kind} {injection.params}")
+    if unknown:
+        raise InjectionError(
+            f"cannot undo recorded {'; '.join(unknown)}: gameday undoes only "
+            f"{', '.join(UNDO)}; undo it by hand, then remove its line from "
+            f"{_log(target).path}")
     return undone

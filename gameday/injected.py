@@ -76,8 +76,9 @@ class InjectionLog:
         injected: dict[str, Injection] = {}
         for entry in self.entries():
             if entry.get("event") == "injected" and entry.get("undoable", True):
-                injected[entry["id"]] = Injection(entry["id"], entry["kind"], entry["params"],
-                                                  entry["at_unix"])
+                injection = _injection(entry)
+                if injection is not None:
+                    injected[injection.id] = injection
             elif entry.get("event") == "undone":
                 injected.pop(entry.get("id", ""), None)
         return list(injected.values())
@@ -95,6 +96,16 @@ class InjectionLog:
         times = [e["at_unix"] for e in self.entries()
                  if e.get("event") == event and (not kinds or e.get("kind") in kinds)]
         return max(times) if times else None
+
+
+def _injection(entry: dict[str, Any]) -> Injection | None:
+    """The fault an "injected" line records, or None when the line lacks a field (a
+    hand-edited record, say); such a line is skipped like an unreadable one."""
+    try:
+        return Injection(str(entry["id"]), str(entry["kind"]), dict(entry["params"]),
+                         float(entry.get("at_unix", 0.0)))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _parse(line: str) -> dict[str, Any] | None:

@@ -19,9 +19,11 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,13 +64,40 @@ def outcomes_path(json_path: Path) -> Path:
     return Path(json_path).with_suffix(".outcomes.jsonl")
 
 
-def _settings(args: argparse.Namespace) -> LoadSettings:
-    index, count = 0, 1
-    if args.worker:
-        index, _, total = args.worker.partition("/")
-        index, count = int(index), int(total)
+def _check_options(args: argparse.Namespace) -> None:
+    """ValueError naming the first option that cannot work."""
+    url = urllib.parse.urlsplit(args.url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"--url {args.url!r} is not an HTTP URL: expected e.g. "
+                         "http://127.0.0.1:18000/orders")
+    for option in ("rate", "duration", "timeout_s", "in_time_s"):
+        value = getattr(args, option)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--{option.replace('_', '-')} must be a finite number > 0, "
+                             f"got {value}")
     if not 1 <= args.workers <= 64:
         raise ValueError(f"--workers must be 1..64, got {args.workers}")
+    if args.stop_with_parent is not None and args.stop_with_parent <= 0:
+        raise ValueError(f"--stop-with-parent must be a process id > 0, got "
+                         f"{args.stop_with_parent}")
+    for option in ("json", "live"):
+        path = getattr(args, option)
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            raise ValueError(f"--{option} {path}: expected a file in an existing directory")
+
+
+def _worker(text: str) -> tuple[int, int]:
+    """``I/N`` → (I, N): this process is worker I of N."""
+    index, _, total = text.partition("/")
+    try:
+        return int(index), int(total)
+    except ValueError:
+        raise ValueError(f"--worker {text!r} is invalid: expected I/N, e.g. 0/2") from None
+
+
+def _settings(args: argparse.Namespace) -> LoadSettings:
+    _check_options(args)
+    index, count = _worker(args.worker) if args.worker else (0, 1)
     return LoadSettings(url=args.url, rate_rps=args.rate, duration_s=args.duration,
                         timeout_s=args.timeout_s, method=args.method,
                         in_time_s=args.in_time_s, worker_index=index, worker_count=count,

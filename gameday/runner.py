@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,9 @@ from typing import Any
 
 import yaml
 
-from gameday.errors import ConfigError, MeasurementError
+from gameday import inject
+from gameday.chaosproc import run_chaos
+from gameday.errors import ConfigError, GamedayError, MeasurementError
 from gameday.incident import is_incident, to_experiment
 from gameday.summary import ExperimentResult, key_figures
 from gameday.targets import get_target
@@ -29,6 +30,8 @@ from gameday.traffic import EXTENSION_NAME
 from gameday.verdict import Verdict, judge
 
 CATALOG_DIR = Path("experiments")
+TYPE_WORDS = {list: "a list", str: "a string", int: "a number", float: "a number",
+              bool: "true/false"}
 INTERRUPT_GRACE_S = 60.0
 
 
@@ -43,19 +46,29 @@ class RunSettings:
 
 
 def parse_var(text: str) -> tuple[str, Any]:
-    """``key=value`` → (key, value), the value as int or float when it reads as one."""
+    """``key=value`` → (key, value), the value as int or float when it reads as a finite
+    number; ConfigError for a missing key, a key that is no name, or an empty value."""
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip() or not key.strip().isidentifier():
+    if not sep or not key.strip().isidentifier():
         raise ConfigError(f"--var {text!r} is invalid: expected key=value, e.g. "
                           "--var sla_p95_latency_max_s=0.5")
-    value: Any = raw
-    for cast in (int, float):
-        try:
-            value = cast(raw)
-            break
-        except ValueError:
-            continue
-    return key.strip(), value
+    if not raw.strip():
+        raise ConfigError(f"--var {text!r} has no value: expected key=value, e.g. "
+                          "--var sla_p95_latency_max_s=0.5")
+    return key.strip(), _typed(raw)
+
+
+def _typed(raw: str) -> Any:
+    """An int or a finite float when ``raw`` reads as one, else the string itself."""
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw
+    return number if math.isfinite(number) else raw
 
 
 def _chaos_var(key: str, value: Any) -> str:
@@ -64,22 +77,46 @@ def _chaos_var(key: str, value: Any) -> str:
 
 
 def _read(path: Path) -> Any:
+    if path.is_dir():
+        raise ConfigError(f"experiment {path} is a directory: name the experiment files in "
+                          f"it, e.g. {path}/*.yaml")
     if not path.is_file():
         raise ConfigError(f"experiment {path} does not exist")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"experiment {path} cannot be read: {exc}") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"experiment {path} is not valid YAML/JSON: {exc}") from None
+        raise ConfigError(f"experiment {path} is not valid YAML/JSON: {_yaml_problem(exc)}"
+                          ) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: where, and what."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
 
 
 def load_experiment(path: Path) -> dict[str, Any]:
     """Read an experiment (or incident) file, or raise ConfigError saying what is wrong."""
     data = _read(path)
     if isinstance(data, dict) and is_incident(data):
-        return to_experiment(data)
+        try:
+            return to_experiment(data)
+        except ConfigError as exc:
+            raise ConfigError(f"incident file {path}: {exc}") from None
+    if data is None:
+        raise ConfigError(f"experiment {path} is empty")
     if not isinstance(data, dict) or "method" not in data:
-        raise ConfigError(f"experiment {path} is not a Chaos Toolkit experiment (no method) "
-                          "nor an incident file (no incident:)")
+        found = "a mapping" if isinstance(data, dict) else TYPE_WORDS.get(
+            type(data), f"a {type(data).__name__}")
+        raise ConfigError(f"experiment {path} is {found} with no method: expected a Chaos "
+                          "Toolkit experiment (a mapping with title, description, method) or "
+                          "an incident file (a mapping with incident:)")
     return data
 
 
@@ -95,23 +132,29 @@ def _chaos_source(path: Path, experiment: Mapping[str, Any], reports_dir: Path,
     return generated
 
 
+def _control_modules(experiment: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    """(name, module) of every control that has a provider."""
+    controls = [c for c in experiment.get("controls") or [] if isinstance(c, Mapping)]
+    return [(c.get("name"), str(c["provider"].get("module", ""))) for c in controls
+            if isinstance(c.get("provider"), Mapping)]
+
+
 def required_controls(experiment: Mapping[str, Any]) -> list[str]:
     """Names of the experiment's controls that must leave a mark in the journal."""
-    modules = [c.get("provider", {}).get("module") for c in experiment.get("controls") or []]
+    modules = [module for _, module in _control_modules(experiment)]
     return [EXTENSION_NAME] if "gameday.traffic" in modules else []
 
 
 def missing_controls(experiment: Mapping[str, Any]) -> list[str]:
     """Controls whose module cannot be imported: Chaos Toolkit would skip them silently."""
     missing = []
-    for control in experiment.get("controls") or []:
-        module = str(control.get("provider", {}).get("module", ""))
+    for name, module in _control_modules(experiment):
         try:
             found = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):
             found = False
         if not found:
-            missing.append(f"control {control.get('name')}: module {module!r} cannot be "
+            missing.append(f"control {name}: module {module!r} cannot be "
                            "imported, so Chaos Toolkit would skip it")
     return missing
 
@@ -122,9 +165,12 @@ def traffic_rate(experiment: Mapping[str, Any]) -> float | None:
         provider = control.get("provider", {})
         if provider.get("module") == "gameday.traffic":
             arguments = provider.get("arguments") or {}
-            if int(arguments.get("workers", 1)) != 1:
+            try:
+                workers = int(arguments.get("workers", 1))
+                rate = float(arguments.get("rate_rps", 200.0))
+            except (TypeError, ValueError):  # a ${key}: the control itself substitutes it
                 return None
-            return float(arguments.get("rate_rps", 200.0))
+            return rate if workers == 1 else None
     return None
 
 
@@ -139,10 +185,14 @@ def catalog(directory: Path = CATALOG_DIR) -> tuple[Path, ...]:
     """Every experiment of the catalog, in its order: by ``x-gameday-order`` in the file's
     ``extensions`` list when given (lower first), then by name."""
     def order(path: Path) -> tuple[float, str]:
-        extensions = load_experiment(path).get("extensions") or []
-        marks = [e.get("order") for e in extensions
-                 if isinstance(e, dict) and e.get("name") == "gameday"]
-        return (float(marks[0]) if marks and marks[0] is not None else 1e9, path.name)
+        extensions = load_experiment(path).get("extensions")
+        marks = [e.get("order") for e in extensions if isinstance(e, dict)
+                 and e.get("name") == "gameday"] if isinstance(extensions, list) else []
+        try:
+            return (float(marks[0]) if marks and marks[0] is not None else 1e9, path.name)
+        except (TypeError, ValueError):
+            raise ConfigError(f"experiment {path}: the order of its gameday extension, "
+                              f"{marks[0]!r}, is not a number") from None
 
     return tuple(sorted(directory.glob("*.yaml"), key=order))
 
@@ -153,14 +203,19 @@ def select(paths: Sequence[Path], tags: Sequence[str]) -> tuple[Path, ...]:
     chosen = tuple(paths) or catalog()
     if not chosen:
         raise ConfigError(f"no experiments given and none found in {CATALOG_DIR}/")
-    experiments = {path: load_experiment(path) for path in chosen}
+    experiments = {path: _tags(load_experiment(path)) for path in chosen}
     if tags:
-        chosen = tuple(p for p in chosen if set(tags) & set(experiments[p].get("tags") or []))
+        chosen = tuple(p for p in chosen if set(tags) & experiments[p])
         if not chosen:
-            known = sorted({t for e in experiments.values() for t in e.get("tags") or []})
+            known = sorted(set().union(*experiments.values()))
             raise ConfigError(f"no experiment has tag {', '.join(tags)}: known tags are "
                               f"{', '.join(known)}")
     return chosen
+
+
+def _tags(experiment: Mapping[str, Any]) -> set[str]:
+    tags = experiment.get("tags")
+    return {str(t) for t in tags} if isinstance(tags, list) else set()
 
 
 def _chaos_command(path: Path, journal: Path, log: Path, variables: Mapping[str, Any]) -> list[str]:
@@ -170,20 +225,6 @@ def _chaos_command(path: Path, journal: Path, log: Path, variables: Mapping[str,
     for key, value in variables.items():
         command += ["--var", _chaos_var(key, value)]
     return [*command, str(path)]
-
-
-def _run_chaos(command: list[str], env: Mapping[str, str]) -> int:
-    """Run ``chaos``; on Ctrl-C/SIGTERM pass SIGINT on so that its rollbacks run."""
-    process = subprocess.Popen(command, env=dict(env))
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(timeout=INTERRUPT_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
 
 
 def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
@@ -197,20 +238,23 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir),
            "GAMEDAY_TARGET": settings.target}
     source = _chaos_source(path, experiment, settings.reports_dir, stamp)
-    _run_chaos(_chaos_command(source, journal_path, log_path, settings.variables), env)
+    ended = run_chaos(_chaos_command(source, journal_path, log_path, settings.variables), env,
+                      INTERRUPT_GRACE_S)
     leftovers = _leftovers(settings.target)
+    undone = _undo_recorded(settings.target) if leftovers else []
     duration_s = time.monotonic() - started
     if not journal_path.exists():
         reasons = (f"chaos run wrote no journal; see {log_path}",
-                   *(f"left injected after the run: {item}" for item in leftovers))
+                   *(f"left injected after the run: {item}" for item in leftovers), *undone)
         return ExperimentResult(path, Verdict(str(experiment.get("title", path)), reasons),
-                                None, duration_s)
+                                None, duration_s, interrupted=ended.interrupted)
     journal = json.loads(journal_path.read_text(encoding="utf-8"))
     verdict = judge(journal, settings.variables, required_controls(experiment), leftovers)
-    missing = tuple(missing_controls(experiment))
-    if missing:
-        verdict = Verdict(verdict.title, verdict.reasons + missing)
-    return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal))
+    extra = (*missing_controls(experiment), *undone)
+    if extra:
+        verdict = Verdict(verdict.title, verdict.reasons + extra)
+    return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal),
+                            interrupted=ended.interrupted)
 
 
 def _leftovers(target: str) -> list[str]:
@@ -218,6 +262,16 @@ def _leftovers(target: str) -> list[str]:
         return get_target(target).leftovers()
     except MeasurementError as exc:
         return [f"the cleanup check could not run: {exc}"]
+
+
+def _undo_recorded(target: str) -> list[str]:
+    """Undo the faults still recorded as injected after an experiment, so that the next
+    one starts clean; says what it undid (or why it could not)."""
+    try:
+        return [f"undone by gameday after the run: {item}"
+                for item in inject.cleanup(get_target(target))]
+    except GamedayError as exc:
+        return [f"gameday could not undo what is left: {exc}; run `gameday cleanup`"]
 
 
 def print_verdict(result: ExperimentResult) -> None:
@@ -230,11 +284,14 @@ def print_verdict(result: ExperimentResult) -> None:
 
 
 def run_all(settings: RunSettings) -> list[ExperimentResult]:
-    """Run every experiment in order; returns their results."""
+    """Run every experiment in order and return their results; an interrupted experiment
+    (Ctrl-C, SIGTERM, SIGHUP) is the last one."""
     results = []
     for path in settings.experiments:
         print(f"running {path} ...", flush=True)
         result = run_one(path, settings)
         print_verdict(result)
         results.append(result)
+        if result.interrupted:
+            break
     return results

@@ -15,13 +15,15 @@ TIMING_PROBES = {"time_to_trip_s": "trip_s", "time_to_recover_s": "recover_s"}
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """One experiment's verdict, where its journal is, how long it took, key figures."""
+    """One experiment's verdict, where its journal is, how long it took, key figures, and
+    whether a Ctrl-C/SIGTERM/SIGHUP cut it short."""
 
     path: Path
     verdict: Verdict
     journal_path: Path | None
     duration_s: float
     figures: Mapping[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
 
 
 def key_figures(journal: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""A small client for the Toxiproxy HTTP API (the lab's fault proxy or a real Toxiproxy)."""
+"""A small client for the Toxiproxy HTTP API (the lab's fault proxy or a real Toxiproxy).
+
+It sends the admin token (``GAMEDAY_ADMIN_TOKEN``, see :mod:`gameday.http`) with every
+call; a 401 answer is an InjectionError saying the token is missing or wrong.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gameday.errors import ConfigError, InjectionError
-from gameday.http import HttpUnreachable, Response, request_json
+from gameday.http import ADMIN_TOKEN_ENV, HttpUnreachable, Response, request_json
 
 TOXIC_TYPES = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                "limit_data")
@@ -22,9 +26,14 @@ class Toxiproxy:
 
     def _call(self, method: str, path: str, body: Any = None) -> Response:
         try:
-            return request_json(method, self.url + path, body, self.timeout_s)
+            response = request_json(method, self.url + path, body, self.timeout_s, admin=True)
         except HttpUnreachable as exc:
             raise InjectionError(f"fault proxy (Toxiproxy API) unreachable: {exc}") from exc
+        if response.status == 401:
+            raise InjectionError(f"fault proxy at {self.url} refused {method} {path}: "
+                                 f"{_error(response)}; set {ADMIN_TOKEN_ENV} to the token "
+                                 "the fault proxy was started with")
+        return response
 
     def proxies(self) -> dict[str, Any]:
         """Every proxy by name, with ``enabled`` and ``toxics``."""
@@ -66,6 +75,14 @@ class Toxiproxy:
             if response.status not in (204, 404):
                 raise InjectionError(f"could not remove toxic {name} from {link}: {response.body}")
         return names
+
+
+def _error(response: Response) -> str:
+    """The ``error`` of an error answer, else its status."""
+    body = response.body
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return f"HTTP {response.status}"
 
 
 def proxy_problems(proxies: Any) -> list[str]:

@@ -183,5 +183,17 @@ def layout_from_env(environ: dict[str, str] | None = None) -> LabLayout:
         raise LayoutError(
             f"GAMEDAY_LAB_PORT_BASE={raw_base!r} is not an integer port number"
         ) from None
-    state_dir = Path(env.get("GAMEDAY_LAB_DIR", ".lab")).resolve()
-    return LabLayout(state_dir=state_dir, port_base=base, netns=_netns_from_env(env))
+    return LabLayout(state_dir=_state_dir_from_env(env), port_base=base,
+                     netns=_netns_from_env(env))
+
+
+def _state_dir_from_env(env: dict[str, str]) -> Path:
+    raw = env.get("GAMEDAY_LAB_DIR", ".lab")
+    if not raw.strip():
+        raise LayoutError("GAMEDAY_LAB_DIR is empty: unset it for the default (./.lab) or "
+                          "name the lab's state directory")
+    state_dir = Path(raw).resolve()
+    if state_dir.exists() and not state_dir.is_dir():
+        raise LayoutError(f"GAMEDAY_LAB_DIR={raw!r} is a file: name a directory (it is "
+                          "created when missing)")
+    return state_dir

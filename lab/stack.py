@@ -5,6 +5,12 @@ the fault proxy, three service replicas, HAProxy and Prometheus, all on 127.0.0.
 and all with state under the layout's state directory. With ``GAMEDAY_LAB_NETNS=1``
 the replicas run in network namespaces created before supervisord starts and deleted
 after it stops (see :mod:`lab.netns`).
+
+The admin token (``GAMEDAY_ADMIN_TOKEN``, see :mod:`lab.admin_auth`) is never written to
+the state directory: supervisord inherits this process' environment and passes it on
+to the programs it starts (the templates empty it for all but the broker simulator and
+the fault proxy). So a lab requires the token it was brought up with, until it is
+brought down; the readiness checks use only endpoints that need no token.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gameday.errors import ConfigError
+from gameday.http import admin_token
 from lab import netns
 from lab.layout import HOST, LabLayout
 from lab.render import Executables, all_files
@@ -99,6 +107,14 @@ def _check_ports_free(layout: LabLayout) -> None:
         )
 
 
+def _check_admin_token() -> None:
+    """LabError (not quoting it) when ``GAMEDAY_ADMIN_TOKEN`` cannot be used."""
+    try:
+        admin_token()
+    except ConfigError as exc:
+        raise LabError(str(exc)) from None
+
+
 def _write_configs(layout: LabLayout, exe: Executables) -> None:
     layout.log_dir.mkdir(parents=True, exist_ok=True)
     for name, text in all_files(layout, exe, Path.cwd(), Sabotage.from_env()).items():
@@ -106,6 +122,7 @@ def _write_configs(layout: LabLayout, exe: Executables) -> None:
 
 
 def _start_supervisord(layout: LabLayout) -> None:
+    """Start supervisord with this process' environment (the admin token included)."""
     supervisord = Path(sys.executable).parent / "supervisord"
     conf = layout.state_dir / "supervisord.conf"
     result = subprocess.run(
@@ -174,6 +191,7 @@ def up(layout: LabLayout, ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
         wait_ready(layout, ready_timeout_s)
         return False
     exe = executables()
+    _check_admin_token()
     _check_ports_free(layout)
     exe = _prepare_netns(layout, exe, tools)
     _write_configs(layout, exe)

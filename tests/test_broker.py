@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from procs import ORDER, Proc, http, metric, order, start_broker, stop
 
 from lab.broker.__main__ import parse_args
@@ -82,6 +88,17 @@ def test_latency_has_the_median_and_a_bounded_long_tail() -> None:
 def test_cli_refuses_bad_latency(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(argv)
+
+
+def test_cli_reads_the_admin_token_and_never_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAMEDAY_ADMIN_TOKEN", " tok-77 ")
+    settings = parse_args([])
+    assert settings.admin_token == "tok-77" and "tok-77" not in repr(settings)
+    monkeypatch.setenv("GAMEDAY_ADMIN_TOKEN", "")
+    assert parse_args([]).admin_token is None
+    monkeypatch.setenv("GAMEDAY_ADMIN_TOKEN", "two words")
+    with pytest.raises(SystemExit):
+        parse_args([])
 
 
 def test_cli_defaults() -> None:
@@ -166,6 +183,10 @@ def test_every_mode_round_trips_through_its_json(name: str) -> None:
         ({"mode": "hang", "status": 500}, "not a parameter of mode hang"),
         ({"mode": "flap", "down_s": 0}, "down_s"),
         ({"mode": "rate_limit", "retry_after_s": True}, "retry_after_s"),
+        ({"mode": "normal", "probability": "x"}, "probability"),
+        ({"mode": "normal", "probability": -1}, "probability"),
+        ({"mode": "x" * 10_000}, r"^unknown mode 'x{56}\.\.\.; valid modes"),
+        ({"mode": "slow", "y" * 10_000: 1}, r"^'y{56}\.\.\. is not a parameter"),
     ],
 )
 def test_parse_mode_refuses_bad_input(body: object, says: str) -> None:
@@ -196,7 +217,8 @@ def test_parse_fill_query() -> None:
     )  # fmt: skip
     for params, field in (({"since": "yesterday"}, "since"), ({"until": "nan"}, "until"),
                           ({"since": "5", "until": "4"}, "until"),
-                          ({"client_order_id": ""}, "client_order_id")):  # fmt: skip
+                          ({"client_order_id": ""}, "client_order_id"),
+                          ({"client_order_id": "\ud800"}, "client_order_id")):  # fmt: skip
         with pytest.raises(InvalidQuery) as caught:
             parse_fill_query(params)
         assert caught.value.field == field
@@ -205,11 +227,20 @@ def test_parse_fill_query() -> None:
 # --- the real process ----------------------------------------------------------------
 
 
+def start_broker_with(stderr_path: Path, token: str | None, *args: str) -> Proc:
+    """A broker simulator whose admin API requires ``token`` (None: no token)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("GAMEDAY_ADMIN_TOKEN", raising=False)
+        if token is not None:
+            env.setenv("GAMEDAY_ADMIN_TOKEN", token)
+        return start_broker(stderr_path, *args)
+
+
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     stderr = tmp_path_factory.mktemp("broker") / "stderr.log"
     args = ("--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--latency-ms", "2")
-    started = start_broker(stderr, *args)
+    started = start_broker_with(stderr, None, *args)
     yield started
     assert stop(started.proc) == 0
 
@@ -284,6 +315,8 @@ def test_fills_filter_by_time(broker: Proc) -> None:
         ({**ORDER, "units": True}, "units"),
         ({**ORDER, "price": "1.1"}, "price"),
         ({**ORDER, "price": -1}, "price"),
+        ({**ORDER, "client_order_id": "\ud800"}, "client_order_id"),
+        ({**ORDER, "instrument": "EUR\udfff"}, "instrument"),
     ],
 )
 def test_invalid_orders_get_400_naming_the_field(
@@ -460,3 +493,108 @@ def test_sigterm_stops_the_process_cleanly_even_with_a_hung_request(tmp_path: Pa
     started = time.monotonic()
     assert stop(broker.proc) == 0
     assert time.monotonic() - started < 3.0
+
+
+# --- bad admin and order payloads: 4xx with a JSON error, never a 500 -----------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("admin", [False, True])
+@pytest.mark.parametrize("raw", [DEEP, b'{"a":' * 5000 + b"1" + b"}" * 5000])
+def test_deeply_nested_json_is_a_400(broker: Proc, admin: bool, raw: bytes) -> None:
+    url = broker.admin_url + "/admin/mode" if admin else broker.url + "/orders"
+    status, _, answer = http("POST", url, raw=raw)
+    assert (status, "JSON" in answer["error"]) == (400, True)
+    assert http("GET", broker.admin_url + "/admin/mode")[2] == {"mode": "normal"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "status"),
+    [("GET", "/nowhere", None, 404), ("PUT", "/admin/mode", b"{}", 405),
+     ("GET", "/admin/reset", None, 405), ("POST", "/admin/mode", b"x" * (2 << 20), 413)],
+)  # fmt: skip
+def test_admin_http_errors_are_json(
+    broker: Proc, method: str, path: str, raw: bytes | None, status: int
+) -> None:
+    got, _, answer = http(method, broker.admin_url + path, raw=raw)
+    assert got == status and answer["status"] == status and answer["error"]
+
+
+def test_order_api_http_errors_are_json(broker: Proc) -> None:
+    assert http("GET", broker.url + "/nowhere")[::2] == (404, {"error": "not found",
+                                                                "status": 404})
+    status, headers, answer = http("GET", broker.url + "/orders")
+    assert (status, answer["status"], headers["Allow"]) == (405, 405, "POST")
+    assert http("POST", broker.url + "/orders", raw=b"x" * (2 << 20))[0] == 413
+
+
+def test_random_admin_bodies_are_200_or_400(broker: Proc) -> None:
+    scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
+               | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8))
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                          max_leaves=6)  # fmt: skip
+    names = st.sampled_from([*MODES, "bogus"]) | values
+    parameters = st.sampled_from(["status", "probability", "retry_after_s", "latency_ms",
+                                  "down_s", "up_s", "bogus"])  # fmt: skip
+    bodies = st.dictionaries(parameters, values, max_size=3).flatmap(
+        lambda params: names.map(lambda name: {"mode": name, **params})) | values
+
+    @settings(max_examples=150, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=bodies)
+    def attempt(body: object) -> None:
+        raw = json.dumps(body, allow_nan=True).encode()
+        status, _, answer = http("POST", broker.admin_url + "/admin/mode", raw=raw)
+        assert status in (200, 400), answer
+        assert (status == 200) is ("error" not in answer)
+        http("POST", broker.admin_url + "/admin/reset")
+
+    attempt()
+    assert http("POST", broker.url + "/orders", order("after-fuzz"))[0] == 200
+
+
+# --- the admin token -------------------------------------------------------------------
+
+
+def _with_token(method: str, url: str, token: str | None, body: object = None) -> Any:
+    request = urllib.request.Request(url, method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, json.loads(exc.read())
+
+
+ADMIN_ROUTES = (("GET", "/mode", None), ("POST", "/mode", {"mode": "hang"}),
+                ("POST", "/reset", {}), ("DELETE", "/mode", None))
+
+
+def test_admin_token_is_required_when_set(tmp_path: Path) -> None:
+    secured = start_broker_with(tmp_path / "err", "brk-tok-1", "--latency-ms", "0")
+    try:
+        admin = secured.admin_url + "/admin"
+        for token in (None, "brk-tok-2", "brk-tok-1x", ""):
+            for method, path, body in ADMIN_ROUTES:
+                status, headers, answer = _with_token(method, admin + path, token, body)
+                assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+                assert "GAMEDAY_ADMIN_TOKEN" in answer["error"] and "brk-tok" not in str(answer)
+        assert _with_token("GET", admin + "/mode", "brk-tok-1")[::2] == (200, {"mode": "normal"})
+        assert _with_token("POST", admin + "/mode", "brk-tok-1", {"mode": "slow"})[0] == 200
+        assert _with_token("POST", admin + "/reset", "brk-tok-1", {})[0] == 200
+        assert http("POST", secured.url + "/orders", order("tok-1"))[0] == 200, "orders stay open"
+        assert "brk-tok" not in (tmp_path / "err").read_text()
+    finally:
+        assert stop(secured.proc) == 0
+
+
+def test_admin_refuses_browsers(broker: Proc) -> None:
+    request = urllib.request.Request(broker.admin_url + "/admin/mode",
+                                     headers={"User-Agent": "Mozilla/5.0"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 403

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from gameday.breaker import all_in, time_since, time_to_first_change
-from gameday.errors import ConfigError, MeasurementError
-from gameday.inject import kill_count, toxic_body
+from gameday.errors import ConfigError, InjectionError, MeasurementError
+from gameday.inject import cleanup, kill_count, toxic_body
 from gameday.injected import InjectionLog
 from gameday.sla import SlaTargets, expressions, recording_rules, sla_report
+from gameday.targets.lab import LabTarget
+from lab.layout import LabLayout
 
 
 @pytest.mark.parametrize(("mode", "qty", "matching", "expected"), [
@@ -120,3 +122,20 @@ def test_probes_and_recording_rules_share_the_promql() -> None:
     assert len(rules) == 12
     with pytest.raises(ConfigError, match=r"valid is 2\.\.3600"):
         expressions("x", 1)
+
+
+def test_hand_edited_records_are_skipped_not_fatal(tmp_path: Path) -> None:
+    log = InjectionLog(tmp_path)
+    kept = log.record("broker", {"mode": "error"})
+    with log.path.open("a") as handle:
+        handle.write('{"event": "injected", "kind": "partition"}\n')  # no id, no params
+        handle.write('{"event": "injected", "id": "x1", "kind": "broker", "params": 3}\n')
+    assert [i.id for i in log.pending()] == [kept.id]
+
+
+def test_cleanup_names_a_recorded_fault_it_cannot_undo(tmp_path: Path) -> None:
+    InjectionLog(tmp_path).record("dns", {"zone": "broker.example"})
+    with pytest.raises(InjectionError, match=r"cannot undo recorded dns \{'zone': "
+                                             r"'broker.example'\} \(id \w+\): gameday undoes "
+                                             r"only partition, degrade, broker"):
+        cleanup(LabTarget(LabLayout(state_dir=tmp_path)))

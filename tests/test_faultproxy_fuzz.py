@@ -78,13 +78,16 @@ _random_toxic = st.fixed_dictionaries(
     },
 )
 _toxic = _valid_toxic | _random_toxic | _json
-_listen = st.sampled_from(["127.0.0.1:0", "127.0.0.1", "127.0.0.1:99999", "", ":", "[::1]x"])
+_listen = st.sampled_from(
+    ["127.0.0.1:0", "127.0.0.1", "127.0.0.1:99999", "", ":", "[::1]x", "127.0.0.1:\u00b2",
+     "127.0.0.1:\u0663", "[127.0.0.1:0", "192.0.2.1:0"]
+)  # unicode digits, unbalanced brackets, an address that is not local: all 4xx
 _valid_proxy = st.fixed_dictionaries(
     {
         "name": st.text(min_size=1, max_size=10),
         "upstream": st.integers(1, 65535).map(lambda port: f"127.0.0.1:{port}"),
     },
-    optional={"listen": st.just("127.0.0.1:0"), "enabled": st.booleans()},
+    optional={"listen": _listen, "enabled": st.booleans()},
 )
 _random_proxy = st.fixed_dictionaries(
     {},

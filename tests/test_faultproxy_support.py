@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import os
 import select
 import socket
 import socketserver
@@ -131,13 +132,23 @@ _ON_UVLOOP = (
 )
 
 
-def start_proxy(log_path: Path, *args: str, uvloop: bool = False) -> FaultProxy:
+def proxy_env(token: str | None = None) -> dict[str, str]:
+    """This process' environment with GAMEDAY_ADMIN_TOKEN set to `token` (None: unset)."""
+    env = {key: value for key, value in os.environ.items() if key != "GAMEDAY_ADMIN_TOKEN"}
+    return env if token is None else {**env, "GAMEDAY_ADMIN_TOKEN": token}
+
+
+def start_proxy(
+    log_path: Path, *args: str, uvloop: bool = False, token: str | None = None
+) -> FaultProxy:
     """Start `python -m lab.faultproxy` on a free port (on uvloop's event loop if
-    asked); wait for its first line."""
+    asked; requiring the admin `token` if given, which the session then sends); wait
+    for its first line."""
     program = ["-c", _ON_UVLOOP] if uvloop else ["-m", "lab.faultproxy"]
     command = [sys.executable, *program, "--host", "127.0.0.1", "--port", "0", *args]
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, stderr=log_path.open("w")
+        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, stderr=log_path.open("w"),
+        env=proxy_env(token),
     )
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 10.0)
@@ -146,7 +157,10 @@ def start_proxy(log_path: Path, *args: str, uvloop: bool = False) -> FaultProxy:
         process.kill()
         pytest.fail(f"fault proxy did not start: {line!r} {log_path.read_text()}")
     url = line.split()[1]
-    return FaultProxy(url, int(url.rsplit(":", 1)[1]), process, requests.Session())
+    session = requests.Session()
+    if token is not None:
+        session.headers["Authorization"] = f"Bearer {token}"
+    return FaultProxy(url, int(url.rsplit(":", 1)[1]), process, session)
 
 
 def stop_proxy(proxy: FaultProxy) -> None:

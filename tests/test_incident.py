@@ -64,3 +64,28 @@ def test_bad_incidents_name_what_is_valid(fault: dict[str, Any], message: str) -
 def test_an_incident_needs_an_id() -> None:
     with pytest.raises(ConfigError, match="needs `incident:`"):
         to_experiment({"incident": "", "fault": {"kind": "broker-slow", "duration_s": 9}})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"fault": "broker down"}, "fault must be a mapping with kind, duration_s"),
+    ({"promised": 5}, "promised must be a mapping with breaker_open_within_s"),
+    ({"promised": {"sla": [1]}}, "promised.sla must be a mapping with availability_min"),
+    ({"promised": {"sla": {"p95_max": 1}}}, r"promised.sla fields \['p95_max'\] are unknown"),
+    ({"promised": {"sla": {"availability_min": 99.5}}}, r"out of range: valid is 0\.\.1"),
+    ({"promised": {"sla": {"p95_latency_max_s": "fast"}}}, "'fast' is not a number"),
+    ({"promised": {"recover_within_s": 5}}, r"promised fields \['recover_within_s'\]"),
+    ({"falt": {}}, r"fields \['falt'\] are unknown: valid are incident, title"),
+    ({"incident": ["INC-1"]}, "needs `incident:`"),
+])
+def test_bad_incident_structures_name_what_is_valid(change: dict[str, Any],
+                                                    message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        to_experiment({**_incident(kind="broker-errors"), **change})
+
+
+def test_promised_sla_bounds_become_numbers_in_the_configuration() -> None:
+    incident = _incident(kind="broker-errors")
+    incident["promised"]["sla"] = {"availability_min": 0.9, "throughput_min_rps": 50}
+    configuration = to_experiment(incident)["configuration"]
+    assert configuration["sla_availability_min"] == 0.9
+    assert configuration["sla_throughput_min_rps"] == 50.0

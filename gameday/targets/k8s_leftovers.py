@@ -28,7 +28,8 @@ def policy_problems(policies: list[V1NetworkPolicy], labelled: list[V1Pod]) -> l
 
 def _broker_problems(admin_url: str, timeout_s: float) -> list[str]:
     try:
-        mode = request_json("GET", f"{admin_url}/admin/mode", timeout_s=timeout_s).body
+        mode = request_json("GET", f"{admin_url}/admin/mode", timeout_s=timeout_s,
+                            admin=True).body
     except HttpUnreachable as exc:
         raise MeasurementError(f"cannot read the broker simulator's mode: {exc}") from exc
     if isinstance(mode, dict) and mode.get("mode") == "normal":

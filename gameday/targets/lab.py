@@ -4,6 +4,9 @@ Kill a pod = SIGKILL a replica process (supervisord restarts it, like a ReplicaS
 partition a link = disable its proxy in the fault proxy, or, when the lab runs its
 replicas in network namespaces (``GAMEDAY_LAB_NETNS=1``, see :mod:`lab.netns`), iptables
 DROP rules in them; fail the broker = the broker simulator's admin API.
+
+Both admin APIs are called with the admin token when ``GAMEDAY_ADMIN_TOKEN`` is set
+(see :mod:`gameday.http`); it must be the value the lab was started with.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from gameday.errors import ConfigError, InjectionError, MeasurementError
-from gameday.http import HttpUnreachable, request_json
+from gameday.http import ADMIN_TOKEN_ENV, HttpUnreachable, request_json
 from gameday.toxiproxy import Toxiproxy, proxy_problems
 from lab import netns, stack
 from lab.layout import SERVICE_BROKER_LINK, LabLayout, layout_from_env
@@ -64,7 +67,8 @@ class LabTarget:
         ready = 0
         for replica in self._replicas(selector):
             try:
-                ok = request_json("GET", replica.url + "/health", timeout_s=1.0).status == 200
+                answer = request_json("GET", replica.url + "/health", timeout_s=1.0)
+                ok = answer.status == 200
             except HttpUnreachable:
                 ok = False
             ready += int(replica.running and ok)
@@ -144,12 +148,10 @@ class LabTarget:
         return self.layout.url("entry")
 
     def leftovers(self) -> list[str]:
-        """Faults still injected and parts not running; raises if the lab cannot be read."""
-        try:
-            proxies = request_json("GET", f"{self.fault_proxy_url()}/proxies").body
-            mode = request_json("GET", f"{self.broker_admin_url()}/admin/mode").body
-        except HttpUnreachable as exc:
-            raise MeasurementError(f"cannot check the lab for leftovers: {exc}") from exc
+        """Faults still injected and parts not running; raises if the lab cannot be read
+        (MeasurementError, also when an admin API refuses this process' admin token)."""
+        proxies = _admin_get("fault proxy", f"{self.fault_proxy_url()}/proxies")
+        mode = _admin_get("broker simulator", f"{self.broker_admin_url()}/admin/mode")
         problems = proxy_problems(proxies) + _mode_problems(mode)
         problems += self._netns_problems()
         status = stack.status(self.layout)
@@ -173,6 +175,20 @@ def _netns_call(func: Callable[[LabLayout, str, netns.Tools], None],
         func(layout, link, tools)
     except netns.NetnsError as exc:
         raise InjectionError(str(exc)) from exc
+
+
+def _admin_get(what: str, url: str) -> Any:
+    """The JSON body of GET ``url`` on an admin API; MeasurementError when it cannot be
+    read, naming the admin token on a 401."""
+    try:
+        response = request_json("GET", url, admin=True)
+    except HttpUnreachable as exc:
+        raise MeasurementError(f"cannot check the lab for leftovers: {exc}") from exc
+    if response.status == 401:
+        raise MeasurementError(f"cannot check the lab for leftovers: the {what} refused "
+                               f"GET {url} (401): set {ADMIN_TOKEN_ENV} to the token the "
+                               "lab was started with")
+    return response.body
 
 
 def _mode_problems(mode: Any) -> list[str]:

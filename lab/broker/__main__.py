@@ -7,6 +7,10 @@ tail, default 0.6; 0 = constant), ``--seed``
 (reproducible randomness), ``--ledger PATH`` (SQLite ledger kept across restarts;
 default: in memory). First stdout line:
 ``listening http://HOST:PORT admin http://HOST:APORT``.
+
+With ``GAMEDAY_ADMIN_TOKEN`` set in its environment, the admin API requires
+``Authorization: Bearer <token>`` on every request (see :mod:`lab.broker.admin`); the
+order API never does.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import argparse
 
 from prometheus_client import disable_created_metrics
 
+from gameday.errors import ConfigError
+from gameday.http import admin_token
 from lab.broker import serving
 from lab.broker.admin import make_admin_app
 from lab.broker.app import make_order_app
@@ -46,11 +52,15 @@ def parse_args(argv: list[str] | None = None) -> BrokerSettings:
         parser.error("--latency-ms must be >= 0")
     if not 0 <= args.latency_sigma <= 3:
         parser.error("--latency-sigma must be between 0 and 3")
+    try:
+        token = admin_token()
+    except ConfigError as exc:
+        parser.error(str(exc))
     return BrokerSettings(
         host=args.host, port=args.port, admin_port=args.admin_port,
         latency_ms=args.latency_ms, seed=args.seed, ledger_path=args.ledger,
         admin_host=args.admin_host, latency_sigma=args.latency_sigma,
-        no_idempotency=args.no_idempotency,
+        no_idempotency=args.no_idempotency, admin_token=token,
     )  # fmt: skip
 
 

@@ -18,6 +18,9 @@
                     broker_sim_order_seconds, broker_sim_mode_info{mode},
                     broker_sim_ledger_fills, broker_sim_hanging_requests
 
+An unknown route, a wrong method or a body over 1 MiB is a 404, 405 or 413
+``{"error", "status"}``; a body that is not JSON (or is nested too deeply) a 400.
+
 An order the broker has taken is completed even when the client goes away before the
 answer (its fill is in the ledger: an "unknown outcome" for that client). In
 ``maintenance`` mode every route but ``/metrics`` answers 503.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -46,17 +49,38 @@ from lab.broker.orders import (
 )
 from lab.broker.state import BrokerState
 
-__all__ = ["STATE", "make_order_app", "read_json"]
+__all__ = ["STATE", "json_errors", "make_order_app", "read_json"]
 
 STATE = web.AppKey("broker_state", BrokerState)
 
 
 async def read_json(request: web.Request) -> object:
-    """The request body decoded as JSON; :class:`InvalidOrder` if it is not JSON."""
+    """The request body decoded as JSON; :class:`InvalidOrder` if it is not JSON (or is
+    nested too deeply to decode)."""
     try:
         return await request.json()
     except ValueError as exc:
         raise InvalidOrder("body must be valid JSON") from exc
+    except RecursionError as exc:
+        raise InvalidOrder("body must be valid JSON, nested less deeply") from exc
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own 4xx (unknown route, wrong method, body too large) as
+    ``{"error": reason, "status": code}`` instead of plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = {"error": exc.reason.lower(), "status": exc.status}
+        return web.json_response(body, status=exc.status, headers=_kept(exc.headers))
+
+
+def _kept(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of an HTTP error worth keeping on its JSON form (Allow on a 405)."""
+    return {name: value for name, value in headers.items() if name.lower() == "allow"}
 
 
 def _error_response(verdict: Verdict) -> web.Response:
@@ -159,7 +183,7 @@ def _closing(state: BrokerState) -> web.Application:
         yield
         await state.close()
 
-    app = web.Application(middlewares=[maintenance])
+    app = web.Application(middlewares=[json_errors, maintenance])
     app.cleanup_ctx.append(close)
     return app
 

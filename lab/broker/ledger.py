@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lab.broker.orders import MAX_TEXT_CHARS, Fill, Order
+from lab.broker.orders import MAX_TEXT_CHARS, Fill, Order, is_unicode_text
 
 __all__ = ["FillQuery", "InvalidQuery", "Ledger", "parse_fill_query"]
 
@@ -76,8 +76,10 @@ def _seconds(params: Mapping[str, str], name: str, default: float) -> float:
 def parse_fill_query(params: Mapping[str, str]) -> FillQuery:
     """Validate ``since``, ``until`` (unix seconds) and ``client_order_id``."""
     client_order_id = params.get("client_order_id")
-    if client_order_id is not None and not 0 < len(client_order_id) <= MAX_TEXT_CHARS:
-        raise InvalidQuery(f"client_order_id must be 1..{MAX_TEXT_CHARS} chars",
+    if client_order_id is not None and not (
+        0 < len(client_order_id) <= MAX_TEXT_CHARS and is_unicode_text(client_order_id)
+    ):
+        raise InvalidQuery(f"client_order_id must be 1..{MAX_TEXT_CHARS} valid characters",
                            "client_order_id")
     since_s = _seconds(params, "since", 0.0)
     until_s = _seconds(params, "until", math.inf)

@@ -74,7 +74,8 @@ def _parameters(cls: type[Mode], body: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if name not in known:
             valid = ", ".join(known) or "none"
-            raise InvalidMode(f"{name!r} is not a parameter of mode {cls.name}; valid: {valid}")
+            raise InvalidMode(f"{_shown(name)} is not a parameter of mode {cls.name}; "
+                              f"valid: {valid}")
         values[name] = _parameter(name, value)
     return values
 
@@ -82,16 +83,23 @@ def _parameters(cls: type[Mode], body: Mapping[str, Any]) -> dict[str, Any]:
 def parse_mode(body: object) -> Mode:
     """Validate an admin body such as ``{"mode": "error", "status": 503}``.
 
-    ``probability`` is accepted (and ignored) by ``normal`` too, so a client may send it
-    with every mode.
+    ``probability`` is accepted (checked, then ignored) by ``normal`` too, so a client
+    may send it with every mode.
     """
     valid = ", ".join(MODES)
     if not isinstance(body, dict):
         raise InvalidMode(f"body must be a JSON object with a mode: one of {valid}")
     name = body.get("mode")
     if not isinstance(name, str) or name not in MODES:
-        raise InvalidMode(f"unknown mode {name!r}; valid modes: {valid}")
+        raise InvalidMode(f"unknown mode {_shown(name)}; valid modes: {valid}")
     cls = MODES[name]
-    if cls is NormalMode:
+    if cls is NormalMode and "probability" in body:
+        _parameter("probability", body["probability"])
         body = {key: value for key, value in body.items() if key != "probability"}
     return cls(**_parameters(cls, body))
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters so an error stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -22,6 +22,7 @@ __all__ = [
     "InvalidOrder",
     "Order",
     "fill_price",
+    "is_unicode_text",
     "iso_time",
     "parse_order",
     "pip_size",
@@ -112,7 +113,19 @@ def _text(body: dict[str, Any], name: str) -> str:
     value = _field(body, name)
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT_CHARS:
         raise InvalidOrder(f"{name} must be a string of 1..{MAX_TEXT_CHARS} chars", name)
+    if not is_unicode_text(value):
+        raise InvalidOrder(f"{name} must be valid Unicode (no lone surrogates)", name)
     return value
+
+
+def is_unicode_text(value: str) -> bool:
+    """False for a string that cannot be stored or sent as UTF-8: JSON's ``"\\ud800"``
+    escapes decode to such lone surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _units(body: dict[str, Any]) -> int:

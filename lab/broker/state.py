@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -28,8 +28,10 @@ class BrokerSettings:
     """How to run the broker simulator.
 
     host: address the order API binds. port: order API port, 0 = any free port.
-    admin_host: address the admin API binds (keep 127.0.0.1: it has no auth).
+    admin_host: address the admin API binds (default 127.0.0.1: only this machine).
     admin_port: admin API port, 0 = any.
+    admin_token: bearer token the admin API requires on every request (see
+        :mod:`lab.admin_auth`), None = no token needed; never shown in ``repr``.
     latency_ms: median order latency (log-normal, long tail; see ``sample_latency_ms``).
     latency_sigma: the log-normal's sigma: 0 = always the median, larger = longer tail.
     seed: seed for latency, slippage and fault draws; None = unpredictable.
@@ -47,6 +49,7 @@ class BrokerSettings:
     admin_host: str = "127.0.0.1"
     latency_sigma: float = LATENCY_SIGMA
     no_idempotency: bool = False
+    admin_token: str | None = field(default=None, repr=False)
 
 
 class BrokerMetrics:

@@ -64,5 +64,9 @@ was added (Toxiproxy then only closes them); removing a timeout toxic leaves alo
 the connections its toxicity roll spared; and input Toxiproxy would silently ignore
 or crash on is a 400 naming the field: unknown attribute names, slicer average_size 0
 or size_variation >= average_size, integers beyond int64, toxicity outside [0, 1],
-proxy and toxic names `.` and `..`.
+proxy and toxic names `.` and `..`; a listen address in use is a 409 and one that cannot
+be bound here a 400 (Toxiproxy: 500), and an update that cannot listen on its new
+address leaves the proxy as it was (Toxiproxy leaves it disabled). With
+`GAMEDAY_ADMIN_TOKEN` set, the API requires a bearer token (see `api`); Toxiproxy has
+no authentication.
 """

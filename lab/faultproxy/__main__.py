@@ -1,7 +1,10 @@
 """Command line: `python -m lab.faultproxy --host 127.0.0.1 --port 8474 [--config FILE]`.
 
 Prints `listening http://HOST:PORT` as its first stdout line once the API answers
-(and the proxies of --config listen); runs until SIGTERM or SIGINT.
+(and the proxies of --config listen); runs until SIGTERM or SIGINT. The API listens on
+127.0.0.1 unless --host says otherwise. With `GAMEDAY_ADMIN_TOKEN` set in its
+environment, the API requires `Authorization: Bearer <token>` (see `lab.faultproxy.api`);
+a token that cannot be used in a header stops it with exit code 2.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gameday.errors import ConfigError
+from gameday.http import admin_token
 from lab.faultproxy.api import create_app
 from lab.faultproxy.collection import ProxyCollection
 from lab.faultproxy.errors import ApiError
@@ -38,7 +43,9 @@ def _parse_args(argv: list[str] | None) -> tuple[ServerSettings, str]:
     parser.add_argument("--config", help="JSON list of proxies to create at start")
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     args = parser.parse_args(argv)
-    settings = ServerSettings(api=Address(args.host, args.port), config_path=args.config)
+    settings = ServerSettings(
+        api=Address(args.host, args.port), config_path=args.config, admin_token=admin_token()
+    )
     return settings, args.log_level
 
 
@@ -77,7 +84,10 @@ async def serve(settings: ServerSettings) -> int:
         print(f"faultproxy: bad config {settings.config_path}: {error}", file=sys.stderr)
         await proxies.close()
         return 2
-    runner, bound = await _open_api(create_app(proxies, metrics), settings.api)
+    app = create_app(proxies, metrics, settings.admin_token)
+    runner, bound = await _open_api(app, settings.api)
+    log.info("API on %s %s", bound, "requires the admin token" if settings.admin_token
+             else "is open (GAMEDAY_ADMIN_TOKEN not set)")
     print(f"listening http://{bound}", flush=True)
     try:
         await _until_signalled()
@@ -89,7 +99,11 @@ async def serve(settings: ServerSettings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m lab.faultproxy`."""
-    settings, level = _parse_args(argv)
+    try:
+        settings, level = _parse_args(argv)
+    except ConfigError as error:
+        print(f"faultproxy: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )

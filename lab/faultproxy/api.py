@@ -2,8 +2,16 @@
 
 Same routes, JSON shapes and status codes as Toxiproxy: proxies, toxics, /populate,
 /reset, /version, /metrics; updates accept POST and PATCH. Errors are
-`{"error": message, "status": code}`. Like Toxiproxy, requests from browsers
-(User-Agent "Mozilla/...") are refused, so a web page cannot drive the lab.
+`{"error": message, "status": code}`; bad input is always a 4xx naming the problem.
+Like Toxiproxy, requests from browsers (User-Agent "Mozilla/...") are refused, so a
+web page cannot drive the lab.
+
+Admin token: when the server is given one (`GAMEDAY_ADMIN_TOKEN`, see
+`lab.admin_auth`), every route needs `Authorization: Bearer <token>` (401 otherwise)
+except GET /version and GET /metrics: they change nothing and hold no secret (the
+metrics name the proxies and count their toxics and bytes, which Prometheus keeps
+anyway), and Prometheus scrapes /metrics and the lab's readiness check polls /version
+without credentials, so no config file has to hold the token.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from lab.admin_auth import AdminAuth, refuse_browsers
 from lab.faultproxy.collection import ProxyCollection
 from lab.faultproxy.errors import ApiError
 from lab.faultproxy.metrics import CONTENT_TYPE, Metrics
@@ -25,9 +34,11 @@ from lab.faultproxy.schema import (
     parse_toxic_update,
 )
 
-__all__ = ["VERSION", "create_app"]
+__all__ = ["OPEN_PATHS", "VERSION", "create_app"]
 
 VERSION = "gameday-faultproxy 0.1.0 (Toxiproxy 2.x API)"
+OPEN_PATHS = frozenset({"/version", "/metrics"})
+"""Read-only routes that need no admin token (GET and HEAD only)."""
 
 
 def _json(value: Any, status: int = 200) -> web.Response:
@@ -53,14 +64,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status < 400:
             raise
         return _json({"error": error.reason.lower(), "status": error.status}, error.status)
-
-
-@web.middleware
-async def _no_browsers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse browsers, as Toxiproxy does."""
-    if request.headers.get("User-Agent", "").startswith("Mozilla/"):
-        return _json({"error": "User agent not allowed", "status": 403}, 403)
-    return await handler(request)
 
 
 class _Handlers:
@@ -155,8 +158,12 @@ def _routes(h: _Handlers) -> list[web.RouteDef]:
     ]
 
 
-def create_app(proxies: ProxyCollection, metrics: Metrics) -> web.Application:
-    """The API application for `proxies`, reporting `metrics`."""
-    app = web.Application(middlewares=[_no_browsers, _errors])
+def create_app(
+    proxies: ProxyCollection, metrics: Metrics, admin_token: str | None = None
+) -> web.Application:
+    """The API application for `proxies`, reporting `metrics`; with `admin_token`, every
+    route but GET /version and GET /metrics needs `Authorization: Bearer <admin_token>`."""
+    auth = AdminAuth(admin_token, OPEN_PATHS)
+    app = web.Application(middlewares=[refuse_browsers, auth.middleware(), _errors])
     app.add_routes(_routes(_Handlers(proxies, metrics)))
     return app

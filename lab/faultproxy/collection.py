@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lab.faultproxy.errors import bad_request, proxy_exists, proxy_not_found
+from lab.faultproxy.errors import ApiError, bad_request, proxy_exists, proxy_not_found
 from lab.faultproxy.metrics import Metrics, ProxyState
 from lab.faultproxy.proxy import Proxy
 from lab.faultproxy.settings import Address, LinkSettings, ProxySpec
@@ -65,7 +65,8 @@ class ProxyCollection:
                 await proxy.start()
 
     async def populate(self, specs: list[ProxySpec]) -> list[Proxy]:
-        """Create or replace many proxies; one already matching its spec is kept as is."""
+        """Create or replace many proxies; one already matching its spec is kept as is,
+        and one whose replacement cannot listen is kept too (the error is raised)."""
         names = [spec.name for spec in specs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -81,13 +82,21 @@ class ProxyCollection:
 
     async def _add_or_replace(self, spec: ProxySpec) -> Proxy:
         existing = self._proxies.get(spec.name)
-        if existing is not None:
-            if _same_addresses(existing, spec):
-                await existing.update(existing.listen, existing.upstream, spec.enabled)
-                return existing
-            await existing.stop()
-            del self._proxies[spec.name]
-        return await self._add(spec)
+        if existing is None:
+            return await self._add(spec)
+        if _same_addresses(existing, spec):
+            await existing.update(existing.listen, existing.upstream, spec.enabled)
+            return existing
+        was_enabled = existing.enabled
+        await existing.stop()
+        del self._proxies[spec.name]
+        try:
+            return await self._add(spec)
+        except ApiError:  # cannot listen there: keep the proxy it was to replace
+            self._proxies[spec.name] = existing
+            if was_enabled:
+                await existing.start()
+            raise
 
     async def _add(self, spec: ProxySpec) -> Proxy:
         proxy = Proxy(spec, self._metrics, self._settings)

@@ -5,6 +5,8 @@ Rendered as `{"error": "<message>", "status": <code>}`.
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Iterable
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "toxic_exists",
     "toxic_not_found",
 ]
+
+_BAD_ADDRESS = frozenset({errno.EADDRNOTAVAIL, errno.EACCES, errno.EAFNOSUPPORT, errno.EINVAL})
 
 
 class ApiError(Exception):
@@ -76,5 +80,13 @@ def toxic_exists() -> ApiError:
 
 
 def listen_failed(address: str, error: OSError) -> ApiError:
-    """The listener could not be opened (Toxiproxy reports this as a 500)."""
-    return ApiError(f"listen tcp {address}: {error.strerror or error}", 500)
+    """The listener could not be opened: 409 when the address is in use, 400 when it
+    cannot be used here (not local, no such host, not allowed), else 500 (Toxiproxy
+    reports them all as 500; a client's bad address is not a server fault)."""
+    if error.errno == errno.EADDRINUSE:
+        status = 409
+    elif isinstance(error, socket.gaierror) or error.errno in _BAD_ADDRESS:
+        status = 400
+    else:
+        status = 500
+    return ApiError(f"listen tcp {address}: {error.strerror or error}", status)

@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 from lab.faultproxy.endpoint import Endpoint
-from lab.faultproxy.errors import listen_failed, toxic_exists, toxic_not_found
+from lab.faultproxy.errors import ApiError, listen_failed, toxic_exists, toxic_not_found
 from lab.faultproxy.link import Link
 from lab.faultproxy.metrics import Metrics, ProxyState
 from lab.faultproxy.settings import Address, LinkSettings, ProxySpec
@@ -93,14 +93,29 @@ class Proxy:
         log.info("proxy %s stopped, %d connections closed", self.name, len(handlers))
 
     async def update(self, listen: Address, upstream: Address, enabled: bool) -> None:
-        """Toxiproxy's update: new addresses restart it; `enabled` starts or stops it."""
+        """Toxiproxy's update: new addresses restart it; `enabled` starts or stops it.
+
+        If it cannot listen on the new address, the error is raised and the proxy goes
+        back to its previous addresses and state (Toxiproxy leaves it disabled).
+        """
+        before = self.spec()
         if listen != self.listen or upstream != self.upstream:
             await self.stop()
             self.listen, self.upstream = listen, upstream
-        if enabled:
-            await self.start()
-        else:
-            await self.stop()
+        try:
+            await (self.start() if enabled else self.stop())
+        except ApiError:
+            await self._restore(before)
+            raise
+
+    async def _restore(self, spec: ProxySpec) -> None:
+        """Back to `spec` after a failed update (logged if even that fails)."""
+        self.listen, self.upstream = spec.listen, spec.upstream
+        if spec.enabled:
+            try:
+                await self.start()
+            except ApiError as error:
+                log.warning("proxy %s could not listen again: %s", self.name, error.message)
 
     def add_toxic(self, toxic: Toxic) -> None:
         """Add a toxic; it applies to open connections too (409 if the name is taken)."""

@@ -74,7 +74,9 @@ def _flag(body: Mapping[str, Any], field: str, default: bool) -> bool:
 def parse_address(text: str, field: str) -> Address:
     """`host:port` or `[v6 host]:port` (400 naming `field` when malformed)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    bracketed = host.startswith("["), host.endswith("]")
+    digits = port.isascii() and port.isdigit()  # "²".isdigit(), but int("²") fails
+    if not sep or not digits or int(port) > 65535 or len(set(bracketed)) > 1:
         raise bad_request(f"{field} must be host:port, got {text!r}")
     return Address(host.removeprefix("[").removesuffix("]"), int(port))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Address", "LinkSettings", "ProxySpec", "ServerSettings"]
 
@@ -47,11 +47,15 @@ class LinkSettings:
 class ServerSettings:
     """The fault proxy process.
 
-    api: where the HTTP API listens (port 0 picks a free port).
+    api: where the HTTP API listens (port 0 picks a free port); the command line's
+        default is 127.0.0.1, so only this machine can reach it.
     config_path: JSON list of proxies created at start (Toxiproxy's -config), if any.
     link: how connections are carried.
+    admin_token: the bearer token every API call but GET /version and GET /metrics
+        must carry (see `lab.admin_auth`), or None for an open API; never shown in repr.
     """
 
     api: Address
     config_path: str | None = None
     link: LinkSettings = LinkSettings()
+    admin_token: str | None = field(default=None, repr=False)

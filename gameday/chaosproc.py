@@ -1,0 +1,87 @@
+"""Run one ``chaos run`` child so that no interruption leaves a fault behind.
+
+- The child runs in a session of its own, so a Ctrl-C at the terminal reaches only
+  ``gameday``, which passes exactly one SIGINT on: Chaos Toolkit then stops the method
+  and runs the rollbacks. (A second SIGINT would interrupt the rollbacks themselves.)
+- ``gameday run`` turns SIGTERM and SIGHUP into the same interruption: Chaos Toolkit on
+  its own treats SIGTERM inside an activity as that activity failing.
+- While the rollbacks run, further Ctrl-C/SIGTERM/SIGHUP are noted, not obeyed, for up
+  to ``grace_s`` seconds; after that the child is killed.
+- If ``gameday`` itself is killed outright (SIGKILL), the kernel kills the child at once
+  (Linux ``PR_SET_PDEATHSIG``), so nothing more gets injected; ``gameday cleanup`` then
+  undoes whatever the injection log still holds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass(frozen=True)
+class ChaosExit:
+    """How a ``chaos run`` child ended: its exit code, and whether we interrupted it."""
+
+    returncode: int
+    interrupted: bool
+
+
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when ``parent_pid`` dies, and
+    lets the child take SIGINT even if ``gameday`` was started with it ignored (``cmd &``)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def arm() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent_pid:  # the parent died before the line above
+            os._exit(1)
+
+    return arm
+
+
+@contextmanager
+def signals_noted(message: str) -> Iterator[None]:
+    """Within this block, stop signals print ``message`` instead of interrupting."""
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        print(f"gameday: {signal.Signals(signum).name} received; {message}",
+              file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, note) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_chaos(command: Sequence[str], env: Mapping[str, str], grace_s: float) -> ChaosExit:
+    """Run ``chaos``; on KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP turned into one by
+    the caller) pass one SIGINT on and wait up to ``grace_s`` for its rollbacks."""
+    process = subprocess.Popen(list(command), env=dict(env), start_new_session=True,
+                               preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
+    try:
+        return ChaosExit(process.wait(), interrupted=False)
+    except KeyboardInterrupt:
+        pass
+    with signals_noted(f"waiting up to {grace_s:.0f} s for the rollbacks to finish"):
+        print("gameday: interrupted; Chaos Toolkit is running the rollbacks",
+              file=sys.stderr, flush=True)
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+    return ChaosExit(code, interrupted=True)
