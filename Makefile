@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OS_PACKAGES := prometheus haproxy chromium iptables
 
-.PHONY: setup gameday test lint bench clean os-packages
+.PHONY: setup gameday test lint bench soak clean os-packages
 
 setup: os-packages $(STAMP)
 
@@ -28,6 +28,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench.run_all
+
+# 10 minutes of random faults at 200 orders/s on a lab of its own (port base 20500):
+# memory growth per process < 20 %, 0 orders lost or duplicated. Options: SOAK_ARGS.
+soak: setup
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 lint: setup
 	$(BIN)/ruff check gameday probes actions lab tests bench

@@ -15,15 +15,27 @@ BENCH_PORT_BASE = 26000
 
 
 @contextmanager
-def running_lab(port_base: int = BENCH_PORT_BASE) -> Iterator[LabLayout]:
-    """A lab in a temporary state directory, up for the duration of the block."""
-    with tempfile.TemporaryDirectory(prefix="gameday-bench-") as tmp:
-        layout = LabLayout(Path(tmp) / "state", port_base=port_base)
-        stack.up(layout)
-        try:
+def running_lab(port_base: int = BENCH_PORT_BASE,
+                state_dir: Path | None = None) -> Iterator[LabLayout]:
+    """A lab up for the duration of the block, its state in ``state_dir`` (kept
+    afterwards) or, by default, in a temporary directory (removed afterwards)."""
+    if state_dir is not None:
+        with _lab(LabLayout(state_dir.resolve(), port_base=port_base)) as layout:
             yield layout
-        finally:
-            stack.down(layout)
+        return
+    with tempfile.TemporaryDirectory(prefix="gameday-bench-") as tmp, \
+            _lab(LabLayout(Path(tmp) / "state", port_base=port_base)) as layout:
+        yield layout
+
+
+@contextmanager
+def _lab(layout: LabLayout) -> Iterator[LabLayout]:
+    """Up, then down whatever happens (also when ``up`` itself is interrupted)."""
+    try:
+        stack.up(layout)
+        yield layout
+    finally:
+        stack.down(layout)
 
 
 def median(values: list[float]) -> float:

@@ -61,6 +61,19 @@ class OutcomeLog:
             self.stream.flush()
 
 
+def read_outcomes(path: Path) -> dict[str, str]:
+    """Every order's outcome (id → ok, failed or unknown) from an outcome log written by
+    :class:`OutcomeLog`; lines that cannot be read (one cut short, say) are skipped."""
+    outcomes = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            outcomes[str(entry["id"])] = str(entry["outcome"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return outcomes
+
+
 @dataclass(frozen=True)
 class LiveHeader:
     """The fixed part of the live file (see the module doc); ``keep_s`` seconds are kept."""

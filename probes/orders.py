@@ -10,6 +10,7 @@ from typing import Any
 
 from gameday.errors import MeasurementError
 from gameday.http import HttpUnreachable, request_json
+from gameday.loadoutput import read_outcomes
 from gameday.prometheus import Prometheus
 from gameday.reconcile import reconcile as reconcile_orders
 from gameday.sla import DEFAULT_SELECTOR, window_selector
@@ -24,13 +25,7 @@ FILLS_SLACK_S = 60.0
 def _outcomes(path: Path) -> dict[str, str]:
     if not path.exists():
         raise MeasurementError(f"no order outcomes at {path}: is the traffic control running?")
-    outcomes = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-            outcomes[str(entry["id"])] = str(entry["outcome"])
-        except (ValueError, KeyError, TypeError):
-            continue
+    outcomes = read_outcomes(path)
     if not outcomes:
         raise MeasurementError(f"{path} holds no order outcome yet")
     return outcomes

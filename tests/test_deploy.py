@@ -4,13 +4,19 @@ containers, and SLA recording rules that cannot drift from ``gameday.sla``."""
 
 from __future__ import annotations
 
+import fnmatch
+import importlib
+import io
+import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]  # no py.typed
 import pytest
 import yaml
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]  # no py.typed
 
 from gameday.sla import recording_rules
 
@@ -191,3 +197,188 @@ def test_workflow() -> None:
     assert flow["jobs"]["kind"]["if"] == "github.event_name == 'workflow_dispatch'"
     assert "secrets." not in text
     assert not re.search(r"(echo|cat|printenv|env\b).*(TOKEN|SECRET|PASSWORD)", text, re.I)
+
+
+# --- deploy/docker: the images the kind job builds (never built here: no Docker engine) ---
+
+DOCKER = ROOT / "deploy" / "docker"
+# image name (as the manifests and the workflow use it) -> its Dockerfile
+IMAGES = {"broker-integration:latest": DOCKER / "service.Dockerfile",
+          "gameday:latest": DOCKER / "gameday.Dockerfile"}
+# image name -> the Deployment or CronJob (same name) that runs it
+WORKLOADS = {"broker-integration:latest": "broker-integration", "gameday:latest": "gameday"}
+VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)")
+
+
+def _stages(path: Path) -> list[list[tuple[str, str]]]:
+    """The Dockerfile's stages, each a list of (INSTRUCTION, value), FROM first."""
+    parser = DockerfileParser(fileobj=io.BytesIO(path.read_bytes()))
+    stages: list[list[tuple[str, str]]] = []
+    for item in parser.structure:
+        if item["instruction"] == "FROM":
+            stages.append([])
+        if item["instruction"] != "COMMENT":
+            assert stages, f"{path.name}: {item['instruction']} before the first FROM"
+            stages[-1].append((item["instruction"], item["value"]))
+    return stages
+
+
+def _final(path: Path, instruction: str) -> list[str]:
+    """Values of ``instruction`` in the final stage, in order."""
+    return [value for name, value in _stages(path)[-1] if name == instruction]
+
+
+def _exec_form(value: str) -> list[str]:
+    parsed = json.loads(value)
+    assert isinstance(parsed, list) and all(isinstance(a, str) for a in parsed), value
+    return parsed
+
+
+def _env(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for value in _final(path, "ENV"):
+        for pair in shlex.split(value):
+            name, _, setting = pair.partition("=")
+            env[name] = setting
+    return env
+
+
+def _workload(image: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod spec, container) of the workload that runs ``image``."""
+    spec = dict(_pod_specs())[WORKLOADS[image]]
+    [container] = [c for c in spec["containers"] if c["image"] == image]
+    return spec, container
+
+
+def _dockerignore() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _ignored(source: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps ``source`` (or a folder above it) out of the context."""
+    parts = Path(source).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatch(prefix, pattern.removeprefix("**/")) or
+               fnmatch.fnmatch(prefix, pattern) for prefix in prefixes for pattern in patterns)
+
+
+def _copy_sources(path: Path) -> list[str]:
+    """Sources of every COPY/ADD that reads the build context (not ``--from`` a stage)."""
+    sources = []
+    for stage in _stages(path):
+        for instruction, value in stage:
+            if instruction not in ("COPY", "ADD") or "--from=" in value:
+                continue
+            args = _exec_form(value) if value.startswith("[") else shlex.split(value)
+            args = [a for a in args if not a.startswith("--")]
+            assert len(args) >= 2, f"{path.name}: {instruction} {value}"
+            sources += args[:-1]
+    return sources
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_dockerfile_copies_only_what_exists(image: str) -> None:
+    sources = _copy_sources(IMAGES[image])
+    assert "pyproject.toml" in sources  # installed from the project's own metadata
+    patterns = _dockerignore()
+    for source in sources:
+        assert (ROOT / source).exists(), f"{image}: COPY {source}: no such file in the repo"
+        assert not _ignored(source.rstrip("/"), patterns), f"{image}: .dockerignore drops {source}"
+    runs = [value for stage in _stages(IMAGES[image]) for name, value in stage if name == "RUN"]
+    assert any(re.search(r"pip install \.$", run) for run in runs), image
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_dockerfile_base_images_are_pinned(image: str) -> None:
+    python = re.search(r"<(\d+\.\d+)", (ROOT / "pyproject.toml").read_text())
+    assert python, "requires-python has no upper bound"
+    stage_names = set()
+    for stage in _stages(IMAGES[image]):
+        base, *alias = stage[0][1].split()
+        if base not in stage_names:
+            name, _, tag = base.partition(":")
+            assert name == "python" and tag and tag != "latest", base
+            major, minor = map(int, python[1].split("."))
+            assert tag.startswith(f"{major}.{minor - 1}-"), f"{base}: pyproject wants <{python[1]}"
+        if alias:
+            stage_names.add(alias[-1])
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_dockerfile_user_is_the_manifests_non_root_user(image: str) -> None:
+    spec, container = _workload(image)
+    user = _final(IMAGES[image], "USER")[-1]
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) > 0, f"{image}: USER {user} must be a numeric non-root uid"
+    assert int(uid) == spec["securityContext"]["runAsUser"]
+    assert int(uid) == container["securityContext"]["runAsUser"]
+    assert gid.isdigit() and int(gid) == spec["securityContext"]["runAsGroup"], user
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_dockerfile_needs_no_writable_root(image: str) -> None:
+    _, container = _workload(image)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    env = _env(IMAGES[image])
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"  # no .pyc written beside the code
+    assert "/tmp" in [m["mountPath"] for m in container["volumeMounts"]]
+    manifest_env = {e["name"]: e["value"] for e in container.get("env", [])}
+    if "HOME" in env or "HOME" in manifest_env:
+        assert env["HOME"] == manifest_env.get("HOME", env["HOME"]) == "/tmp"
+
+
+def _expand(script: str, env: dict[str, str]) -> str:
+    """Expand ``$VAR`` and ``${VAR:-default}`` the way sh does (no other forms used)."""
+    return VARIABLE.sub(lambda m: env.get(m[1] or m[3], m[2] or ""), script)
+
+
+def test_service_image_runs_the_lab_service_as_the_deployment_expects() -> None:
+    from lab.service.__main__ import parse_args  # noqa: PLC0415  # the module the CMD runs
+
+    _, container = _workload("broker-integration:latest")
+    assert "command" not in container and "args" not in container  # the image's CMD runs
+    [cmd] = _final(IMAGES["broker-integration:latest"], "CMD")
+    shell, flag, script = _exec_form(cmd)
+    assert (shell, flag) == ("sh", "-c")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    words = shlex.split(_expand(script, {**env, "HOSTNAME": "broker-integration-7d9f-x2"}))
+    assert words[:4] == ["exec", "python", "-m", "lab.service"]
+    assert (ROOT / "lab" / "service" / "__main__.py").exists()
+    settings = parse_args(words[4:])
+    assert settings.broker_url == env["BROKER_URL"]
+    assert settings.host == "0.0.0.0"
+    assert settings.name == "broker-integration-7d9f-x2"
+    assert [settings.port] == [p["containerPort"] for p in container["ports"]]
+    exposed = _final(IMAGES["broker-integration:latest"], "EXPOSE")
+    assert exposed == [str(settings.port)]
+
+
+def test_runner_image_runs_the_cronjobs_command() -> None:
+    _, container = _workload("gameday:latest")
+    path = IMAGES["gameday:latest"]
+    [cmd] = _final(path, "CMD")
+    assert _exec_form(cmd) == container["command"]
+    scripts = re.search(r'^gameday = "([\w.]+):(\w+)"$',
+                        (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert scripts and container["command"][0] == "gameday"
+    assert callable(getattr(importlib.import_module(scripts[1]), scripts[2]))
+    cli = importlib.import_module("gameday.cli")
+    cli.build_parser().parse_args(container["command"][1:])  # every option exists
+    assert _final(path, "WORKDIR")[-1] == container["workingDir"] == "/app"
+    copies = [shlex.split(value) for value in _final(path, "COPY") if "--from=" not in value]
+    assert ["experiments/", "experiments/"] in copies  # relative to WORKDIR /app
+    assert sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+def test_workflow_builds_and_loads_the_images_the_manifests_run() -> None:
+    flow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    [step] = [s for s in flow["jobs"]["kind"]["steps"] if "docker build" in s.get("run", "")]
+    built = {name: (dockerfile, context) for name, dockerfile, context in
+             re.findall(r"docker build -t (\S+) -f (\S+) (\S+)", step["run"])}
+    assert built == {image: (str(path.relative_to(ROOT)), ".") for image, path in IMAGES.items()}
+    [load] = re.findall(r"kind load docker-image (.+) --name", step["run"])
+    assert sorted(load.split()) == sorted(IMAGES)
+    for image in IMAGES:
+        _, container = _workload(image)
+        assert container["imagePullPolicy"] == "IfNotPresent"  # kind-loaded, never pulled
