@@ -7,7 +7,6 @@ Used by the broker and service tests; every helper talks to real processes on
 from __future__ import annotations
 
 import json
-import os
 import re
 import select
 import signal
@@ -39,18 +38,12 @@ class Proc:
     admin_url: str = ""
 
 
-def without_admin_token() -> dict[str, str]:
-    """This environment without ``GAMEDAY_ADMIN_TOKEN``: processes these tests start take
-    admin calls without a token even when a developer has one exported."""
-    return {k: v for k, v in os.environ.items() if k != "GAMEDAY_ADMIN_TOKEN"}
-
-
 def spawn(module: str, *args: str, stderr_path: Path) -> tuple[subprocess.Popen[str], str]:
     """Start ``python -m module args`` and return it with its first stdout line."""
     with stderr_path.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT, env=without_admin_token(),
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
         )  # fmt: skip
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 10.0)
