@@ -208,11 +208,10 @@ def _add_report(subparsers: Any) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    """``gameday report``, once its journals and options are known to be usable."""
+    """``gameday report``, once its options are known to be usable (the journals are
+    checked as they are read)."""
     from gameday import report  # noqa: PLC0415 (as above)
 
-    for path in args.journals:
-        read_journal(path)
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a file: name a directory for the reports")
     if not (math.isfinite(args.margin) and args.margin >= 0):

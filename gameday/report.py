@@ -17,7 +17,6 @@ cannot answer, the pages say so instead of drawing anything.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import ConfigError, GamedayError
+from gameday.journalfile import read_journal
 from gameday.report_data import ExperimentData, experiment_data
 from gameday.report_history import (
     RegressionPolicy,
@@ -83,11 +83,8 @@ def _server(data: ExperimentData, url: str) -> tuple[ServerSeries, float]:
 
 
 def _read_journal(path: Path) -> dict[str, Any]:
-    try:
-        journal = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read journal {path}: {exc}") from None
-    if not isinstance(journal, dict) or "start" not in journal:
+    journal = read_journal(path)
+    if "start" not in journal:
         raise ConfigError(f"{path} is not a Chaos Toolkit journal (no start time)")
     return journal
 

@@ -241,16 +241,19 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     ended = run_chaos(_chaos_command(source, journal_path, log_path, settings.variables), env,
                       INTERRUPT_GRACE_S)
     leftovers = _leftovers(settings.target)
-    undone = _undo_recorded(settings.target) if leftovers else []
+    notes = _undo_recorded(settings.target) if leftovers else []
+    if ended.interrupted:
+        notes.insert(0, "stopped by the operator (Ctrl-C, SIGTERM or SIGHUP): the "
+                         "rollbacks ran and the game day ends here")
     duration_s = time.monotonic() - started
     if not journal_path.exists():
         reasons = (f"chaos run wrote no journal; see {log_path}",
-                   *(f"left injected after the run: {item}" for item in leftovers), *undone)
+                   *(f"left injected after the run: {item}" for item in leftovers), *notes)
         return ExperimentResult(path, Verdict(str(experiment.get("title", path)), reasons),
                                 None, duration_s, interrupted=ended.interrupted)
     journal = json.loads(journal_path.read_text(encoding="utf-8"))
     verdict = judge(journal, settings.variables, required_controls(experiment), leftovers)
-    extra = (*missing_controls(experiment), *undone)
+    extra = (*missing_controls(experiment), *notes)
     if extra:
         verdict = Verdict(verdict.title, verdict.reasons + extra)
     return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal),
