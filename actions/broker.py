@@ -8,12 +8,14 @@ rollback) switches the simulator back to normal. Only where a broker simulator r
 
 from typing import Any
 
-from gameday import inject
+from gameday.engine.activity import activity
+from gameday.faults import inject
 from gameday.targets import get_target
 
 __all__ = ["fail", "recover"]
 
 
+@activity
 def fail(mode: str = "error", status: int | None = None, probability: float | None = None,
          latency_ms: float | None = None, retry_after_s: float | None = None,
          up_s: float | None = None, down_s: float | None = None) -> Any:
@@ -40,6 +42,7 @@ def fail(mode: str = "error", status: int | None = None, probability: float | No
     return inject.broker_fail(get_target(), {k: v for k, v in fields.items() if v is not None})
 
 
+@activity
 def recover() -> Any:
     """Put the broker back to normal.
 

@@ -10,12 +10,14 @@ injected, so ``gameday cleanup`` can undo it after a crash.
 
 from typing import Any
 
-from gameday import inject
+from gameday.engine.activity import activity
+from gameday.faults import inject
 from gameday.targets import get_target
 
 __all__ = ["degrade", "heal", "partition"]
 
 
+@activity
 def partition(link: str = "service-broker") -> dict[str, Any]:
     """Take a link down: new connections are refused and open ones closed.
 
@@ -27,6 +29,7 @@ def partition(link: str = "service-broker") -> dict[str, Any]:
     return inject.partition(get_target(), link)
 
 
+@activity
 def degrade(link: str = "service-broker", toxic: str = "latency",
             stream: str = "downstream", toxicity: float = 1.0,
             attributes: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,6 +51,7 @@ def degrade(link: str = "service-broker", toxic: str = "latency",
                           attributes=attributes or {})
 
 
+@activity
 def heal(link: str = "service-broker") -> dict[str, Any]:
     """Bring a link back up and remove every toxic on it.
 

@@ -6,12 +6,14 @@ chaostoolkit-kubernetes.
 """
 
 
-from gameday import inject
+from gameday.engine.activity import activity
+from gameday.faults import inject
 from gameday.targets import get_target
 
 __all__ = ["kill"]
 
 
+@activity
 def kill(selector: str = "app=broker-integration", qty: float = 1,
          mode: str = "fixed") -> list[str]:
     """Kill replicas of the service.

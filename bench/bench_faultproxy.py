@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import cast
 
 from bench.common import figure, median
-from gameday.http import admin_headers
+from gameday.clients.http import admin_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 3

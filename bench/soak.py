@@ -9,7 +9,7 @@ once — it injects faults chosen at random from a seeded schedule (the seed is 
 pass it back with ``--seed`` to repeat a run): replica kills and partitions, broker
 link down / latency / blackhole / resets, broker errors, maintenance, slowness, rate
 limits, hangs and flapping. One fault at a time, each held a few seconds, healed, then
-a quiet gap. Faults go through :mod:`gameday.inject` like the experiments' actions:
+a quiet gap. Faults go through :mod:`gameday.faults.inject` like the experiments' actions:
 each is recorded in the lab's ``injected.jsonl`` before it is injected, then undone.
 
 It prints, at the end:
@@ -57,9 +57,9 @@ from bench.soak_plan import (
     parse_settings,
     warmup_schedule,
 )
-from gameday.errors import GamedayError
-from gameday.loadoutput import read_outcomes
-from gameday.reconcile import reconcile
+from gameday.contract import GamedayError
+from gameday.load.output import read_outcomes
+from gameday.measurements.reconcile import reconcile
 from gameday.targets.lab import LabTarget
 from lab import stack
 from lab.layout import LabLayout, LayoutError

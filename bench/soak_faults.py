@@ -1,4 +1,4 @@
-"""Inject the soak's faults into the lab and heal them, through :mod:`gameday.inject`.
+"""Inject the soak's faults into the lab and heal them, through :mod:`gameday.faults.inject`.
 
 Every fault goes through the same functions the experiments' actions use: it is
 recorded in the lab's ``injected.jsonl`` *before* it is injected, and each has its
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.soak_plan import PlannedFault
-from gameday import inject
-from gameday.errors import GamedayError
-from gameday.injected import InjectionLog
+from gameday.contract import GamedayError
+from gameday.faults import inject
+from gameday.faults.record import InjectionLog
 from gameday.targets import Target
 
 __all__ = ["FaultRecord", "run_schedule", "undo_everything"]

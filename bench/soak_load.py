@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gameday.http import HttpUnreachable, request_json
+from gameday.clients.http import HttpUnreachable, request_json
 from lab.layout import LabLayout
 from lab.stack import LabError
 

@@ -63,7 +63,7 @@ class SoakSettings:
 @dataclass(frozen=True)
 class FaultKind:
     """A kind of fault: ``action`` is partition, degrade, broker or kill (the
-    :mod:`gameday.inject` function used), ``params`` its arguments; ``replica`` says
+    :mod:`gameday.faults.inject` function used), ``params`` its arguments; ``replica`` says
     which replicas it may hit: "" none, "any", or "spare-first" (never the first
     replica, so that one replica runs, and is measured, for the whole soak)."""
 

@@ -1,0 +1,3 @@
+"""gameday: chaos and resilience experiments for the broker-integration service.
+
+The layers and where each piece lives: docs/architecture.md."""

@@ -2,6 +2,6 @@
 
 import sys
 
-from gameday.entry import main
+from gameday.cli.entry import main
 
 sys.exit(main())

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from gameday.http import admin_token
+from gameday.contract import admin_token
 
 __all__ = ["REALM", "AdminAuth", "refuse_browsers"]
 

@@ -14,14 +14,15 @@ Prometheus, probes and readiness checks call, never cut).
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from gameday.contract import ConfigError, lb_link_name
 
 DEFAULT_PORT_BASE = 18000
 REPLICA_COUNT = 3
 HOST = "127.0.0.1"
-SERVICE_BROKER_LINK = "service-broker"
+
 MAX_REPLICAS = 9
 
 _OFFSETS = {
@@ -42,11 +43,9 @@ _NETNS_BLOCKS = 2 ** (NETNS_PREFIX - NETNS_NETWORK.prefixlen)
 _GATEWAY_OFFSET = 1
 _SERVICE_OFFSET = 10
 _ADMIN_OFFSET = 20
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
 
 
-class LayoutError(ValueError):
+class LayoutError(ConfigError):
     """The lab's location settings are invalid."""
 
 
@@ -141,7 +140,7 @@ class LabLayout:
 
     def lb_link_name(self, replica: str) -> str:
         """Name of the load balancer → replica link: ``lb-replica-N``."""
-        return f"lb-{replica}"
+        return lb_link_name(self.replica_names().index(replica) + 1)
 
     def lb_link_port(self, replica: str) -> int:
         """Port where the fault proxy carries the load balancer → replica link."""
@@ -162,38 +161,3 @@ class LabLayout:
     def log_dir(self) -> Path:
         """Directory of every process' log."""
         return self.state_dir / "logs"
-
-
-def _netns_from_env(env: dict[str, str]) -> bool:
-    raw = env.get("GAMEDAY_LAB_NETNS", "").strip().lower()
-    if raw in _TRUE + _FALSE:
-        return raw in _TRUE
-    raise LayoutError(f"GAMEDAY_LAB_NETNS={raw!r} is not a switch: valid are 1/true/yes/on "
-                      f"(namespaces, root only) or 0/false/no/off/unset (the default)")
-
-
-def layout_from_env(environ: dict[str, str] | None = None) -> LabLayout:
-    """The lab layout from ``GAMEDAY_LAB_DIR`` (default ./.lab), ``GAMEDAY_LAB_PORT_BASE``
-    and ``GAMEDAY_LAB_NETNS`` (default off)."""
-    env = dict(os.environ) if environ is None else environ
-    raw_base = env.get("GAMEDAY_LAB_PORT_BASE", str(DEFAULT_PORT_BASE))
-    try:
-        base = int(raw_base)
-    except ValueError:
-        raise LayoutError(
-            f"GAMEDAY_LAB_PORT_BASE={raw_base!r} is not an integer port number"
-        ) from None
-    return LabLayout(state_dir=_state_dir_from_env(env), port_base=base,
-                     netns=_netns_from_env(env))
-
-
-def _state_dir_from_env(env: dict[str, str]) -> Path:
-    raw = env.get("GAMEDAY_LAB_DIR", ".lab")
-    if not raw.strip():
-        raise LayoutError("GAMEDAY_LAB_DIR is empty: unset it for the default (./.lab) or "
-                          "name the lab's state directory")
-    state_dir = Path(raw).resolve()
-    if state_dir.exists() and not state_dir.is_dir():
-        raise LayoutError(f"GAMEDAY_LAB_DIR={raw!r} is a file: name a directory (it is "
-                          "created when missing)")
-    return state_dir

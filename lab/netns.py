@@ -43,7 +43,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.layout import SERVICE_BROKER_LINK, LabLayout
+from gameday.contract import SERVICE_BROKER_LINK
+from lab.layout import LabLayout
 
 __all__ = ["NetnsError", "Rule", "Tools", "create", "cut_links", "heal",
            "missing_requirements", "partition", "partition_rules", "recorded_layout",

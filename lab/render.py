@@ -17,8 +17,8 @@ from string import Template
 
 import yaml
 
-from gameday.sla import recording_rules
-from lab.layout import HOST, SERVICE_BROKER_LINK, LabLayout
+from gameday.contract import SERVICE_BROKER_LINK, recording_rules
+from lab.layout import HOST, LabLayout
 from lab.sabotage import Sabotage
 
 CONF_DIR = Path(__file__).parent / "conf"
@@ -155,7 +155,7 @@ def prometheus_yml(layout: LabLayout) -> str:
 
 def rules_yml() -> str:
     """Prometheus recording rules for the SLA, from the same PromQL the probes use."""
-    header = "# Rendered by `gameday lab up` from gameday.sla — do not edit.\n"
+    header = "# Rendered by `gameday lab up` from gameday.measurements.sla — do not edit.\n"
     return header + yaml.safe_dump(recording_rules(), sort_keys=False, width=200)
 
 

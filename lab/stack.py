@@ -30,8 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gameday.errors import ConfigError
-from gameday.http import admin_token
+from gameday.contract import LAB_RECORD_FILE, ConfigError, GamedayError, admin_token
 from lab import netns
 from lab.layout import HOST, LabLayout
 from lab.render import Executables, all_files
@@ -44,7 +43,7 @@ HTTP_TIMEOUT_S = 1.0
 OS_PACKAGES = ("haproxy", "prometheus")
 
 
-class LabError(RuntimeError):
+class LabError(GamedayError):
     """The lab could not be brought up or down; the message says why and what to do."""
 
 
@@ -195,6 +194,7 @@ def up(layout: LabLayout, ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
     _check_ports_free(layout)
     exe = _prepare_netns(layout, exe, tools)
     _write_configs(layout, exe)
+    _write_record(layout)
     with _netns_errors(), _namespaces(layout, tools):
         _start_supervisord(layout)
         try:
@@ -211,6 +211,7 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     if not sup.is_up():
         with _netns_errors():
             _remove_namespaces(layout)
+        (layout.state_dir / LAB_RECORD_FILE).unlink(missing_ok=True)
         return False
     pid = sup.pid()
     sup.shutdown()
@@ -221,7 +222,15 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         time.sleep(0.1)
     with _netns_errors():
         _remove_namespaces(layout)
+    (layout.state_dir / LAB_RECORD_FILE).unlink(missing_ok=True)
     return True
+
+
+def _write_record(layout: LabLayout) -> None:
+    """The lab's record (``lab.json``): how commands run from anywhere find its ports."""
+    record = {"port_base": layout.port_base, "replica_count": layout.replica_count,
+              "netns": layout.netns, "started_unix": round(time.time(), 3)}
+    (layout.state_dir / LAB_RECORD_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -10,17 +10,17 @@ injected (for tripping) or removed (for recovering), as recorded by ``actions``.
 import time
 from typing import Any
 
-from gameday.breaker import (
+from gameday.clients.prometheus import Prometheus
+from gameday.contract import DEFAULT_SELECTOR, ConfigError, MeasurementError
+from gameday.engine.activity import activity
+from gameday.faults.record import InjectionLog
+from gameday.measurements.breaker import (
     SCRAPE_SLACK_S,
     BreakerView,
     all_in,
     time_since,
     time_to_first_change,
 )
-from gameday.errors import ConfigError, MeasurementError
-from gameday.injected import InjectionLog
-from gameday.prometheus import Prometheus
-from gameday.sla import DEFAULT_SELECTOR
 from gameday.targets import get_target
 
 __all__ = ["all_closed", "closed_within", "max_transitions", "opened_within", "state",
@@ -55,6 +55,7 @@ def _since(since: float | None, event: str) -> float:
     return recorded
 
 
+@activity
 def states(configuration: dict[str, Any] | None = None) -> dict[str, str]:
     """Breaker state of every replica.
 
@@ -64,6 +65,7 @@ def states(configuration: dict[str, Any] | None = None) -> dict[str, str]:
     return _view(configuration).states()
 
 
+@activity
 def state(replica: str | None = None, configuration: dict[str, Any] | None = None) -> str:
     """Breaker state of one replica, or the common state of all.
 
@@ -82,6 +84,7 @@ def state(replica: str | None = None, configuration: dict[str, Any] | None = Non
     return values.pop() if len(values) == 1 else "mixed"
 
 
+@activity
 def all_closed(configuration: dict[str, Any] | None = None) -> bool:
     """Whether every replica's breaker is closed.
 
@@ -90,6 +93,7 @@ def all_closed(configuration: dict[str, Any] | None = None) -> bool:
     return all_in(_view(configuration).states(), "closed")
 
 
+@activity
 def time_to_trip_s(since: float | None = None,
                    configuration: dict[str, Any] | None = None) -> float:
     """Time from the fault until the slowest replica's breaker tripped.
@@ -106,6 +110,7 @@ def time_to_trip_s(since: float | None = None,
                                 start)
 
 
+@activity
 def time_to_recover_s(since: float | None = None,
                       configuration: dict[str, Any] | None = None) -> float:
     """Time from the fault's removal until every breaker was closed again.
@@ -125,6 +130,7 @@ def time_to_recover_s(since: float | None = None,
     return time_since(view.last_transitions(), start)
 
 
+@activity
 def opened_within(seconds: float = 5, since: float | None = None,
                   configuration: dict[str, Any] | None = None) -> bool:
     """Whether every replica's breaker opened within a bound after the fault.
@@ -146,6 +152,7 @@ def opened_within(seconds: float = 5, since: float | None = None,
     return time_to_first_change(history, start) <= bound
 
 
+@activity
 def closed_within(seconds: float = 30, since: float | None = None,
                   configuration: dict[str, Any] | None = None) -> bool:
     """Whether every replica's breaker closed within a bound after the fault's removal.
@@ -164,6 +171,7 @@ def closed_within(seconds: float = 30, since: float | None = None,
     return all_in(seen, "closed") and time_since(view.last_transitions(), start) <= bound
 
 
+@activity
 def max_transitions(window_s: float = 30, configuration: dict[str, Any] | None = None) -> float:
     """Most breaker transitions any one replica made over a trailing window.
 

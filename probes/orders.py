@@ -8,14 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import MeasurementError
-from gameday.http import HttpUnreachable, request_json
-from gameday.loadoutput import read_outcomes
-from gameday.prometheus import Prometheus
-from gameday.reconcile import reconcile as reconcile_orders
-from gameday.sla import DEFAULT_SELECTOR, window_selector
+from gameday.clients.http import HttpUnreachable, request_json
+from gameday.clients.prometheus import Prometheus
+from gameday.contract import (
+    DEFAULT_SELECTOR,
+    METRIC_API_REQUEST_SECONDS,
+    METRIC_ORDERS_TOTAL,
+    MeasurementError,
+    window_selector,
+)
+from gameday.engine.activity import activity
+from gameday.engine.traffic import current_files, outcomes_path
+from gameday.load.output import read_outcomes
+from gameday.measurements.reconcile import reconcile as reconcile_orders
 from gameday.targets import get_target
-from gameday.traffic import current_files, outcomes_path
 
 __all__ = ["broker_calls_per_order", "reconcile"]
 
@@ -50,6 +56,7 @@ def _fills(since_unix: float) -> list[dict[str, Any]]:
     return list(response.body.get("fills") or [])
 
 
+@activity
 def reconcile() -> dict[str, Any]:
     """Reconcile the experiment's orders with the broker's ledger.
 
@@ -68,6 +75,7 @@ def reconcile() -> dict[str, Any]:
     return result
 
 
+@activity
 def broker_calls_per_order(window_s: float = 10,
                            configuration: dict[str, Any] | None = None) -> float:
     """Broker API calls the service made per order it answered, over a trailing window.
@@ -82,6 +90,6 @@ def broker_calls_per_order(window_s: float = 10,
     config = configuration or {}
     selector = str(config.get("prometheus_service_selector", DEFAULT_SELECTOR))
     window = window_selector(window_s)
-    calls = f"sum(rate(broker_api_request_seconds_count{{{selector}}}[{window}]))"
-    orders = f"sum(rate(broker_orders_total{{{selector}}}[{window}]))"
+    calls = f"sum(rate({METRIC_API_REQUEST_SECONDS}_count{{{selector}}}[{window}]))"
+    orders = f"sum(rate({METRIC_ORDERS_TOTAL}{{{selector}}}[{window}]))"
     return Prometheus(get_target().prometheus_url()).scalar(f"{calls} / {orders}")

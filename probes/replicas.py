@@ -1,11 +1,14 @@
 """Replica probes."""
 
 
+from gameday.contract import ConfigError
+from gameday.engine.activity import activity
 from gameday.targets import get_target
 
-__all__ = ["in_rotation", "ready_count"]
+__all__ = ["enough_ready", "in_rotation", "ready_count"]
 
 
+@activity
 def ready_count(selector: str = "app=broker-integration") -> int:
     """Number of replicas that run and answer their health check.
 
@@ -17,6 +20,7 @@ def ready_count(selector: str = "app=broker-integration") -> int:
     return get_target().ready_replicas(selector)
 
 
+@activity
 def in_rotation(selector: str = "app=broker-integration") -> int:
     """Number of replicas the load balancer currently sends traffic to.
 
@@ -28,3 +32,20 @@ def in_rotation(selector: str = "app=broker-integration") -> int:
     e.g. ``[2, 2]`` while one replica is cut off.
     """
     return get_target().in_rotation(selector)
+
+
+@activity
+def enough_ready(minimum: int = 1, selector: str = "app=broker-integration") -> bool:
+    """True when at least ``minimum`` replicas run and answer their health check.
+
+    Args:
+        minimum: the fewest ready replicas that is still safe (e.g. a safeguard's floor).
+        selector: which replicas (label selector; the lab also takes ``name=replica-N``).
+
+    Returns a boolean. Pair it with ``tolerance: true``; in a safeguard it ends the
+    experiment once too few replicas are left (the bound comes from configuration, which
+    Chaos Toolkit substitutes in arguments but not in a safeguard's tolerance).
+    """
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        raise ConfigError(f"minimum={minimum!r} is invalid: valid is a whole number >= 1")
+    return get_target().ready_replicas(selector) >= minimum

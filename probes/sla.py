@@ -12,18 +12,18 @@ with the cause; it never returns a default.
 import time
 from typing import Any
 
-from gameday.clientsla import client_sla, read_live
-from gameday.errors import ConfigError
-from gameday.prometheus import Prometheus
-from gameday.sla import DEFAULT_SELECTOR, ServerSla, SlaTargets, sla_report
+from gameday.clients.prometheus import Prometheus
+from gameday.contract import DEFAULT_SELECTOR, ConfigError
+from gameday.engine.activity import activity
+from gameday.engine.traffic import current_files
+from gameday.measurements.client_sla import client_sla, read_live
+from gameday.measurements.sla import SOURCES, ServerSla, SlaTargets, sla_report
 from gameday.targets import get_target
-from gameday.traffic import current_files
 
 __all__ = ["availability", "error_rate", "p95_latency_s", "report", "throughput_rps"]
 
 
 SLA_NAMES = ("availability", "p95_latency_s", "error_rate", "throughput_rps")
-SOURCES = ("prometheus", "client")
 
 
 def _measure(name: str, window_s: float, source: str,
@@ -46,6 +46,7 @@ def _server(configuration: dict[str, Any] | None) -> ServerSla:
     return ServerSla(Prometheus(get_target().prometheus_url()), selector)
 
 
+@activity
 def availability(window_s: float = 10, source: str = "prometheus",
                  configuration: dict[str, Any] | None = None) -> float:
     """Share of order requests answered without a 5xx, over a trailing window.
@@ -60,6 +61,7 @@ def availability(window_s: float = 10, source: str = "prometheus",
     return _measure("availability", window_s, source, configuration)
 
 
+@activity
 def p95_latency_s(window_s: float = 10, source: str = "prometheus",
                   configuration: dict[str, Any] | None = None) -> float:
     """95th percentile of order latency, over a trailing window.
@@ -74,6 +76,7 @@ def p95_latency_s(window_s: float = 10, source: str = "prometheus",
     return _measure("p95_latency_s", window_s, source, configuration)
 
 
+@activity
 def error_rate(window_s: float = 10, source: str = "prometheus",
                configuration: dict[str, Any] | None = None) -> float:
     """Share of order requests that failed (5xx, timeout, circuit open), over a window.
@@ -88,6 +91,7 @@ def error_rate(window_s: float = 10, source: str = "prometheus",
     return _measure("error_rate", window_s, source, configuration)
 
 
+@activity
 def throughput_rps(window_s: float = 10, source: str = "prometheus",
                    configuration: dict[str, Any] | None = None) -> float:
     """Order requests answered per second, over a trailing window.
@@ -103,6 +107,7 @@ def throughput_rps(window_s: float = 10, source: str = "prometheus",
     return _measure("throughput_rps", window_s, source, configuration)
 
 
+@activity
 def report(window_s: float = 10, source: str = "prometheus",
            configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every SLA value over a trailing window, with its bound and verdict.

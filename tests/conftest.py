@@ -1,62 +1,78 @@
-"""Shared fixtures: a real lab on its own port base and state directory."""
+"""Fixtures every tier shares, and the tiers themselves.
+
+The tests are in three tiers, one folder each, marked automatically:
+
+- ``unit/``: no process, no socket (enforced by ``unit/conftest.py``); seconds.
+- ``component/``: one real process (or a few) on 127.0.0.1, ports picked by the kernel.
+- ``lab/``: whole labs, each on a port base of its own (``port_bases``).
+
+``make check`` runs unit and component; ``make test`` runs all three, the labs side by
+side (pytest-xdist with ``--dist loadgroup``: a lab module's tests stay on one worker,
+unless they name an ``xdist_group`` of their own). Every test has a timeout (pytest-timeout): 120 s
+for unit and component tests, 900 s for lab tests.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
-import subprocess
+import random
 import sys
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from support.labs import PortBases
 
-ROOT = Path(__file__).resolve().parent.parent
-# Tests that run whole labs use ports from this base: the shared lab +0, e2e +1000 and
-# +1500, bad input +1700, sabotage +2000/+3000, netns +2500, interruptions +3500,
-# security +4000, false passes +4500, soak +5000. Override it with
-# GAMEDAY_TEST_PORT_BASE to run two test sessions side by side.
-LAB_PORT_BASE = int(os.environ.get("GAMEDAY_TEST_PORT_BASE", "28000"))
+TIERS = {"unit": 120, "component": 120, "lab": 900}  # tier -> timeout of each test, s
 
 
-@dataclass(frozen=True)
-class RunningLab:
-    """A lab started for the tests: its environment and state directory."""
+def pytest_configure(config: pytest.Config) -> None:
+    """Settings every process of the session shares (pytest-xdist workers inherit them
+    from the controller, which configures first):
 
-    env: dict[str, str]
-    state_dir: Path
-
-    def gameday(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run ``gameday ARGS`` against this lab from the project root."""
-        return subprocess.run(
-            [sys.executable, "-m", "gameday", *args], cwd=ROOT, env=self.env,
-            capture_output=True, text=True, timeout=timeout_s, check=False,
-        )
-
-
-def lab_env(state_dir: Path, port_base: int, reports: Path) -> dict[str, str]:
-    """Environment pointing gameday at a lab in ``state_dir`` on ``port_base``."""
-    return {**os.environ, "GAMEDAY_LAB_DIR": str(state_dir),
-            "GAMEDAY_LAB_PORT_BASE": str(port_base), "GAMEDAY_RUN_DIR": str(reports),
-            "GAMEDAY_TARGET": "lab"}
+    - ``XDG_STATE_HOME``: the user's note of their default lab (see gameday.settings)
+      stays out of the tests, and the tests' labs out of it;
+    - ``GAMEDAY_INTERRUPT_SEED``: one random draw of interruptions for every worker
+      (set it to repeat a run).
+    """
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="gameday-tests-state-")
+    os.environ.setdefault("GAMEDAY_INTERRUPT_SEED", str(random.SystemRandom().randrange(10**6)))
 
 
-@contextmanager
-def running_lab(base: Path, port_base: int) -> Iterator[RunningLab]:
-    """A lab in ``base/state`` on ``port_base`` for the block (reports in ``base/reports``)."""
-    running = RunningLab(lab_env(base / "state", port_base, base / "reports"), base / "state")
-    up = running.gameday("lab", "up", timeout_s=120)
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield running
-    finally:
-        down = running.gameday("lab", "down", timeout_s=60)
-        assert down.returncode == 0, down.stdout + down.stderr
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder) and give it that tier's timeout."""
+    for item in items:
+        tier = Path(str(item.path)).parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/unit, "
+                                    "tests/component or tests/lab")
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "lab" and item.get_closest_marker("xdist_group") is None:
+            # A module's lab tests share its labs: keep them on one pytest-xdist worker.
+            item.add_marker(pytest.mark.xdist_group(Path(str(item.path)).stem))
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIERS[tier]))
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
-    """The whole lab (broker sim, fault proxy, 3 replicas, HAProxy, Prometheus), once."""
-    with running_lab(tmp_path_factory.mktemp("lab"), LAB_PORT_BASE) as running:
-        yield running
+def port_bases(worker_id: str) -> PortBases:
+    """Port bases for the labs this pytest worker starts."""
+    return PortBases.for_worker(worker_id)
+
+
+@pytest.fixture(scope="module")
+def soak() -> Iterator[SimpleNamespace]:
+    """The bench.soak* modules (bench/ is not installed: imported from the repository,
+    and forgotten again afterwards)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+        yield SimpleNamespace(**{name: importlib.import_module(f"bench.soak_{name}")
+                                 for name in ("plan", "memory", "faults")},
+                              main=importlib.import_module("bench.soak"))
+        for name in [n for n in sys.modules if n == "bench" or n.startswith("bench.")]:
+            del sys.modules[name]

@@ -6,7 +6,7 @@
 #
 # Build from the repository root:
 #   docker build -t gameday:latest -f deploy/docker/gameday.Dockerfile .
-# Not built on the project's machines (no Docker engine there): tests/test_deploy.py
+# Not built on the project's machines (no Docker engine there): tests/unit/test_deploy.py
 # checks it offline (COPY sources, user, command, image names).
 
 FROM python:3.11-slim-bookworm AS build
@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY gameday/ gameday/
 COPY probes/ probes/
 COPY actions/ actions/
+COPY controls/ controls/
 COPY lab/ lab/
 RUN /opt/venv/bin/pip install .
 

@@ -1,33 +1,33 @@
 # broker-integration:latest: the lab's reference broker-integration service
 # (`python -m lab.service`) as deploy/kubernetes/10-broker-integration.yaml runs it:
-# HTTP on :8080 (/orders, /health, /ready, /metrics: the DESIGN.md contract), the broker
+# HTTP on :8080 (/orders, /health, /ready, /metrics: the contract in docs/contract.md), the broker
 # reached at $BROKER_URL (set by the Deployment), uid/gid 10001, nothing written to the
 # root filesystem (logs go to stderr; the Deployment mounts an emptyDir on /tmp).
 #
 # Build from the repository root:
 #   docker build -t broker-integration:latest -f deploy/docker/service.Dockerfile .
-# Not built on the project's machines (no Docker engine there): tests/test_deploy.py
+# Not built on the project's machines (no Docker engine there): tests/unit/test_deploy.py
 # checks it offline (COPY sources, user, command, image names).
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-WORKDIR /src
-# The project as pyproject.toml describes it (pinned dependencies), not the tests.
-COPY pyproject.toml README.md ./
-COPY gameday/ gameday/
-COPY probes/ probes/
-COPY actions/ actions/
-COPY lab/ lab/
-RUN /opt/venv/bin/pip install .
+# Only what the service needs: its three libraries, the lab package (which imports nothing
+# of gameday but gameday.contract) and that one module (docs/architecture.md, layers).
+COPY deploy/docker/service-requirements.txt /tmp/service-requirements.txt
+RUN /opt/venv/bin/pip install -r /tmp/service-requirements.txt
+COPY gameday/__init__.py gameday/contract.py /app/gameday/
+COPY lab/ /app/lab/
+RUN /opt/venv/bin/python -m compileall -q /app
 
 FROM python:3.11-slim-bookworm
 RUN groupadd --gid 10001 app \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
 # Bytecode was compiled at install time; never try to write it on a read-only root.
-ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # `python -m` puts the working directory first on sys.path: make it one nobody can write.
 WORKDIR /
 USER 10001:10001

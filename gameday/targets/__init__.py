@@ -5,16 +5,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
-from gameday.errors import ConfigError
+from gameday.contract import ConfigError
+from gameday.settings import TARGET_NAMES, Settings, resolve
 from gameday.targets.lab import LabTarget
 
 __all__ = ["TARGET_NAMES", "Target", "get_target"]
 
-TARGET_NAMES = ("lab", "kubernetes")
 
 
 class Target(Protocol):
@@ -65,14 +64,16 @@ class Target(Protocol):
         """Every fault still injected, in words; empty when the target is clean."""
 
 
-def get_target(name: str | None = None) -> Target:
-    """The target called ``name``, or the one ``GAMEDAY_TARGET`` names (default ``lab``)."""
-    chosen = name or os.environ.get("GAMEDAY_TARGET", "lab")
+def get_target(name: str | None = None, settings: Settings | None = None) -> Target:
+    """The target called ``name``, or the one ``GAMEDAY_TARGET`` names (default ``lab``),
+    located by ``settings`` (default: resolved from the environment now)."""
+    resolved = resolve() if settings is None else settings
+    chosen = name or resolved.target
     if chosen == "lab":
-        return LabTarget.from_env()
+        return LabTarget.from_settings(resolved)
     if chosen == "kubernetes":
         # Imported here: the Kubernetes client is slow to import and the lab needs none of it.
-        from gameday.targets.kubernetes import KubernetesTarget  # noqa: PLC0415
+        from gameday.targets.kubernetes.target import KubernetesTarget  # noqa: PLC0415
 
         return KubernetesTarget.from_env()
     raise ConfigError(f"unknown target {chosen!r}: valid targets are {', '.join(TARGET_NAMES)}")

@@ -6,7 +6,7 @@ replicas in network namespaces (``GAMEDAY_LAB_NETNS=1``, see :mod:`lab.netns`), 
 DROP rules in them; fail the broker = the broker simulator's admin API.
 
 Both admin APIs are called with the admin token when ``GAMEDAY_ADMIN_TOKEN`` is set
-(see :mod:`gameday.http`); it must be the value the lab was started with.
+(see :mod:`gameday.clients.http`); it must be the value the lab was started with.
 """
 
 from __future__ import annotations
@@ -21,28 +21,87 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gameday.errors import ConfigError, InjectionError, MeasurementError
-from gameday.http import ADMIN_TOKEN_ENV, HttpUnreachable, request_json
-from gameday.toxiproxy import Toxiproxy, proxy_problems
+from gameday.clients.http import HttpUnreachable, request_json
+from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
+from gameday.contract import (
+    ADMIN_TOKEN_ENV,
+    SERVICE_BROKER_LINK,
+    ConfigError,
+    InjectionError,
+    MeasurementError,
+)
+from gameday.settings import LabLocation, Settings
 from lab import netns, stack
-from lab.layout import SERVICE_BROKER_LINK, LabLayout, layout_from_env
+from lab.broker.modeparse import InvalidMode, parse_mode
+from lab.layout import LabLayout
+from lab.sabotage import Sabotage
 
 SERVICE_SELECTOR = "app=broker-integration"
 
 
+def check_broker_mode(body: dict[str, Any]) -> None:
+    """ConfigError naming what is valid unless ``body`` is a mode the broker simulator's
+    admin API accepts (``POST /admin/mode``); lets a run be refused before it starts."""
+    try:
+        parse_mode(body)
+    except InvalidMode as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class LabTarget:
-    """The lab described by ``layout``."""
+    """The lab described by ``layout`` (found as ``location`` says, when known)."""
 
     layout: LabLayout
+    location: LabLocation | None = None
 
     @classmethod
-    def from_env(cls) -> LabTarget:
-        """The lab that ``GAMEDAY_LAB_DIR`` and ``GAMEDAY_LAB_PORT_BASE`` point at."""
-        return cls(layout_from_env())
+    def from_settings(cls, settings: Settings) -> LabTarget:
+        """The lab that the settings locate (see :mod:`gameday.settings`)."""
+        found = settings.lab
+        layout = LabLayout(found.state_dir, found.port_base, netns=found.netns)
+        return cls(layout, found)
+
+    def _where(self) -> str:
+        if self.location is not None:
+            return self.location.how_to_point()
+        return f"looked for the lab in {self.layout.state_dir}"
+
+    def running_status(self) -> stack.LabStatus:
+        """The lab's status; MeasurementError naming where gameday looked when no lab runs
+        there (a probe must not count the replicas of a lab it cannot find as zero)."""
+        status = stack.status(self.layout)
+        if not status.running:
+            raise MeasurementError(f"no lab is running: {self._where()}")
+        return status
+
+    def up(self) -> bool:
+        """Start the lab and wait until every part answers; False if it already ran."""
+        return stack.up(self.layout)
+
+    def down(self) -> bool:
+        """Stop every lab process; False if the lab was not running."""
+        return stack.down(self.layout)
+
+    def status(self) -> stack.LabStatus:
+        """Where the lab's parts are and which processes run (all stopped when down)."""
+        return stack.status(self.layout)
+
+    def is_running(self) -> bool:
+        """True when the lab's supervisor answers."""
+        return stack.client(self.layout).is_up()
+
+    def failing_checks(self) -> list[str]:
+        """Names of the lab's parts that do not answer (empty when all do)."""
+        return stack.failing_checks(self.layout)
+
+    @staticmethod
+    def sabotage() -> list[str]:
+        """The deliberate defects ``GAMEDAY_LAB_SABOTAGE`` asks for (empty: none)."""
+        return sorted(Sabotage.from_env().kinds)
 
     def _replicas(self, selector: str) -> list[stack.ReplicaStatus]:
-        replicas = stack.status(self.layout).replicas
+        replicas = self.running_status().replicas
         if selector == SERVICE_SELECTOR:
             return replicas
         if selector.startswith("name="):
@@ -154,7 +213,7 @@ class LabTarget:
         mode = _admin_get("broker simulator", f"{self.broker_admin_url()}/admin/mode")
         problems = proxy_problems(proxies) + _mode_problems(mode)
         problems += self._netns_problems()
-        status = stack.status(self.layout)
+        status = self.running_status()
         problems += [f"process {n} is {s}" for n, s in status.processes.items() if s != "RUNNING"]
         return problems
 

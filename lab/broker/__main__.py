@@ -19,8 +19,7 @@ import argparse
 
 from prometheus_client import disable_created_metrics
 
-from gameday.errors import ConfigError
-from gameday.http import admin_token
+from gameday.contract import ConfigError, admin_token
 from lab.broker import serving
 from lab.broker.admin import make_admin_app
 from lab.broker.app import make_order_app

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gameday.errors import ConfigError
-from gameday.http import admin_token
+from gameday.contract import ConfigError, admin_token
 from lab.faultproxy.api import create_app
 from lab.faultproxy.collection import ProxyCollection
 from lab.faultproxy.errors import ApiError

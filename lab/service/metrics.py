@@ -1,4 +1,4 @@
-"""The service's monitoring contract (see DESIGN.md), on a per-app registry.
+"""The service's monitoring contract (docs/contract.md), on a per-app registry.
 
 Metric names, types and labels here are what every probe and recording rule is
 written against; change them only together with the contract.
@@ -10,11 +10,21 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 
+from gameday.contract import (
+    METRIC_API_REQUEST_SECONDS,
+    METRIC_BREAKER_LAST_TRANSITION,
+    METRIC_BREAKER_STATE,
+    METRIC_BREAKER_TRANSITIONS,
+    METRIC_CONNECTION_STATUS,
+    METRIC_ORDER_SECONDS,
+    METRIC_ORDERS_TOTAL,
+    METRIC_SLIPPAGE_PIPS,
+    ORDER_STATUSES,
+)
 from lab.service.breaker import BreakerState
 
 __all__ = ["ORDER_STATUSES", "ServiceMetrics"]
 
-ORDER_STATUSES = ("filled", "rejected", "failed", "circuit_open")
 LATENCY_BUCKETS_S = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
     0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
@@ -44,31 +54,31 @@ class ServiceMetrics:
     def _define_order_metrics(self) -> None:
         reg = self.registry
         self.orders_total = Counter(
-            "broker_orders_total", "Orders handled, by outcome.", ["status"], registry=reg
+            METRIC_ORDERS_TOTAL, "Orders handled, by outcome.", ["status"], registry=reg
         )
         for status in ORDER_STATUSES:
             self.orders_total.labels(status=status)
         self.order_execution_seconds = Histogram(
-            "broker_order_execution_seconds",
+            METRIC_ORDER_SECONDS,
             "Order latency as seen by the service (request in -> answer out).",
             buckets=LATENCY_BUCKETS_S,
             registry=reg,
         )
         self.slippage_pips = Histogram(
-            "broker_slippage_pips",
+            METRIC_SLIPPAGE_PIPS,
             "Fill price minus requested price, in pips.",
             buckets=SLIPPAGE_BUCKETS_PIPS,
             registry=reg,
         )
         self.api_request_seconds = Histogram(
-            "broker_api_request_seconds",
+            METRIC_API_REQUEST_SECONDS,
             "Calls to the broker API; status is the HTTP code, timeout or connection_error.",
             ["endpoint", "status"],
             buckets=LATENCY_BUCKETS_S,
             registry=reg,
         )
         self.connection_status = Gauge(
-            "broker_connection_status",
+            METRIC_CONNECTION_STATUS,
             "1 when the last broker call reached the broker, else 0.",
             registry=reg,
         )
@@ -76,13 +86,13 @@ class ServiceMetrics:
     def _define_breaker_metrics(self) -> None:
         reg = self.registry
         self.breaker_state = Enum(
-            "broker_circuit_breaker_state",
+            METRIC_BREAKER_STATE,
             "Circuit breaker state.",
             states=[state.value for state in BreakerState],
             registry=reg,
         )
         self.breaker_transitions_total = Counter(
-            "broker_circuit_breaker_transitions_total",
+            METRIC_BREAKER_TRANSITIONS,
             "Circuit breaker state changes.",
             ["from_state", "to_state"],
             registry=reg,
@@ -90,7 +100,7 @@ class ServiceMetrics:
         for from_state, to_state in TRANSITIONS:
             self.breaker_transitions_total.labels(from_state=from_state, to_state=to_state)
         self.breaker_last_transition = Gauge(
-            "broker_circuit_breaker_last_transition_timestamp_seconds",
+            METRIC_BREAKER_LAST_TRANSITION,
             "Unix time of the last breaker state change (process start until then).",
             registry=reg,
         )

@@ -1,0 +1,1 @@
+"""Chaos Toolkit controls that gameday's experiments name (``controls.traffic``)."""

@@ -1,0 +1,21 @@
+"""Chaos Toolkit control: order traffic for the whole experiment, from the load generator.
+
+Declare it in an experiment::
+
+    controls:
+      - name: gameday-traffic
+        provider:
+          type: python
+          module: controls.traffic
+          arguments: {rate_rps: 200, warmup_s: 12}
+
+Before the experiment it starts ``gameday load`` against the target's entry point (or,
+under ``gameday run``, joins the game day's shared traffic) and waits ``warmup_s`` so
+that the SLA windows hold data; afterwards it stops its own load and adds the load
+generator's figures for the experiment's seconds to the journal (extension
+``gameday-traffic``). The work is done by :mod:`gameday.engine.traffic`.
+"""
+
+from gameday.engine.traffic import after_experiment_control, before_experiment_control
+
+__all__ = ["after_experiment_control", "before_experiment_control"]

@@ -1,0 +1,87 @@
+"""``gameday lab up|down|status``: the local lab's lifecycle."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from gameday.contract import MeasurementError
+from gameday.settings import forget_default_lab, note_default_lab, resolve
+from gameday.targets.lab import LabTarget
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``gameday lab`` and its actions."""
+    parser = subparsers.add_parser("lab", help="start, stop or inspect the local lab")
+    actions = parser.add_subparsers(dest="lab_action", required=True, metavar="ACTION")
+    actions.add_parser("up", help="start the lab and wait until it is ready").set_defaults(
+        func=_up)
+    actions.add_parser("down", help="stop every lab process").set_defaults(func=_down)
+    actions.add_parser("doctor", help="exit 0 only if the lab is healthy and nothing is "
+                       "left injected; list what is wrong otherwise").set_defaults(func=_doctor)
+    status = actions.add_parser("status", help="where the lab's parts are and whether they run")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=_status)
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = resolve()
+    lab = LabTarget.from_settings(settings)
+    layout = lab.layout
+    started = lab.up()
+    note_default_lab(settings)
+    word = "started" if started else "already running"
+    sabotage = lab.sabotage()
+    if sabotage:
+        print(f"SABOTAGED lab (GAMEDAY_LAB_SABOTAGE): {', '.join(sabotage)}")
+    print(f"lab {word}: entry {layout.url('entry')}, Prometheus {layout.url('prometheus')}, "
+          f"state in {layout.state_dir}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    settings = resolve()
+    stopped = LabTarget.from_settings(settings).down()
+    forget_default_lab(settings)
+    print("lab stopped" if stopped else "lab was not running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = LabTarget.from_settings(resolve()).status()
+    if args.json:
+        data = dataclasses.asdict(status)
+        data.pop("processes")
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"lab: {'running' if status.running else 'not running'}")
+    for label, url in (("entry", status.entry_url), ("prometheus", status.prometheus_url),
+                       ("fault proxy", status.fault_proxy_url), ("broker", status.broker_url),
+                       ("broker admin", status.broker_admin_url)):
+        print(f"  {label:<13} {url}")
+    for replica in status.replicas:
+        state = f"running, PID {replica.pid}" if replica.running else "not running"
+        print(f"  {replica.name:<13} {replica.url}  {state}")
+    for name, state in sorted(status.processes.items()):
+        if state != "RUNNING":
+            print(f"  process {name} is {state}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    lab = LabTarget.from_settings(resolve())
+    if not lab.is_running():
+        print(f"lab is not running (state dir {lab.layout.state_dir})")
+        return 1
+    problems = [f"{name} is not answering" for name in lab.failing_checks()]
+    try:
+        problems += lab.leftovers()
+    except MeasurementError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        print(f"  {problem}")
+    print("lab is healthy and nothing is injected" if not problems
+          else f"{len(problems)} problem(s); `gameday cleanup` undoes recorded faults")
+    return 1 if problems else 0

@@ -1,0 +1,256 @@
+"""The ``gameday`` command: run experiments, drive the lab, send load, judge journals.
+
+Exit codes: 0 all passed / done; 1 an experiment failed; 2 bad input; 3 the lab or a
+target could not be used; 130 interrupted (Ctrl-C, SIGTERM or SIGHUP: the rollbacks ran,
+then whatever was still recorded as injected was undone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gameday.cli import lab as labcli
+from gameday.cli import load as loadcli
+from gameday.contract import ConfigError, GamedayError
+from gameday.engine import preflight, traffic
+from gameday.engine.chaosproc import signals_noted
+from gameday.engine.journal import read_journal
+from gameday.engine.runner import RunSettings, parse_var, run_all, select, shared_rate
+from gameday.engine.verdict import judge
+from gameday.faults import inject
+from gameday.report.summary import junit_xml, table
+from gameday.report.write import write_reports
+from gameday.settings import TARGET_NAMES, note_default_lab, resolve
+from gameday.targets import get_target
+from gameday.targets.lab import LabTarget
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def _add_run(subparsers: Any) -> None:
+    parser = subparsers.add_parser("run", help="run experiments and judge them strictly")
+    parser.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT",
+                        help="experiment files (default: every one in experiments/)")
+    parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a configuration value, e.g. sla_p95_latency_max_s=0.5")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="run only experiments with this tag (repeatable: any of them)")
+    parser.add_argument("--target", choices=TARGET_NAMES, default=None,
+                        help="where to run (default: $GAMEDAY_TARGET, else lab)")
+    parser.add_argument("--junit", type=Path, metavar="PATH",
+                        help="also write JUnit XML (one test case per experiment)")
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="where journals and logs go (default: $GAMEDAY_RUN_DIR, "
+                             "else reports/)")
+    parser.set_defaults(func=_run)
+
+
+def _add_cleanup(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "cleanup", help="undo every fault recorded as injected (e.g. after a killed run)")
+    parser.add_argument("--target", choices=TARGET_NAMES, default=None,
+                        help="where (default: $GAMEDAY_TARGET, else lab)")
+    parser.set_defaults(func=_cleanup)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    target = get_target(args.target)
+    for item in inject.cleanup(target):
+        print(f"undone: {item}")
+    leftovers = target.leftovers()
+    for item in leftovers:
+        print(f"still injected (not recorded by gameday): {item}")
+    print("nothing left injected" if not leftovers else "faults remain")
+    return EXIT_FAILED if leftovers else 0
+
+
+def _add_judge(subparsers: Any) -> None:
+    parser = subparsers.add_parser("judge", help="judge a Chaos Toolkit journal strictly")
+    parser.add_argument("journal", type=Path)
+    parser.set_defaults(func=_judge)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on(*signals: signal.Signals) -> None:
+    """Treat these signals like Ctrl-C, unless they are ignored (``nohup`` for SIGHUP)."""
+    for stop in signals:
+        if signal.getsignal(stop) is not signal.SIG_IGN:
+            signal.signal(stop, _interrupt)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that could only fail at the end of the run."""
+    args.reports = args.reports or resolve().run_dir
+    if args.reports.exists() and not args.reports.is_dir():
+        raise ConfigError(f"--reports {args.reports} is a file: name a directory")
+    if args.junit is not None and args.junit.is_dir():
+        raise ConfigError(f"--junit {args.junit} is a directory: name the XML file to write")
+    if args.junit is not None and any(p.exists() and not p.is_dir()
+                                      for p in args.junit.parents):
+        raise ConfigError(f"--junit {args.junit}: a parent of it is a file, not a directory")
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    variables = dict(parse_var(v) for v in args.var)
+    target = args.target or resolve().target
+    get_target(target)
+    settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target)
+    preflight.ensure_runnable(settings.experiments, variables, preflight.target_links(target))
+    _interrupt_on(signal.SIGTERM, signal.SIGHUP)
+    started = time.monotonic()
+    with _lab_if_needed(target):
+        with _undone_if_interrupted(target):
+            with _shared_traffic(settings):
+                results = run_all(settings)
+            interrupted = bool(results) and results[-1].interrupted
+            if interrupted:
+                _undo_leftovers(target)
+        pages = write_reports(results, settings.reports_dir)
+    failed = sum(not r.verdict.passed for r in results)
+    print("\n" + table(results), flush=True)
+    print(f"reports: {pages[0] if pages else settings.reports_dir}", flush=True)
+    if args.junit:
+        args.junit.parent.mkdir(parents=True, exist_ok=True)
+        args.junit.write_text(junit_xml(results), encoding="utf-8")
+        print(f"JUnit XML: {args.junit}")
+    print(f"{len(results) - failed} passed, {failed} failed "
+          f"in {time.monotonic() - started:.0f} s" + (" (interrupted)" if interrupted else ""),
+          flush=True)
+    return EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else 0
+
+
+@contextmanager
+def _undone_if_interrupted(target: str) -> Iterator[None]:
+    """If the run is interrupted outside an experiment, undo what is still recorded."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _undo_leftovers(target)
+        raise
+
+
+def _undo_leftovers(target: str) -> None:
+    """After an interruption: undo every fault still recorded as injected (a rollback cut
+    short, say) and say what, if anything, is left."""
+    with signals_noted("undoing recorded faults first"):
+        try:
+            chosen = get_target(target)
+            for item in inject.cleanup(chosen):
+                print(f"gameday: undone after the interruption: {item}", file=sys.stderr)
+            leftovers = chosen.leftovers()
+        except GamedayError as exc:
+            print(f"gameday: could not check for leftovers ({exc}); run `gameday cleanup`",
+                  file=sys.stderr, flush=True)
+            return
+    for item in leftovers:
+        print(f"gameday: still wrong after the interruption: {item}", file=sys.stderr)
+    print("gameday: nothing is left injected" if not leftovers
+          else "gameday: see `gameday lab doctor`", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _shared_traffic(settings: RunSettings) -> Iterator[None]:
+    """One load for the whole game day when every experiment asks for the same rate."""
+    rate = shared_rate(settings.experiments)
+    if rate is None:
+        yield
+        return
+    url = get_target(settings.target).entry_url() + "/orders"
+    process = traffic.start_shared(url, rate, settings.reports_dir)
+    os.environ[traffic.SHARED_ENV] = str(settings.reports_dir)
+    print(f"traffic: {rate:g} orders/s to {url} for the whole run", flush=True)
+    try:
+        yield
+    finally:
+        os.environ.pop(traffic.SHARED_ENV, None)
+        traffic.stop_shared(process)
+
+
+@contextmanager
+def _lab_if_needed(target: str) -> Iterator[None]:
+    """Start the lab for the run when the target is the lab and it is not running."""
+    settings = resolve()
+    lab = LabTarget.from_settings(settings)
+    started = target == "lab" and lab.up()
+    if started:
+        note_default_lab(settings)
+        print(f"lab started for this run (state in {lab.layout.state_dir})", flush=True)
+    try:
+        yield
+    finally:
+        if started:
+            lab.down()
+            print("lab stopped", flush=True)
+
+
+def _judge(args: argparse.Namespace) -> int:
+    verdict = judge(read_journal(args.journal))
+    print(("PASS" if verdict.passed else "FAIL") + f"  {verdict.title}")
+    for reason in verdict.reasons:
+        print(f"      {reason}")
+    return 0 if verdict.passed else EXIT_FAILED
+
+
+def _add_report(subparsers: Any) -> None:
+    from gameday.report import write as report  # noqa: PLC0415 (self-contained: `gameday report`)
+
+    parser = subparsers.add_parser(
+        "report", help="write HTML reports, index.html, history and a Markdown summary")
+    report.add_arguments(parser)
+    parser.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``gameday report``, once its options are known to be usable (the journals are
+    checked as they are read)."""
+    from gameday.report import write as report  # noqa: PLC0415 (as above)
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file: name a directory for the reports")
+    if not (math.isfinite(args.margin) and args.margin >= 0):
+        raise ConfigError(f"--margin {args.margin} is invalid: expected a share >= 0, "
+                          "e.g. 0.25 (25 % worse)")
+    return int(report.run_report(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gameday`` argument parser."""
+    parser = argparse.ArgumentParser(prog="gameday", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(subparsers)
+    labcli.add_parser(subparsers)
+    loadcli.add_parser(subparsers)
+    _add_cleanup(subparsers)
+    _add_judge(subparsers)
+    _add_report(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gameday`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"gameday: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except GamedayError as exc:
+        print(f"gameday: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        print("gameday: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,169 @@
+"""The contract every layer shares: metric names, SLA PromQL, link names, the admin token,
+the error base. It imports nothing of this project, so the lab's processes (and any
+service image) need only this module of ``gameday``.
+
+The service's monitoring contract is documented for the people who implement it in
+``docs/contract.md``; the names below are that document in code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "BAD_STATUSES",
+    "BREAKER_STATES",
+    "DEFAULT_SELECTOR",
+    "GOOD_STATUSES",
+    "LAB_RECORD_FILE",
+    "LB_LINK_PREFIX",
+    "METRIC_API_REQUEST_SECONDS",
+    "METRIC_BREAKER_LAST_TRANSITION",
+    "METRIC_BREAKER_STATE",
+    "METRIC_BREAKER_TRANSITIONS",
+    "METRIC_CONNECTION_STATUS",
+    "METRIC_ORDERS_TOTAL",
+    "METRIC_ORDER_SECONDS",
+    "METRIC_SLIPPAGE_PIPS",
+    "ORDER_STATUSES",
+    "RECORDED_WINDOWS_S",
+    "SERVICE_BROKER_LINK",
+    "ConfigError",
+    "GamedayError",
+    "InjectionError",
+    "MeasurementError",
+    "admin_token",
+    "lb_link_name",
+    "recording_rules",
+    "sla_expressions",
+    "window_selector",
+]
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class GamedayError(Exception):
+    """Base of every error gameday reports to a person (no traceback needed)."""
+
+
+class MeasurementError(GamedayError):
+    """A probe could not measure: no data, an unknown metric, an unreachable source.
+
+    Probes raise this instead of returning a value they did not measure.
+    """
+
+
+class InjectionError(GamedayError):
+    """An action could not inject or undo a fault."""
+
+
+class ConfigError(GamedayError):
+    """Bad input: an unknown target, argument or setting; the message names what is valid."""
+
+
+# --- the service's metrics (docs/contract.md) ---------------------------------------------
+
+METRIC_ORDERS_TOTAL = "broker_orders_total"
+METRIC_ORDER_SECONDS = "broker_order_execution_seconds"
+METRIC_SLIPPAGE_PIPS = "broker_slippage_pips"
+METRIC_API_REQUEST_SECONDS = "broker_api_request_seconds"
+METRIC_CONNECTION_STATUS = "broker_connection_status"
+METRIC_BREAKER_STATE = "broker_circuit_breaker_state"
+METRIC_BREAKER_TRANSITIONS = "broker_circuit_breaker_transitions_total"
+METRIC_BREAKER_LAST_TRANSITION = "broker_circuit_breaker_last_transition_timestamp_seconds"
+
+ORDER_STATUSES = ("filled", "rejected", "failed", "circuit_open")
+GOOD_STATUSES = "filled|rejected"
+BAD_STATUSES = "failed|circuit_open"
+BREAKER_STATES = ("closed", "open", "half_open")
+DEFAULT_SELECTOR = 'job="broker-integration"'
+
+# --- links: what a partition or a degradation acts on --------------------------------------
+
+SERVICE_BROKER_LINK = "service-broker"
+LB_LINK_PREFIX = "lb-replica-"
+
+
+def lb_link_name(index: int) -> str:
+    """Name of the load balancer → replica link of the ``index``-th replica (from 1)."""
+    return f"{LB_LINK_PREFIX}{index}"
+
+
+# --- the lab's record ----------------------------------------------------------------------
+
+LAB_RECORD_FILE = "lab.json"
+"""Written into its state directory by a lab that comes up (port base, replicas, netns);
+how every command, probe and action finds a running lab's ports (gameday.settings)."""
+
+
+# --- the admin token -----------------------------------------------------------------------
+
+ADMIN_TOKEN_ENV = "GAMEDAY_ADMIN_TOKEN"
+_TOKEN_CHARS = frozenset(chr(code) for code in range(0x21, 0x7F))  # visible ASCII
+
+
+def admin_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The admin token from ``GAMEDAY_ADMIN_TOKEN`` (surrounding blanks dropped), or None
+    when it is unset or empty.
+
+    ConfigError (which does not quote the token) when it holds anything but visible ASCII
+    characters, since it could not travel in an HTTP header.
+    """
+    env = os.environ if environ is None else environ
+    token = env.get(ADMIN_TOKEN_ENV, "").strip()
+    if not token:
+        return None
+    if not set(token) <= _TOKEN_CHARS:
+        raise ConfigError(f"{ADMIN_TOKEN_ENV} must be visible ASCII characters only "
+                          "(no spaces or control characters)")
+    return token
+
+
+# --- SLA PromQL (probes and the recording rules compute the same thing) -------------------
+
+
+def window_selector(window_s: float) -> str:
+    """A PromQL range like ``10s`` for a window in seconds; ConfigError when out of range."""
+    try:
+        window_s = float(window_s)
+    except (TypeError, ValueError):
+        raise ConfigError(f"window_s={window_s!r} is not a number of seconds") from None
+    if not 2 <= window_s <= 3600:
+        raise ConfigError(f"window_s={window_s} is out of range: valid is 2..3600 seconds")
+    return f"{int(window_s)}s"
+
+
+def _orders_rate(selector: str, window: str, statuses: str | None = None) -> str:
+    status = f',status=~"{statuses}"' if statuses else ""
+    return f"sum(rate({METRIC_ORDERS_TOTAL}{{{selector}{status}}}[{window}]))"
+
+
+def sla_expressions(selector: str, window_s: float) -> dict[str, str]:
+    """PromQL of each SLA over a trailing window (pure): availability, error_rate,
+    p95_latency_s, throughput_rps."""
+    window = window_selector(window_s)
+    total = _orders_rate(selector, window)
+    buckets = f"{METRIC_ORDER_SECONDS}_bucket{{{selector}}}"
+    return {
+        "availability": f"{_orders_rate(selector, window, GOOD_STATUSES)} / {total}",
+        "error_rate": f"{_orders_rate(selector, window, BAD_STATUSES)} / {total}",
+        "p95_latency_s": f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}])))",
+        "throughput_rps": total,
+    }
+
+
+RECORDED_WINDOWS_S = (10, 30, 60)
+
+
+def recording_rules(selector: str = DEFAULT_SELECTOR) -> dict[str, Any]:
+    """Prometheus recording rules ``gameday:sla_<name>:<window>s`` for every SLA (pure)."""
+    rules = [
+        {"record": f"gameday:sla_{name}:{window}s", "expr": expr}
+        for window in RECORDED_WINDOWS_S
+        for name, expr in sla_expressions(selector, window).items()
+    ]
+    return {"groups": [{"name": "gameday-sla", "interval": "1s", "rules": rules}]}

@@ -1,0 +1,369 @@
+"""Chaos Toolkit control: order traffic for the whole experiment, from the load generator.
+
+Declare it in an experiment::
+
+    controls:
+      - name: traffic
+        provider:
+          type: python
+          module: controls.traffic
+          arguments: {rate_rps: 200, warmup_s: 12}
+
+Before the experiment it starts ``gameday load`` against the target's entry point and
+waits ``warmup_s`` so that the SLA windows hold data; after the experiment it stops the
+load and adds the load generator's summary to the journal as the extension
+``gameday-traffic`` (its ``outcomes_path`` names the log of every order's outcome).
+While it runs, the load generator keeps a live file of its finished seconds
+(``traffic_files().live``) from which client-side SLA probes compute
+:func:`gameday.measurements.client_sla.client_sla`. The load runs in its own process (its timing
+is not disturbed by Chaos Toolkit's threads) and stops by itself after
+``max_duration_s`` or when the Chaos Toolkit process goes away.
+
+Under ``gameday run`` the traffic is *shared*: the runner starts one load generator for
+the whole game day (when every experiment asks for the same rate) and names its files
+in ``$GAMEDAY_SHARED_TRAFFIC``; the control then only waits until that traffic has run
+``warmup_s`` in all, and afterwards summarises the seconds the experiment covered. So
+experiments follow each other without a warm-up each, and the load never pauses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from chaoslib.exceptions import InterruptExecution
+
+from gameday.contract import MeasurementError
+from gameday.load.stats import merged_histogram
+from gameday.measurements.client_sla import (
+    STALE_S,
+    connect_failures,
+    figures,
+    read_live,
+    seconds_between,
+)
+from gameday.targets import get_target
+
+__all__ = [
+    "TrafficFiles",
+    "after_experiment_control",
+    "before_experiment_control",
+    "current_files",
+    "shared_summary",
+    "start_shared",
+    "stop_shared",
+    "traffic_files",
+]
+
+EXTENSION_NAME = "gameday-traffic"
+STOP_TIMEOUT_S = 15.0
+SHARED_ENV = "GAMEDAY_SHARED_TRAFFIC"
+SHARED_MAX_DURATION_S = 3600.0
+REACH_WINDOW_S = 3.0
+UNREACHABLE_SHARE = 0.9
+
+
+class TrafficFiles(NamedTuple):
+    """The files of one experiment's load (unpacks as ``pid, summary, live``)."""
+
+    pid: Path
+    summary: Path
+    live: Path
+
+
+def traffic_files(pid: int | None = None) -> TrafficFiles:
+    """Where the load of the Chaos Toolkit process ``pid`` (default: this one) keeps its
+    PID, summary and live file, in ``$GAMEDAY_RUN_DIR/traffic/`` (default ``reports``)."""
+    run_dir = Path(os.environ.get("GAMEDAY_RUN_DIR", "reports")) / "traffic"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key = pid or os.getpid()
+    return TrafficFiles(run_dir / f"load-{key}.pid", run_dir / f"load-{key}.json",
+                        run_dir / f"load-{key}.live.json")
+
+
+def shared_files(run_dir: Path) -> TrafficFiles:
+    """The files of a game day's shared load, in ``run_dir/traffic/``."""
+    directory = run_dir / "traffic"
+    directory.mkdir(parents=True, exist_ok=True)
+    return TrafficFiles(directory / "shared.pid", directory / "shared.json",
+                        directory / "shared.live.json")
+
+
+def current_files() -> TrafficFiles:
+    """The files of the traffic this experiment runs under: the shared load when
+    ``$GAMEDAY_SHARED_TRAFFIC`` names one, else this process' own."""
+    shared = os.environ.get(SHARED_ENV)
+    return shared_files(Path(shared)) if shared else traffic_files()
+
+
+def outcomes_path(files: TrafficFiles) -> Path:
+    """The log of every order's outcome next to a load's summary."""
+    return files.summary.with_suffix(".outcomes.jsonl")
+
+
+def _start_marker() -> Path:
+    return traffic_files().pid.with_suffix(".start")
+
+
+def _join_shared(files: TrafficFiles, warmup_s: float) -> None:
+    """Wait until the shared traffic has run ``warmup_s`` in all; mark our start."""
+    deadline = time.monotonic() + warmup_s + STALE_S
+    while True:
+        try:
+            live = read_live(files.live)
+            break
+        except MeasurementError as exc:
+            if time.monotonic() > deadline:
+                raise InterruptExecution(f"the shared traffic is not running: {exc}") from None
+            time.sleep(0.2)
+    wait_s = float(live["t0_unix"]) + warmup_s - time.time()
+    if wait_s > 0:
+        time.sleep(wait_s)
+    if time.time() - float(read_live(files.live)["updated_unix"]) > STALE_S:
+        raise InterruptExecution(f"the shared traffic has stopped: {files.live} is stale")
+    _start_marker().write_text(repr(time.time()))
+
+
+def _load_command(url: str, rate_rps: float, max_duration_s: float, files: TrafficFiles,
+                  workers: int = 1) -> list[str]:
+    return [
+        sys.executable, "-m", "gameday", "load", "--url", url, "--rate", str(rate_rps),
+        "--duration", str(max_duration_s), "--json", str(files.summary),
+        "--live", str(files.live), "--workers", str(workers),
+        "--stop-with-parent", str(os.getpid()),
+    ]
+
+
+def before_experiment_control(  # noqa: PLR0917 (Chaos Toolkit calls it so)
+    context: dict[str, Any], configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None, rate_rps: float = 200.0, warmup_s: float = 12.0,
+    max_duration_s: float = 900.0, workers: int = 1, **kwargs: Any,
+) -> None:
+    """Start order traffic at ``rate_rps`` (split over ``workers`` processes) and wait
+    ``warmup_s`` seconds; the load stops by itself after ``max_duration_s``. Under a
+    shared game-day load, only wait until it has run ``warmup_s`` in all.
+
+    Interrupts the experiment (before its steady state is measured) when the load
+    generator dies or when the target is unreachable (nearly every order of the last
+    seconds failed to connect); the reason goes into the journal with the traffic's
+    figures."""
+    url = get_target().entry_url() + "/orders"
+    try:
+        if os.environ.get(SHARED_ENV):
+            _join_shared(current_files(), float(warmup_s))
+        else:
+            _start_own(url, rate_rps, warmup_s, max_duration_s, int(workers))
+        _check_reachable(url)
+    except InterruptExecution as exc:
+        _error_note().write_text(str(exc), encoding="utf-8")
+        raise InterruptExecution(str(exc)) from None
+
+
+def _check_reachable(url: str) -> None:
+    """Check the traffic so far; when its figures cannot tell yet, the SLA probes will."""
+    try:
+        check_reachable(read_live(current_files().live), url, time.time())
+    except MeasurementError:
+        return
+
+
+def check_reachable(live: dict[str, Any], url: str, now_unix: float) -> None:
+    """Raise InterruptExecution naming ``url`` when at least ``UNREACHABLE_SHARE`` of the
+    orders due in the last ``REACH_WINDOW_S`` finished seconds could not connect (pure;
+    MeasurementError when the live figures cannot tell)."""
+    due, failed = connect_failures(live, REACH_WINDOW_S, now_unix)
+    if due and failed >= UNREACHABLE_SHARE * due:
+        raise InterruptExecution(
+            f"the target is unreachable: {failed} of {due} orders in the last "
+            f"{REACH_WINDOW_S:g} s could not connect to {url}")
+
+
+def _start_own(url: str, rate_rps: float, warmup_s: float, max_duration_s: float,
+               workers: int) -> None:
+    files = traffic_files()
+    pid_file, out = files.pid, files.summary
+    for stale in (out, files.live, out.with_suffix(".outcomes.jsonl"), _error_note()):
+        stale.unlink(missing_ok=True)
+    command = _load_command(url, rate_rps, max_duration_s, files, workers)
+    with out.with_suffix(".log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    pid_file.write_text(str(process.pid))
+    deadline = time.monotonic() + warmup_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise InterruptExecution(
+                f"the load generator died at start (exit {process.returncode}); "
+                f"see {out.with_suffix('.log')}")
+        time.sleep(0.2)
+
+
+def _error_note() -> Path:
+    """Where the before-control leaves why it interrupted the experiment (Chaos Toolkit
+    keeps only the status), for the after-control to put into the journal."""
+    return traffic_files().pid.with_suffix(".error")
+
+
+def _take_error_note() -> str | None:
+    note = _error_note()
+    try:
+        text = note.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    note.unlink(missing_ok=True)
+    return text
+
+
+def stopped_early(live: dict[str, Any], now_unix: float) -> str | None:
+    """Why the load's figures end before ``now_unix``, or None if it is still running
+    (pure): a live file not rewritten for over ``STALE_S`` means the generator died."""
+    age_s = now_unix - float(live["updated_unix"])
+    if age_s <= STALE_S or live.get("done"):
+        return None
+    return (f"the load generator stopped {age_s:.0f} s before the experiment ended (no "
+            "figures since): the traffic the SLA was measured on is missing")
+
+
+def _exited(pid: int) -> bool:
+    """True once our child ``pid`` has exited (reaping it), never signalling it."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return reaped == pid
+
+
+def _wait_exit(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _exited(pid):
+            return True
+        time.sleep(0.1)
+    return _exited(pid)
+
+
+def _stop(pid: int) -> None:
+    """Ask the load to stop (SIGINT: it writes its summary), SIGKILL it if it hangs."""
+    if _exited(pid):
+        return
+    os.kill(pid, signal.SIGINT)
+    if not _wait_exit(pid, STOP_TIMEOUT_S):
+        os.kill(pid, signal.SIGKILL)
+        _wait_exit(pid, 5.0)
+
+
+def after_experiment_control(
+    context: dict[str, Any], state: dict[str, Any],
+    configuration: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Stop the traffic and add its summary to the journal (extension ``gameday-traffic``);
+    under a shared load, summarise the seconds this experiment covered."""
+    note = _take_error_note()
+    if os.environ.get(SHARED_ENV):
+        extension = _shared_extension()
+    else:
+        pid_file = traffic_files().pid
+        if not pid_file.exists():
+            return
+        extension = _own_extension(int(pid_file.read_text()))
+        pid_file.unlink(missing_ok=True)
+    if note:
+        extension["error"] = note
+    state.setdefault("extensions", []).append(extension)
+
+
+def _own_extension(pid: int) -> dict[str, Any]:
+    """Stop this experiment's own load and describe it."""
+    files = traffic_files()
+    early = (f"the load generator exited before the experiment ended: the traffic the SLA "
+             f"was measured on is missing; see {files.summary.with_suffix('.log')}"
+             if _exited(pid) else None)
+    _stop(pid)
+    extension: dict[str, Any] = {"name": EXTENSION_NAME}
+    if files.summary.exists():
+        extension["summary"] = json.loads(files.summary.read_text(encoding="utf-8"))
+        extension["summary"]["t0_unix"] = _t0_unix(files.live)
+    else:
+        extension["error"] = f"the load generator wrote no summary ({files.summary} missing)"
+    if early:
+        extension["error"] = early
+    return extension
+
+
+def _t0_unix(live: Path) -> float | None:
+    """When the load's second 0 began, from its live file (None if it has none)."""
+    try:
+        return float(read_live(live)["t0_unix"])
+    except (MeasurementError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _shared_extension() -> dict[str, Any]:
+    extension: dict[str, Any] = {"name": EXTENSION_NAME}
+    marker = _start_marker()
+    try:
+        start = float(marker.read_text())
+        live = read_live(current_files().live)
+        extension.update(shared_mark(live, start, time.time()))
+        if "summary" in extension:
+            extension["summary"]["outcomes_path"] = str(outcomes_path(current_files()))
+    except (OSError, ValueError, MeasurementError) as exc:
+        extension["error"] = f"no figures from the shared traffic: {exc}"
+    marker.unlink(missing_ok=True)
+    return extension
+
+
+def shared_mark(live: dict[str, Any], start_unix: float, end_unix: float) -> dict[str, Any]:
+    """What the journal gets of the shared traffic between two unix times (pure): its
+    ``summary``, an ``error`` when the load generator stopped early, a ``note`` when no
+    whole second lies between the two."""
+    mark: dict[str, Any] = {}
+    early = stopped_early(live, end_unix)
+    if early:
+        mark["error"] = early
+    if not seconds_between(live, start_unix, end_unix):
+        mark["note"] = "the experiment covered no whole second of the traffic"
+        return mark
+    mark["summary"] = shared_summary(live, start_unix, end_unix)
+    return mark
+
+
+def shared_summary(live: dict[str, Any], start_unix: float, end_unix: float) -> dict[str, Any]:
+    """The load generator's figures for the seconds between two unix times (pure)."""
+    window = seconds_between(live, start_unix, end_unix)
+    sla = figures(window)
+    histogram = merged_histogram(e.get("hist") for e in window)
+    errors = {k: sum(int(e["errors"][k]) for e in window) for k in window[0]["errors"]}
+    return {
+        "mode": "shared", "since_unix": start_unix, "target_rps": live.get("rate_rps"),
+        "due": sla["requests"], "sent": sum(int(e["sent"]) for e in window),
+        "answered": sum(int(e["answered"]) for e in window),
+        "errors": errors, "error_rate": sla["error_rate"], "availability": sla["availability"],
+        "latency_ms": {f"p{q}": histogram.get_value_at_percentile(q) / 1000
+                       for q in (50, 95, 99)},
+        "timeline": [{k: v for k, v in e.items() if k != "hist"} for e in window],
+    }
+
+
+def start_shared(url: str, rate_rps: float, run_dir: Path) -> subprocess.Popen[bytes]:
+    """Start a game day's shared load (stops by itself with this process, or after an
+    hour); point experiments at it by setting ``$GAMEDAY_SHARED_TRAFFIC`` to ``run_dir``."""
+    files = shared_files(run_dir)
+    for stale in (files.summary, files.live, outcomes_path(files)):
+        stale.unlink(missing_ok=True)
+    command = _load_command(url, rate_rps, SHARED_MAX_DURATION_S, files)
+    with files.summary.with_suffix(".log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    files.pid.write_text(str(process.pid))
+    return process
+
+
+def stop_shared(process: subprocess.Popen[bytes]) -> None:
+    """Stop the shared load (it writes its summary)."""
+    _stop(process.pid)

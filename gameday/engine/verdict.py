@@ -1,0 +1,175 @@
+"""A strict judge of Chaos Toolkit journals (pure).
+
+Chaos Toolkit exits 0 when the steady state fails *before* the method, does not judge
+tolerances of probes inside the method, and reports an activity interrupted by a signal
+as a mere failure. A resilience job must not pass on any of those. An experiment passes
+only when: the status is ``completed``; it did not deviate; the steady state was met
+before and after; every continuous check was met; every action and probe of the method
+succeeded and every method probe with a tolerance is within it; every rollback
+succeeded; every required control left its mark; and the cleanup check found nothing
+left injected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaoslib import substitute
+from chaoslib.hypothesis import within_tolerance
+
+__all__ = ["Verdict", "judge"]
+
+MAX_SHOWN_CHARS = 160
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an experiment passed, and every reason it did not."""
+
+    title: str
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        """True when there is no reason to fail."""
+        return not self.reasons
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
+
+
+def _describe(output: Any) -> str:
+    """A probe's output in words: for an SLA report, only the figures out of bounds."""
+    if isinstance(output, dict) and output.get("ok") is False:
+        failing = [key[:-3] for key, ok in output.items() if key.endswith("_ok") and ok is False]
+        if failing:
+            return "; ".join(f"{name} {output.get(name)} {_bound(output, name)}"
+                             for name in failing)
+    return _short(output)
+
+
+def _bound(output: dict[str, Any], name: str) -> str:
+    """The bound an SLA report gives for ``name`` (``availability`` → ``availability_min``,
+    ``p95_latency_s`` → ``p95_latency_max_s``, ...), in words."""
+    family = name.split("_", maxsplit=1)[0]
+    for key, value in output.items():
+        words = key.split("_")
+        if words[0] == family and key != name and ("min" in words or "max" in words):
+            return f"{'under its minimum' if 'min' in words else 'over its maximum'} {value}"
+    return "out of bounds"
+
+
+_OWN_PREFIXES = re.compile(r"^(?:chaoslib\.exceptions\.ActivityFailed: )?"
+                           r"(?:(?:gameday\.(?:errors|contract|engine\.activity)|lab\.stack)"
+                           r"\.\w+: )?")
+
+
+def _exception_line(run: Mapping[str, Any]) -> str:
+    """The exception's last line, without the class names of Chaos Toolkit's wrapper and
+    of gameday's own errors (their messages say what happened; others keep theirs)."""
+    lines = [ln.strip() for ln in run.get("exception") or [] if ln.strip()]
+    return _OWN_PREFIXES.sub("", lines[-1]) if lines else "no exception recorded"
+
+
+def _probe_reason(phase: str, run: Mapping[str, Any]) -> str | None:
+    activity = run.get("activity", {})
+    name = activity.get("name", "?")
+    if run.get("status") != "succeeded":
+        return f"{phase}: probe {name} could not measure: {_exception_line(run)}"
+    if run.get("tolerance_met") is False:
+        return (f"{phase}: {name} returned {_describe(run.get('output'))}, "
+                f"tolerance {_short(activity.get('tolerance'))}")
+    return None
+
+
+def _hypothesis_reasons(phase: str, state: Mapping[str, Any] | None) -> list[str]:
+    if state is None:
+        return [f"{phase}: the steady state was never checked"]
+    reasons = [r for r in (_probe_reason(phase, p) for p in state.get("probes", [])) if r]
+    if not state.get("steady_state_met") and not reasons:
+        reasons.append(f"{phase}: steady state not met")
+    return reasons
+
+
+def _has_hypothesis(experiment: Mapping[str, Any]) -> bool:
+    return bool((experiment.get("steady-state-hypothesis") or {}).get("probes"))
+
+
+def _steady_state_reasons(journal: Mapping[str, Any], has_method_run: bool) -> list[str]:
+    if not _has_hypothesis(journal.get("experiment", {})):
+        return ["experiment declares no steady-state hypothesis: nothing was verified"]
+    states = journal.get("steady_states") or {}
+    reasons = _hypothesis_reasons("baseline (before)", states.get("before"))
+    if has_method_run or states.get("after") is not None:
+        reasons += _hypothesis_reasons("after", states.get("after"))
+    for index, during in enumerate(states.get("during") or []):
+        reasons += _hypothesis_reasons(f"during #{index + 1}", during)
+    return reasons
+
+
+def _method_reasons(runs: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) -> list[str]:
+    reasons = []
+    for run in runs:
+        activity = run.get("activity", {})
+        kind, name = activity.get("type", "activity"), activity.get("name", "?")
+        if run.get("status") != "succeeded":
+            reasons.append(f"method: {kind} {name} {run.get('status')}: {_exception_line(run)}")
+        elif kind == "probe" and "tolerance" in activity:
+            tolerance = substitute(activity["tolerance"], dict(config), {})
+            if not within_tolerance(tolerance, run.get("output"), dict(config), {}):
+                reasons.append(f"method: {name} returned {_describe(run.get('output'))}, "
+                               f"tolerance {_short(tolerance)}")
+    return reasons
+
+
+def _rollback_reasons(journal: Mapping[str, Any]) -> list[str]:
+    declared = journal.get("experiment", {}).get("rollbacks") or []
+    runs = journal.get("rollbacks") or []
+    if declared and not runs:
+        return ["rollbacks: none ran although the experiment declares them"]
+    return [
+        f"rollback {r.get('activity', {}).get('name', '?')} {r.get('status')}: "
+        f"{_exception_line(r)}"
+        for r in runs if r.get("status") != "succeeded"
+    ]
+
+
+def _control_reasons(journal: Mapping[str, Any], required: Iterable[str]) -> list[str]:
+    marks = {e.get("name"): e for e in journal.get("extensions") or [] if isinstance(e, dict)}
+    reasons = []
+    for name in required:
+        if name not in marks:
+            reasons.append(f"control {name} left no mark in the journal: it did not run "
+                           "(Chaos Toolkit skips a control it cannot import)")
+        elif marks[name].get("error"):
+            reasons.append(f"control {name}: {marks[name]['error']}")
+    return reasons
+
+
+def judge(
+    journal: Mapping[str, Any],
+    configuration: Mapping[str, Any] | None = None,
+    required_controls: Iterable[str] = (),
+    leftovers: Iterable[str] = (),
+) -> Verdict:
+    """Judge one journal; ``leftovers`` are the faults the cleanup check found."""
+    experiment = journal.get("experiment", {})
+    config = {**(experiment.get("configuration") or {}), **(configuration or {})}
+    runs = journal.get("run") or []
+    reasons = []
+    if journal.get("status") != "completed":
+        reasons.append(f"status is {journal.get('status')!r}, not 'completed'")
+    if journal.get("deviated"):
+        reasons.append("the steady state deviated after the method")
+    reasons += _steady_state_reasons(journal, bool(runs))
+    reasons += _method_reasons(runs, config)
+    reasons += _rollback_reasons(journal)
+    reasons += _control_reasons(journal, required_controls)
+    reasons += [f"left injected after the run: {item}" for item in leftovers]
+    return Verdict(title=str(experiment.get("title", "?")), reasons=tuple(reasons))

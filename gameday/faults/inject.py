@@ -1,0 +1,146 @@
+"""Inject faults and undo them, recording each in the target's injection log first.
+
+This is the engine behind ``actions``: every fault kind has an idempotent undo, and
+``cleanup`` undoes whatever the log still holds as pending (after a crash, say).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gameday.clients.http import HttpUnreachable, request_json
+from gameday.clients.toxiproxy import STREAMS, TOXIC_TYPES, Toxiproxy
+from gameday.contract import ConfigError, InjectionError
+from gameday.faults.record import Injection, InjectionLog
+from gameday.targets import Target
+
+LINK_KINDS = ("partition", "degrade")
+EVERYTHING_SELECTORS = ("", "*", "all")
+
+
+def _log(target: Target) -> InjectionLog:
+    return InjectionLog(target.state_dir())
+
+
+def _check_link(target: Target, link: str) -> None:
+    links = target.links()
+    if link not in links:
+        raise ConfigError(f"unknown link {link!r}: valid links are {', '.join(links)}")
+
+
+def partition(target: Target, link: str) -> dict[str, Any]:
+    """Cut ``link``; undo with ``heal``."""
+    _check_link(target, link)
+    _log(target).record("partition", {"link": link})
+    target.partition(link)
+    return {"link": link, "state": "down"}
+
+
+def heal(target: Target, link: str) -> dict[str, Any]:
+    """Restore ``link`` and remove its degradations; idempotent."""
+    _check_link(target, link)
+    target.heal(link)
+    removed = Toxiproxy(target.fault_proxy_url()).remove_toxics(link)
+    _log(target).resolve(lambda i: i.kind in LINK_KINDS and i.params.get("link") == link)
+    return {"link": link, "state": "up", "toxics_removed": removed}
+
+
+def toxic_body(toxic: str, stream: str, toxicity: float,
+               attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A Toxiproxy toxic, validated (pure)."""
+    if toxic not in TOXIC_TYPES:
+        raise ConfigError(f"unknown toxic {toxic!r}: valid are {', '.join(TOXIC_TYPES)}")
+    if stream not in STREAMS:
+        raise ConfigError(f"unknown stream {stream!r}: valid are {', '.join(STREAMS)}")
+    if not 0 <= float(toxicity) <= 1:
+        raise ConfigError(f"toxicity={toxicity} is out of range: valid is 0..1")
+    return {"name": f"gameday-{toxic}-{stream}", "type": toxic, "stream": stream,
+            "toxicity": float(toxicity), "attributes": dict(attributes)}
+
+
+def degrade(target: Target, link: str, *, toxic: str, stream: str, toxicity: float,
+            attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Add a Toxiproxy toxic to ``link``; undo with ``heal``."""
+    body = toxic_body(toxic, stream, toxicity, attributes)
+    _log(target).record("degrade", {"link": link, "toxic": body})
+    return Toxiproxy(target.fault_proxy_url()).add_toxic(link, body)
+
+
+def _broker_admin(target: Target, path: str, body: dict[str, Any]) -> Any:
+    url = target.broker_admin_url() + path
+    try:
+        response = request_json("POST", url, body, admin=True)
+    except HttpUnreachable as exc:
+        raise InjectionError(f"broker admin API unreachable: {exc}") from exc
+    if response.status == 400:
+        raise ConfigError(f"broker simulator refused {body}: {response.body}")
+    if response.status >= 300:
+        raise InjectionError(f"broker simulator answered {response.status}: {response.body}")
+    return response.body
+
+
+def broker_fail(target: Target, mode: Mapping[str, Any]) -> Any:
+    """Switch the broker simulator into a failure ``mode``; undo with ``broker_recover``."""
+    _log(target).record("broker", dict(mode))
+    return _broker_admin(target, "/admin/mode", dict(mode))
+
+
+def broker_recover(target: Target) -> Any:
+    """Put the broker simulator back to normal; idempotent."""
+    answer = _broker_admin(target, "/admin/reset", {})
+    _log(target).resolve(lambda i: i.kind == "broker")
+    return answer
+
+
+def kill_count(mode: str, qty: float, matching: int) -> int:
+    """How many of ``matching`` replicas to kill (pure): ``fixed`` = qty, ``percentage`` =
+    qty % rounded down but at least 1."""
+    if mode == "fixed":
+        count = int(qty)
+        if count != qty or not 1 <= count <= matching:
+            raise ConfigError(f"qty={qty} is invalid: valid is a whole number 1..{matching}")
+        return count
+    if mode == "percentage":
+        if not 0 < qty <= 100:
+            raise ConfigError(f"qty={qty} is invalid for mode percentage: valid is 0 < qty <= 100")
+        return max(1, math.floor(matching * qty / 100))
+    raise ConfigError(f"unknown mode {mode!r}: valid are fixed, percentage")
+
+
+def kill(target: Target, selector: str, qty: float, mode: str) -> list[str]:
+    """Kill replicas matching ``selector``; they come back by themselves (no undo)."""
+    if selector.strip() in EVERYTHING_SELECTORS:
+        raise ConfigError(f"selector {selector!r} would match everything: name the service's "
+                          "pods, e.g. app=broker-integration")
+    count = kill_count(mode, qty, target.ready_replicas(selector))
+    _log(target).record("kill", {"selector": selector, "qty": count}, undoable=False)
+    return target.kill_pods(selector, count)
+
+
+UNDO: dict[str, Callable[[Target, Injection], Any]] = {
+    "partition": lambda target, injection: heal(target, injection.params["link"]),
+    "degrade": lambda target, injection: heal(target, injection.params["link"]),
+    "broker": lambda target, injection: broker_recover(target),
+}
+
+
+def cleanup(target: Target) -> list[str]:
+    """Undo every fault the log holds as pending; returns what was undone, in words.
+    Raises InjectionError naming any recorded fault of a kind it cannot undo (after
+    undoing the others)."""
+    undone, unknown = [], []
+    for injection in _log(target).pending():
+        undo = UNDO.get(injection.kind)
+        if undo is None:
+            unknown.append(f"{injection.kind} {injection.params} (id {injection.id})")
+            continue
+        undo(target, injection)
+        undone.append(f"{injection.kind} {injection.params}")
+    if unknown:
+        raise InjectionError(
+            f"cannot undo recorded {'; '.join(unknown)}: gameday undoes only "
+            f"{', '.join(UNDO)}; undo it by hand, then remove its line from "
+            f"{_log(target).path}")
+    return undone

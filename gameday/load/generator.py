@@ -1,0 +1,252 @@
+"""An open-model load generator: request i is due at t0 + i/rate, whatever came before.
+
+Each request starts as its own task at its due time, whether or not earlier ones have
+answered, and its latency is measured from that *due* time: a stalled service shows
+as high latency instead of as fewer requests (no coordinated omission). The delay
+between a request's due time and the moment it really starts is the scheduler lag
+(the client's own added latency); a start more than ``late_threshold_ms`` late is a
+late start. Every request has a timeout; every ending is classified (2xx, 4xx, 5xx,
+timeout, connection) and, per order, as ``ok`` (2xx), ``failed`` (another HTTP answer,
+or a connection refused before anything was sent) or ``unknown`` (a timeout or a
+broken connection after the order may have reached the service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import aiohttp
+
+from gameday.load.output import LiveHeader, OutcomeLog, live_document
+from gameday.load.stats import LoadStats, RunFacts, build_summary, classify_status
+
+__all__ = ["LoadOutputs", "LoadSettings", "new_order", "run_load"]
+
+MAX_CONNECTIONS = 1024
+DRAIN_GRACE_S = 1.0
+STOP_POLL_S = 0.05
+TICK_OFFSET_S = 0.05
+JSON_HEADERS = MappingProxyType({"Content-Type": "application/json"})
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """One load run.
+
+    Attributes:
+        url: where requests go (the service's ``/orders`` for order traffic).
+        rate_rps: requests due per second (over all workers).
+        duration_s: how long to send; the run stops by itself after it.
+        timeout_s: per-request timeout; a request over it counts as ``timeout``.
+        method: ``POST`` sends a new order (unique client order id) each time; ``GET`` no body.
+        late_threshold_ms: a start later than this after its due time is a late start.
+        in_time_s: an answer within this many seconds of its due time is "in time".
+        worker_index, worker_count: this process sends requests i with
+            i % worker_count == worker_index (``--workers`` splits the rate this way).
+        start_unix: wall-clock time of the run's second 0 (None = now); workers share it.
+    """
+
+    url: str
+    rate_rps: float
+    duration_s: float
+    timeout_s: float = 2.0
+    method: str = "POST"
+    late_threshold_ms: float = 10.0
+    in_time_s: float = 1.0
+    worker_index: int = 0
+    worker_count: int = 1
+    start_unix: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rate_rps > 0:
+            raise ValueError(f"rate must be > 0 requests/s, got {self.rate_rps}")
+        if not self.duration_s > 0:
+            raise ValueError(f"duration must be > 0 s, got {self.duration_s}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout must be > 0 s, got {self.timeout_s}")
+        if self.method not in ("GET", "POST"):
+            raise ValueError(f"method must be GET or POST, got {self.method!r}")
+        if not 0 <= self.worker_index < self.worker_count:
+            raise ValueError(f"worker {self.worker_index} of {self.worker_count} is invalid")
+
+    def indices(self) -> range:
+        """The request numbers this process sends (request i is due at t0 + i/rate)."""
+        total = int(self.rate_rps * self.duration_s)
+        return range(self.worker_index, total, self.worker_count)
+
+
+@dataclass(frozen=True)
+class LoadOutputs:
+    """Where a run's figures go while it runs (both optional).
+
+    outcomes: receives every order's outcome (see :mod:`gameday.load.output`).
+    on_second: called about once per second, and once at the end, with the live document.
+    """
+
+    outcomes: OutcomeLog = field(default_factory=OutcomeLog)
+    on_second: Callable[[dict[str, Any]], None] | None = None
+
+
+def new_order(client_order_id: str) -> dict[str, Any]:
+    """A small market order with the given client order id."""
+    return {"client_order_id": client_order_id, "instrument": "EUR_USD", "units": 1000,
+            "price": 1.0842}
+
+
+def _order_body(client_order_id: str) -> bytes:
+    """:func:`new_order` as JSON bytes (serialized once per request, cheaply)."""
+    return json.dumps(new_order(client_order_id), separators=(",", ":")).encode()
+
+
+@dataclass
+class _Run:
+    settings: LoadSettings
+    session: aiohttp.ClientSession
+    stats: LoadStats
+    outputs: LoadOutputs
+    t0: float
+    id_prefix: str = field(default_factory=lambda: f"gd-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+async def _send(run: _Run, order_id: str) -> tuple[str, str]:
+    """Send one request; returns (class, order outcome)."""
+    settings = run.settings
+    body = _order_body(order_id) if settings.method == "POST" else None
+    headers = JSON_HEADERS if body is not None else None
+    try:
+        async with run.session.request(settings.method, settings.url, data=body,
+                                       headers=headers) as response:
+            await response.read()
+            klass = classify_status(response.status)
+            return klass, "ok" if klass == "2xx" else "failed"
+    except TimeoutError:
+        return "timeout", "unknown"
+    except aiohttp.ClientConnectorError:
+        return "connection", "failed"  # no connection: nothing was sent
+    except (aiohttp.ClientError, OSError):
+        return "connection", "unknown"
+
+
+async def _request(run: _Run, sequence: int, t: int, due: float) -> None:
+    started = time.monotonic()
+    run.stats.record_start(t, started - due, started - run.t0)
+    order_id = f"{run.id_prefix}-{sequence}"
+    try:
+        klass, outcome = await _send(run, order_id)
+    except asyncio.CancelledError:
+        run.stats.record_end(t, "timeout", time.monotonic() - due)
+        run.outputs.outcomes.write(order_id, "unknown")
+        raise
+    except Exception:  # every request must end in the figures, or its second never finishes
+        log.exception("request %s failed unexpectedly; counted as a connection error", order_id)
+        klass, outcome = "connection", "unknown"
+    run.stats.record_end(t, klass, time.monotonic() - due)
+    run.outputs.outcomes.write(order_id, outcome)
+
+
+async def _wait(delay_s: float, stop: asyncio.Event) -> None:
+    """Sleep ``delay_s`` (always yielding to the loop); long sleeps end early on ``stop``."""
+    if delay_s <= STOP_POLL_S:
+        await asyncio.sleep(max(0.0, delay_s))
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay_s)
+
+
+async def _schedule(run: _Run, stop: asyncio.Event) -> set[asyncio.Task[None]]:
+    tasks: set[asyncio.Task[None]] = set()
+    rate = run.settings.rate_rps
+    for sequence in run.settings.indices():
+        t = int(sequence / rate)
+        run.stats.schedule_reaches(t)
+        due = run.t0 + sequence / rate
+        await _wait(due - time.monotonic(), stop)
+        if stop.is_set():
+            break
+        run.stats.record_due(t)
+        task = asyncio.create_task(_request(run, sequence, t, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    run.stats.finish_scheduling()
+    return tasks
+
+
+async def _drain(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    """Wait for the requests under way; cancel (and count) those still going after it."""
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=timeout_s)
+    leftovers = set(tasks)
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+def _header(settings: LoadSettings, t0_unix: float) -> LiveHeader:
+    return LiveHeader(t0_unix=t0_unix, rate_rps=settings.rate_rps,
+                      in_time_s=settings.in_time_s, timeout_s=settings.timeout_s)
+
+
+async def _tick(run: _Run, header: LiveHeader) -> None:
+    """About once per second: finish seconds, flush outcomes, hand on the live document."""
+    ticks = int(run.settings.duration_s + run.settings.timeout_s + DRAIN_GRACE_S) + 2
+    for tick in range(1, ticks + 1):
+        await asyncio.sleep(max(0.0, run.t0 + tick + TICK_OFFSET_S - time.monotonic()))
+        _report(run, header, done=False)
+
+
+def _report(run: _Run, header: LiveHeader, *, done: bool) -> None:
+    run.stats.finalize()
+    run.outputs.outcomes.flush()
+    if run.outputs.on_second is not None:
+        run.outputs.on_second(live_document(header, run.stats.timeline, time.time(), done))
+
+
+def _clock(settings: LoadSettings) -> tuple[float, float]:
+    """(t0 on the monotonic clock, t0 as unix time)."""
+    if settings.start_unix is None:
+        return time.monotonic(), time.time()
+    return time.monotonic() + (settings.start_unix - time.time()), settings.start_unix
+
+
+async def run_load(
+    settings: LoadSettings, stop: asyncio.Event | None = None,
+    outputs: LoadOutputs | None = None,
+) -> dict[str, Any]:
+    """Send the load until ``duration_s`` has passed or ``stop`` is set; return the summary.
+
+    The summary (see :func:`gameday.load.stats.build_summary`) includes the encoded
+    histograms; :func:`gameday.load.stats.public_summary` drops them.
+    """
+    stop = stop or asyncio.Event()
+    outputs = outputs or LoadOutputs()
+    stats = LoadStats(settings.rate_rps / settings.worker_count, settings.in_time_s,
+                      settings.late_threshold_ms / 1000)
+    timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        t0, t0_unix = _clock(settings)
+        run = _Run(settings, session, stats, outputs, t0)
+        header = _header(settings, t0_unix)
+        ticker = asyncio.create_task(_tick(run, header))
+        try:
+            await _drain(await _schedule(run, stop), settings.timeout_s + DRAIN_GRACE_S)
+        finally:
+            ticker.cancel()
+        elapsed = time.monotonic() - t0
+    stats.abandon_pending()
+    _report(run, header, done=True)
+    facts = RunFacts(stats.target_rps, elapsed, stats.last_start_s, 1,
+                     dict(outputs.outcomes.counts))
+    return build_summary(stats.timeline, stats.latency, stats.lag, facts)

@@ -1,0 +1,644 @@
+"""The kubernetes target against a local stand-in for the Kubernetes API server.
+
+No API server can run here, so a small HTTP server on 127.0.0.1 answers the way
+Kubernetes does (PodList, Pod, NetworkPolicy, Status objects) and records every request;
+the tests assert the exact requests: method, path, query, body, content type, token.
+Leftovers are read from a real fault proxy (``python -m lab.faultproxy``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gameday.clients.http import request_json
+from gameday.contract import ConfigError, InjectionError, MeasurementError
+from gameday.targets import get_target
+from gameday.targets.kubernetes.objects import match_labels, replica_number
+from gameday.targets.kubernetes.settings import KubernetesSettings
+from gameday.targets.kubernetes.target import KubernetesTarget
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "broker-integration"
+PODS = f"/api/v1/namespaces/{NS}/pods"
+POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies"
+SERVICE_QUERY = "labelSelector=app%3Dbroker-integration"
+MANAGED_QUERY = "labelSelector=app.kubernetes.io/managed-by%3Dgameday"
+TOKEN = "test-token"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the fake API server received."""
+
+    method: str
+    path: str
+    query: str
+    content_type: str
+    authorization: str
+    body: Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A canned answer: status, JSON body, and how long to wait before sending it."""
+
+    status: int
+    body: Any
+    delay_s: float = 0.0
+
+
+class FakeApiServer(ThreadingHTTPServer):
+    """Answers ``(method, path, query)`` from ``answers`` (else a 404 Status); records all."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.answers: dict[tuple[str, str, str], Answer] = {}
+        self.requests: list[Request] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def answer(self, method: str, path: str, body: Any, status: int = 200, *, query: str = "",
+               delay_s: float = 0.0) -> None:
+        self.answers[(method, path, query)] = Answer(status, body, delay_s)
+
+    def calls(self) -> list[tuple[str, str, str]]:
+        with self.lock:
+            return [(r.method, r.path, r.query) for r in self.requests]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeApiServer
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path, _, query = self.path.partition("?")
+        with self.server.lock:
+            self.server.requests.append(Request(
+                self.command, path, query, self.headers.get("Content-Type", ""),
+                self.headers.get("Authorization", ""), json.loads(raw) if raw else None))
+        answer = self.server.answers.get((self.command, path, query),
+                                         Answer(404, not_found(path.rsplit("/", 1)[-1])))
+        time.sleep(answer.delay_s)
+        data = json.dumps(answer.body).encode()
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (timeout tests)
+            pass
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+# --- Kubernetes objects as the API server sends them ------------------------------------
+
+
+def status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure" if code >= 400 else "Success", "message": message,
+            "reason": reason, "code": code}
+
+
+def not_found(name: str) -> dict[str, Any]:
+    return status(404, "NotFound", f'"{name}" not found')
+
+
+def pod(name: str, *, phase: str = "Running", ready: bool = True, deleting: bool = False,
+        partition: str | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": name, "namespace": NS, "uid": f"uid-{name}", "resourceVersion": "7",
+        "creationTimestamp": "2024-05-01T10:00:00Z",
+        "labels": {"app": "broker-integration", "pod-template-hash": "6d4cf56db6"}}
+    if partition:
+        metadata["labels"]["gameday.io/partition"] = partition
+    if deleting:
+        metadata["deletionTimestamp"] = "2024-05-01T11:00:00Z"
+    flag = "True" if ready else "False"
+    conditions = [{"type": kind, "status": flag, "lastTransitionTime": "2024-05-01T10:00:05Z"}
+                  for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled")]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+            "spec": {"containers": [{"name": "service", "image": "broker-integration:1.4"}]},
+            "status": {"phase": phase, "conditions": conditions, "podIP": "10.0.0.7"}}
+
+
+def pod_list(*pods: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"},
+            "items": list(pods)}
+
+
+def policy_list(*links: str) -> dict[str, Any]:
+    items = [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"name": f"gameday-partition-{link}", "namespace": NS,
+                           "labels": {"app.kubernetes.io/managed-by": "gameday",
+                                      "gameday.io/partition": link}},
+              "spec": {"podSelector": {}}} for link in links]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList",
+            "metadata": {"resourceVersion": "9"}, "items": items}
+
+
+A, B, C, D = (f"broker-integration-6d4cf56db6-{s}" for s in ("a1b2c", "d3e4f", "g5h6i", "j7k8l"))
+THREE = pod_list(pod(B), pod(A), pod(C))
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeApiServer]:
+    """The fake API server, with credentials pointing chaostoolkit-kubernetes at it."""
+    server = FakeApiServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    for name in ("CHAOSTOOLKIT_IN_POD", "KUBERNETES_CONTEXT", "HTTP_PROXY", "NO_PROXY",
+                 "KUBERNETES_CERT_FILE", "KUBERNETES_USERNAME", "KUBERNETES_VERIFY_SSL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KUBERNETES_HOST", server.url)
+    monkeypatch.setenv("KUBERNETES_API_KEY", TOKEN)
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def settings(tmp_path: Path, toxiproxy_url: str = "http://127.0.0.1:9") -> KubernetesSettings:
+    return KubernetesSettings(prometheus_url="http://127.0.0.1:9090",
+                              toxiproxy_url=toxiproxy_url, entry_url="http://127.0.0.1:8080",
+                              broker_url="http://127.0.0.1:8081", state_dir=tmp_path,
+                              api_timeout_s=2.0)
+
+
+@pytest.fixture
+def target(api: FakeApiServer, tmp_path: Path) -> KubernetesTarget:
+    return KubernetesTarget(settings(tmp_path))
+
+
+# --- kill and readiness ------------------------------------------------------------------
+
+
+def test_kill_lists_pods_then_deletes_the_first_running_ones_by_name(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(C, deleting=True), pod(B), pod(D, phase="Pending"),
+                                     pod(A)), query=SERVICE_QUERY)
+    api.answer("DELETE", f"{PODS}/{A}", pod(A, deleting=True))
+    api.answer("DELETE", f"{PODS}/{B}", pod(B, deleting=True))
+
+    assert target.kill_pods("app=broker-integration", 2) == [B, A]
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("GET", PODS, SERVICE_QUERY),
+                           ("DELETE", f"{PODS}/{B}", ""), ("DELETE", f"{PODS}/{A}", "")]
+    deletes = [r for r in api.requests if r.method == "DELETE"]
+    assert [r.body for r in deletes] == [{"gracePeriodSeconds": 0}] * 2
+    assert {r.authorization for r in api.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_kill_one_takes_the_first_running_pod_by_name(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("DELETE", f"{PODS}/{A}", pod(A, deleting=True))
+
+    assert target.kill_pods("app=broker-integration", 1) == [A]
+
+    assert api.calls()[-1] == ("DELETE", f"{PODS}/{A}", "")
+    assert len(api.calls()) == 3
+
+
+def test_kill_more_than_run_or_with_an_empty_selector_is_refused(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A), pod(B, deleting=True)), query=SERVICE_QUERY)
+
+    with pytest.raises(ConfigError, match="qty=2 is invalid: 1 running pods"):
+        target.kill_pods("app=broker-integration", 2)
+    with pytest.raises(ConfigError, match="empty selector"):
+        target.kill_pods("  ", 1)
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY)]
+
+
+def test_kill_reports_a_refused_delete(api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("DELETE", f"{PODS}/{A}", status(403, "Forbidden", "pods is forbidden"), 403)
+
+    with pytest.raises(InjectionError, match=r"HTTP 403 Forbidden.*pods is forbidden"):
+        target.kill_pods("app=broker-integration", 1)
+
+
+def test_kill_gives_up_on_a_hanging_api_server(api: FakeApiServer, tmp_path: Path) -> None:
+    target = KubernetesTarget(replace(settings(tmp_path), api_timeout_s=0.3))
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("DELETE", f"{PODS}/{A}", pod(A, deleting=True), delay_s=2.0)
+
+    started = time.monotonic()
+    with pytest.raises(InjectionError, match=r"terminate_pods did not finish within 0.9 s"):
+        target.kill_pods("app=broker-integration", 1)
+    assert time.monotonic() - started < 1.5
+
+
+def test_ready_counts_running_pods_whose_ready_condition_is_true(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    query = "labelSelector=app%3Dbroker-integration%2Cpod-template-hash%3D6d4cf56db6"
+    api.answer("GET", PODS, pod_list(pod(A), pod(B, ready=False), pod(C, deleting=True),
+                                     pod(D, phase="Pending", ready=False)), query=query)
+
+    assert target.ready_replicas("app=broker-integration,pod-template-hash=6d4cf56db6") == 1
+
+    assert api.calls() == [("GET", PODS, query)]
+
+
+def test_ready_raises_when_the_api_server_cannot_answer(
+        api: FakeApiServer, target: KubernetesTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+    api.answer("GET", PODS, status(500, "InternalError", "etcd timed out"), 500,
+               query=SERVICE_QUERY)
+    with pytest.raises(MeasurementError, match=r"cannot list pods.*HTTP 500.*etcd timed out"):
+        target.ready_replicas("app=broker-integration")
+
+    api.answer("GET", PODS, status(400, "BadRequest", "unable to parse requirement"), 400,
+               query="labelSelector=app%3D%3D%3D")
+    with pytest.raises(ConfigError, match=r"refused it.*unable to parse requirement"):
+        target.ready_replicas("app===")
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("KUBERNETES_HOST", f"http://127.0.0.1:{closed.getsockname()[1]}")
+        with pytest.raises(MeasurementError, match="cannot list pods"):
+            target.ready_replicas("app=broker-integration")
+
+
+def test_ready_times_out(api: FakeApiServer, tmp_path: Path) -> None:
+    target = KubernetesTarget(replace(settings(tmp_path), api_timeout_s=0.2))
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY, delay_s=1.0)
+
+    started = time.monotonic()
+    with pytest.raises(MeasurementError, match="cannot list pods"):
+        target.ready_replicas("app=broker-integration")
+    assert time.monotonic() - started < 1.5
+
+
+# --- partitions --------------------------------------------------------------------------
+
+MANAGED = {"app.kubernetes.io/managed-by": "gameday"}
+
+
+def test_partition_service_broker_denies_the_service_egress_but_dns(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("POST", POLICIES, {}, 201)
+
+    target.partition("service-broker")
+
+    assert api.calls() == [("POST", POLICIES, "")]
+    assert api.requests[0].content_type == "application/json"
+    assert api.requests[0].body == {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "gameday-partition-service-broker",
+                     "labels": {**MANAGED, "gameday.io/partition": "service-broker"}},
+        "spec": {"podSelector": {"matchLabels": {"app": "broker-integration"}},
+                 "policyTypes": ["Egress"],
+                 "egress": [{"ports": [{"protocol": "UDP", "port": 53},
+                                       {"protocol": "TCP", "port": 53}]}]},
+    }
+
+
+def test_partition_is_idempotent_when_the_policy_exists(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("POST", POLICIES, status(409, "AlreadyExists", "already exists"), 409)
+    target.partition("service-broker")
+    assert api.calls() == [("POST", POLICIES, "")]
+
+
+def test_partition_replica_labels_its_pod_and_denies_its_ingress(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("POST", POLICIES, {}, 201)
+    api.answer("PATCH", f"{PODS}/{B}", pod(B))
+
+    target.partition("lb-replica-2")
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("POST", POLICIES, ""),
+                           ("PATCH", f"{PODS}/{B}", "")]
+    create, label = api.requests[1], api.requests[2]
+    assert create.body == {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "gameday-partition-lb-replica-2",
+                     "labels": {**MANAGED, "gameday.io/partition": "lb-replica-2"}},
+        "spec": {"podSelector": {"matchLabels": {"app": "broker-integration",
+                                                 "gameday.io/partition": "lb-replica-2"}},
+                 "policyTypes": ["Ingress"], "ingress": []},
+    }
+    assert label.content_type == "application/merge-patch+json"
+    assert label.body == {"metadata": {"labels": {"gameday.io/partition": "lb-replica-2"}}}
+
+
+def test_partition_refuses_unknown_links_naming_the_valid_ones(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+
+    with pytest.raises(ConfigError, match="valid links are service-broker, lb-replica-1, "
+                                          "lb-replica-2, lb-replica-3"):
+        target.partition("lb-replica-4")
+    with pytest.raises(ConfigError, match="unknown link 'broker'"):
+        target.partition("broker")
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY)]
+
+
+def test_heal_deletes_the_policy_and_unlabels_the_pod(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    labelled = "labelSelector=gameday.io/partition%3Dlb-replica-2"
+    api.answer("DELETE", f"{POLICIES}/gameday-partition-lb-replica-2",
+               status(200, "", "deleted"))
+    api.answer("GET", PODS, pod_list(pod(B, partition="lb-replica-2")),
+               query=labelled)
+    api.answer("PATCH", f"{PODS}/{B}", pod(B))
+
+    target.heal("lb-replica-2")
+
+    assert api.calls() == [("DELETE", f"{POLICIES}/gameday-partition-lb-replica-2", ""),
+                           ("GET", PODS, labelled), ("PATCH", f"{PODS}/{B}", "")]
+    assert api.requests[2].content_type == "application/merge-patch+json"
+    assert api.requests[2].body == {"metadata": {"labels": {"gameday.io/partition": None}}}
+
+
+def test_heal_is_idempotent_on_404s(api: FakeApiServer, target: KubernetesTarget) -> None:
+    labelled = "labelSelector=gameday.io/partition%3Dlb-replica-1"
+    api.answer("GET", PODS, pod_list(pod(A, partition="lb-replica-1")),
+               query=labelled)  # the PATCH gets a 404: the pod went away meanwhile
+    api.answer("GET", PODS, pod_list(), query="labelSelector=gameday.io/partition%3Dservice-broker")
+
+    target.heal("lb-replica-1")
+    target.heal("service-broker")
+
+    assert api.calls() == [
+        ("DELETE", f"{POLICIES}/gameday-partition-lb-replica-1", ""), ("GET", PODS, labelled),
+        ("PATCH", f"{PODS}/{A}", ""),
+        ("DELETE", f"{POLICIES}/gameday-partition-service-broker", ""),
+        ("GET", PODS, "labelSelector=gameday.io/partition%3Dservice-broker")]
+
+
+def test_heal_reports_a_refused_delete(api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("DELETE", f"{POLICIES}/gameday-partition-service-broker",
+               status(403, "Forbidden", "networkpolicies is forbidden"), 403)
+    with pytest.raises(InjectionError, match=r"cannot delete NetworkPolicy.*403 Forbidden"):
+        target.heal("service-broker")
+
+
+def test_links_are_the_broker_link_each_replica_and_every_link_still_cut(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A), pod(B), pod(C, deleting=True)), query=SERVICE_QUERY)
+    api.answer("GET", POLICIES, policy_list("lb-replica-3", "lb-replica-1"), query=MANAGED_QUERY)
+
+    assert target.links() == ["service-broker", "lb-replica-1", "lb-replica-2", "lb-replica-3"]
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("GET", POLICIES, MANAGED_QUERY)]
+
+
+# --- leftovers ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _process(log_path: Path, module: str) -> Iterator[list[str]]:
+    """Run ``python -m module`` on free loopback ports; yield its first stdout line's words."""
+    log = log_path.open("w")
+    process = subprocess.Popen([sys.executable, "-m", module, "--host", "127.0.0.1",
+                                "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=log,
+                               text=True)
+    assert process.stdout is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 10.0)
+        line = process.stdout.readline() if ready else ""
+        assert line.startswith("listening http://127.0.0.1:"), line
+        yield line.split()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def toxiproxy(tmp_path: Path) -> Iterator[str]:
+    """A real fault proxy (Toxiproxy API) on a free port; its base URL."""
+    with _process(tmp_path / "faultproxy.log", "lab.faultproxy") as words:
+        yield words[1]
+
+
+@pytest.fixture
+def broker_admin(tmp_path: Path) -> Iterator[str]:
+    """A real broker simulator; the base URL of its admin API."""
+    with _process(tmp_path / "broker.log", "lab.broker") as words:
+        yield words[3]
+
+
+def _proxy(url: str, name: str, enabled: bool = True) -> None:
+    body = {"name": name, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9",
+            "enabled": enabled}
+    assert request_json("POST", f"{url}/proxies", body).status == 201
+
+
+def test_leftovers_lists_policies_labelled_pods_toxics_and_disabled_proxies(
+        api: FakeApiServer, toxiproxy: str, tmp_path: Path) -> None:
+    _proxy(toxiproxy, "service-broker")
+    toxic = {"name": "gameday-latency-downstream", "type": "latency",
+             "attributes": {"latency": 500}}
+    assert request_json("POST", f"{toxiproxy}/proxies/service-broker/toxics", toxic).status == 200
+    _proxy(toxiproxy, "lb-replica-1", enabled=False)
+    api.answer("GET", POLICIES, policy_list("service-broker"), query=MANAGED_QUERY)
+    api.answer("GET", PODS, pod_list(pod(A, partition="lb-replica-1")),
+               query="labelSelector=gameday.io/partition")
+
+    found = KubernetesTarget(settings(tmp_path, toxiproxy)).leftovers()
+
+    assert found == [
+        "network policy gameday-partition-service-broker (partition of link service-broker) "
+        "is in place",
+        f"pod {A} is labelled gameday.io/partition=lb-replica-1",
+        "link lb-replica-1 is down",
+        "toxic gameday-latency-downstream on link service-broker",
+    ]
+    assert api.calls() == [("GET", POLICIES, MANAGED_QUERY),
+                           ("GET", PODS, "labelSelector=gameday.io/partition")]
+
+
+def test_leftovers_is_empty_when_clean(api: FakeApiServer, toxiproxy: str,
+                                       tmp_path: Path) -> None:
+    _proxy(toxiproxy, "service-broker")
+    api.answer("GET", POLICIES, policy_list(), query=MANAGED_QUERY)
+    api.answer("GET", PODS, pod_list(), query="labelSelector=gameday.io/partition")
+
+    assert KubernetesTarget(settings(tmp_path, toxiproxy)).leftovers() == []
+
+
+def test_leftovers_raises_when_it_cannot_look(api: FakeApiServer, toxiproxy: str,
+                                              tmp_path: Path) -> None:
+    api.answer("GET", POLICIES, status(403, "Forbidden", "cannot list networkpolicies"), 403,
+               query=MANAGED_QUERY)
+    with pytest.raises(MeasurementError, match=r"network policies.*403 Forbidden"):
+        KubernetesTarget(settings(tmp_path, toxiproxy)).leftovers()
+
+    api.answer("GET", POLICIES, policy_list(), query=MANAGED_QUERY)
+    api.answer("GET", PODS, pod_list(), query="labelSelector=gameday.io/partition")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        with pytest.raises(MeasurementError, match="Toxiproxy service"):
+            KubernetesTarget(settings(tmp_path, gone)).leftovers()
+
+
+def test_leftovers_include_a_broker_simulator_out_of_normal_mode(
+        api: FakeApiServer, toxiproxy: str, broker_admin: str, tmp_path: Path) -> None:
+    api.answer("GET", POLICIES, policy_list(), query=MANAGED_QUERY)
+    api.answer("GET", PODS, pod_list(), query="labelSelector=gameday.io/partition")
+    target = KubernetesTarget(replace(settings(tmp_path, toxiproxy),
+                                      broker_admin_url=broker_admin))
+    assert target.leftovers() == []
+
+    assert request_json("POST", f"{broker_admin}/admin/mode", {"mode": "error"}).status == 200
+    assert target.leftovers() == [
+        f"broker simulator is in mode {request_json('GET', broker_admin + '/admin/mode').body!r}"
+        ", not normal"]
+
+
+# --- settings, credentials and get_target ------------------------------------------------
+
+URLS = {"GAMEDAY_PROMETHEUS_URL": "http://prometheus.monitoring:9090/",
+        "GAMEDAY_TOXIPROXY_URL": "http://toxiproxy.broker-integration:8474",
+        "GAMEDAY_ENTRY_URL": "https://trading.example.test",
+        "GAMEDAY_BROKER_URL": "http://broker-api.example.test"}
+OPTIONAL = ("GAMEDAY_K8S_NAMESPACE", "GAMEDAY_K8S_SELECTOR", "GAMEDAY_K8S_TIMEOUT_S",
+            "GAMEDAY_BROKER_ADMIN_URL", "GAMEDAY_STATE_DIR")
+
+
+@pytest.fixture
+def env(api: FakeApiServer, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The required variables set, the optional ones unset, credentials for the fake."""
+    for name, value in URLS.items():
+        monkeypatch.setenv(name, value)
+    for name in OPTIONAL:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_settings_defaults_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    target = get_target("kubernetes")
+
+    assert isinstance(target, KubernetesTarget)
+    assert target.settings == KubernetesSettings(
+        prometheus_url="http://prometheus.monitoring:9090",
+        toxiproxy_url="http://toxiproxy.broker-integration:8474",
+        entry_url="https://trading.example.test", broker_url="http://broker-api.example.test",
+        namespace="broker-integration", selector="app=broker-integration",
+        broker_admin_url=None, state_dir=Path(".gameday"), api_timeout_s=10.0)
+    assert (target.prometheus_url(), target.fault_proxy_url(), target.entry_url(),
+            target.broker_url(), target.state_dir()) == (
+        "http://prometheus.monitoring:9090", "http://toxiproxy.broker-integration:8474",
+        "https://trading.example.test", "http://broker-api.example.test", Path(".gameday"))
+    with pytest.raises(ConfigError, match=r"broker simulator.*network faults"):
+        target.broker_admin_url()
+
+
+def test_settings_overrides(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("GAMEDAY_TARGET", "kubernetes")
+    env.setenv("GAMEDAY_K8S_NAMESPACE", "trading")
+    env.setenv("GAMEDAY_K8S_SELECTOR", "app=broker,tier=api")
+    env.setenv("GAMEDAY_K8S_TIMEOUT_S", "2.5")
+    env.setenv("GAMEDAY_BROKER_ADMIN_URL", "http://broker-sim:9001/")
+    env.setenv("GAMEDAY_STATE_DIR", str(tmp_path))
+
+    target = get_target()
+
+    assert isinstance(target, KubernetesTarget)
+    assert (target.settings.namespace, target.settings.selector,
+            target.settings.api_timeout_s) == ("trading", "app=broker,tier=api", 2.5)
+    assert target.broker_admin_url() == "http://broker-sim:9001"
+    assert target.state_dir() == tmp_path
+
+
+def test_missing_settings_are_named(env: pytest.MonkeyPatch) -> None:
+    env.delenv("GAMEDAY_PROMETHEUS_URL")
+    env.setenv("GAMEDAY_BROKER_URL", " ")
+    with pytest.raises(ConfigError, match="needs GAMEDAY_PROMETHEUS_URL, GAMEDAY_BROKER_URL"):
+        get_target("kubernetes")
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("GAMEDAY_ENTRY_URL", "trading.example.test", "GAMEDAY_ENTRY_URL=.* is not a URL"),
+    ("GAMEDAY_K8S_TIMEOUT_S", "0", "GAMEDAY_K8S_TIMEOUT_S='0' is invalid"),
+    ("GAMEDAY_K8S_TIMEOUT_S", "soon", "GAMEDAY_K8S_TIMEOUT_S='soon' is invalid"),
+    ("GAMEDAY_K8S_SELECTOR", "app in (broker)", "not an equality-based label selector"),
+])
+def test_bad_settings_are_refused(env: pytest.MonkeyPatch, name: str, value: str,
+                                  message: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        get_target("kubernetes")
+
+
+def test_no_credentials_is_refused_rather_than_calling_localhost(
+        env: pytest.MonkeyPatch) -> None:
+    env.delenv("KUBERNETES_HOST")
+    with pytest.raises(ConfigError, match=r"no Kubernetes credentials: no kubeconfig at .*"
+                                          r"KUBERNETES_HOST is unset"):
+        get_target("kubernetes")
+
+
+def test_a_kubeconfig_is_used_as_chaostoolkit_kubernetes_uses_it(
+        api: FakeApiServer, env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # In a fresh process: the kubernetes client reads KUBECONFIG once, when imported.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": api.url}}],
+        "users": [{"name": "sre", "user": {"token": "kubeconfig-token"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "sre"}}]}))
+    env.setenv("KUBECONFIG", str(kubeconfig))
+    env.setenv("KUBERNETES_HOST", "http://127.0.0.1:9")  # ignored: a kubeconfig comes first
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+
+    code = ("from gameday.targets import get_target; "
+            "print(get_target('kubernetes').ready_replicas('app=broker-integration'))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+    assert (done.returncode, done.stdout) == (0, "3\n"), done.stderr
+    assert api.requests[-1].authorization == "Bearer kubeconfig-token"
+
+
+# --- pure helpers ------------------------------------------------------------------------
+
+
+def test_match_labels() -> None:
+    assert match_labels("app=broker-integration") == {"app": "broker-integration"}
+    assert match_labels("app==x, example.com/tier=api") == {"app": "x",
+                                                            "example.com/tier": "api"}
+    for bad in ("", "app", "app!=x", "app=x,", "app in (x)", "app=x y"):
+        with pytest.raises(ConfigError, match="equality-based"):
+            match_labels(bad)
+
+
+def test_replica_number() -> None:
+    assert replica_number("service-broker") is None
+    assert replica_number("lb-replica-12") == 12
+    for bad in ("lb-replica-0", "lb-replica-", "lb-replica-x", "replica-1", ""):
+        with pytest.raises(ConfigError, match="valid links are service-broker and lb-replica-N"):
+            replica_number(bad)

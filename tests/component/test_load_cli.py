@@ -1,0 +1,198 @@
+"""``gameday load`` and the traffic control as real processes against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gameday.cli.main import main
+from gameday.engine import traffic
+from gameday.measurements.client_sla import client_sla, read_live
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = """
+import asyncio
+from aiohttp import web
+
+async def handle(request):
+    await request.read()
+    return web.json_response({"status": "filled"})
+
+async def main():
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(runner.addresses[0][1], flush=True)
+    await asyncio.sleep(300)
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    """An aiohttp server in its own process on 127.0.0.1 (port 0), for 300 s at most."""
+    process = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        yield f"http://127.0.0.1:{int(process.stdout.readline())}/orders"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _load(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "gameday", "load", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _outcomes(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_json_outcomes_and_live_files(server_url: str, tmp_path: Path) -> None:
+    out, live = tmp_path / "run.json", tmp_path / "run.live.json"
+    process = _load("--url", server_url, "--rate", "100", "--duration", "2",
+                    "--json", str(out), "--live", str(live))
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert stdout == "", "no progress line when stdout is not a terminal"
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert summary["sent"] == summary["ok"] == 200
+    assert "histograms" not in summary and "hist" not in summary["timeline"][0]
+    assert summary["outcomes_path"] == str(tmp_path / "run.outcomes.jsonl")
+    lines = _outcomes(Path(summary["outcomes_path"]))
+    assert len({line["id"] for line in lines}) == 200
+    assert {line["outcome"] for line in lines} == {"ok"}
+    final = json.loads(live.read_text(encoding="utf-8"))
+    assert final["done"] and [e["due"] for e in final["timeline"]] == [100, 100]
+
+
+def test_sigint_stops_early_and_the_summary_is_still_written(
+    server_url: str, tmp_path: Path,
+) -> None:
+    out = tmp_path / "run.json"
+    process = _load("--url", server_url, "--rate", "50", "--duration", "60",
+                    "--json", str(out))
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert 1 <= summary["sent"] <= 150, "stopped within a second or so of the SIGINT"
+    assert summary["sent"] == summary["ok"] == summary["outcomes"]["ok"]
+
+
+def test_workers_split_the_rate_and_merge_exactly(server_url: str, tmp_path: Path) -> None:
+    out, live = tmp_path / "run.json", tmp_path / "run.live.json"
+    process = _load("--url", server_url, "--rate", "300", "--duration", "3", "--workers", "2",
+                    "--json", str(out), "--live", str(live))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert summary["workers"] == 2
+    assert summary["sent"] == summary["ok"] == 900
+    assert [e["due"] for e in summary["timeline"]] == [300, 300, 300]
+    assert abs(summary["achieved_rps"] - 300) <= 6
+    lines = _outcomes(Path(summary["outcomes_path"]))
+    assert len({line["id"] for line in lines}) == 900
+    final = json.loads(live.read_text(encoding="utf-8"))
+    assert final["done"]
+    public = [{k: v for k, v in e.items() if k != "hist"} for e in final["timeline"]]
+    assert public == summary["timeline"]
+
+
+def _read_all(fd: int, timeout_s: float) -> str:
+    """Everything written to the pty whose master is ``fd``, until it closes or times out."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_progress_line_on_a_terminal(server_url: str) -> None:
+    main_fd, sub_fd = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gameday", "load", "--url", server_url, "--rate", "50",
+         "--duration", "2"], cwd=ROOT, stdout=sub_fd, stderr=subprocess.PIPE)
+    os.close(sub_fd)
+    try:
+        output = _read_all(main_fd, timeout_s=30)
+    finally:
+        os.close(main_fd)
+    assert process.wait(timeout=30) == 0
+    assert "req/s (target 50)" in output and "sent 100  errors 0" in output
+
+
+@pytest.mark.parametrize("args", [["--rate", "0"], ["--workers", "0"], ["--duration", "-1"]])
+def test_bad_options_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    base = {"--url": "http://127.0.0.1:9/", "--rate": "1", "--duration": "1"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    assert main(["load", *[item for pair in base.items() for item in pair]]) == 2
+    assert "gameday load:" in capsys.readouterr().err
+
+
+def _wait_for_seconds(path: Path, seconds: int, timeout_s: float) -> dict[str, Any]:
+    """The live file once it holds ``seconds`` finished seconds (polled, bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            live = read_live(path)
+            if len(live["timeline"]) >= seconds:
+                return live
+        time.sleep(0.2)
+    raise AssertionError(f"{path} did not get {seconds} finished seconds in {timeout_s} s")
+
+
+class _Target:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def entry_url(self) -> str:
+        return self.url
+
+
+def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
+    server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GAMEDAY_RUN_DIR", str(tmp_path))
+    monkeypatch.setattr(traffic, "get_target",
+                        lambda: _Target(server_url.removesuffix("/orders")))
+    traffic.before_experiment_control({}, rate_rps=50, warmup_s=2, max_duration_s=60)
+    files = traffic.traffic_files()
+    assert files.live == tmp_path / "traffic" / f"load-{os.getpid()}.live.json"
+    live = _wait_for_seconds(files.live, seconds=2, timeout_s=15)
+    sla = client_sla(live, window_s=2, now_unix=time.time())
+    assert sla["availability"] == 1.0 and sla["throughput_rps"] == 50 and sla["seconds"] == 2
+    state: dict[str, Any] = {}
+    traffic.after_experiment_control({}, state)
+    extension = state["extensions"][0]
+    assert extension["name"] == "gameday-traffic"
+    summary = extension["summary"]
+    assert summary["ok"] == summary["sent"] >= 100
+    assert len(_outcomes(Path(summary["outcomes_path"]))) == summary["sent"]
+    assert not files.pid.exists()

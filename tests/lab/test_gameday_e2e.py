@@ -1,0 +1,188 @@
+"""End to end: `gameday run` drives Chaos Toolkit against the real lab and judges strictly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.labs import ROOT, PortBases, RunningLab, lab_env
+
+from gameday.clients.http import request_json
+
+EXPERIMENT = "experiments/broker-down.yaml"
+
+
+def test_lab_status_json_lists_every_part(lab: RunningLab) -> None:
+    result = lab.gameday("lab", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["running"] is True
+    assert status["entry_url"] == f"http://127.0.0.1:{lab.port_base}"
+    for key in ("prometheus_url", "fault_proxy_url", "broker_url", "broker_admin_url"):
+        assert status[key].startswith("http://127.0.0.1:")
+    assert [r["name"] for r in status["replicas"]] == ["replica-1", "replica-2", "replica-3"]
+    assert all(r["running"] and r["pid"] > 0 for r in status["replicas"])
+
+
+def _journal(reports: Path) -> dict[str, object]:
+    journals = sorted(reports.glob("broker-down-*.journal.json"))
+    assert journals, f"no journal in {reports}"
+    return dict(json.loads(journals[-1].read_text()))
+
+
+def test_broker_down_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
+    result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"PASS  {EXPERIMENT}" in result.stdout
+    assert "1 passed, 0 failed" in result.stdout
+    journal = _journal(tmp_path)
+    assert journal["status"] == "completed"
+    runs = {r["activity"]["name"]: r for r in journal["run"]}  # type: ignore[attr-defined]
+    assert runs["breaker-opened-within-bound"]["output"] is True
+    assert runs["p95-latency-during-outage"]["output"] <= 1.0
+    traffic = journal["extensions"][0]["summary"]  # type: ignore[index]
+    assert traffic["sent"] > 200 * 25, "traffic ran for the whole experiment"
+    assert traffic["errors"]["5xx"] > 0, "the outage must show in the client-side figures"
+    assert "lab started" not in result.stdout, "a running lab must be reused"
+    assert f"reports: {tmp_path / 'index.html'}" in result.stdout
+    page = next(tmp_path.glob("broker-down-*.html")).read_text()
+    assert "PASS" in page and "<svg" in page
+
+
+def test_sabotaged_baseline_fails_naming_the_steady_state(lab: RunningLab, tmp_path: Path) -> None:
+    admin = json.loads(lab.gameday("lab", "status", "--json").stdout)["broker_admin_url"]
+    assert request_json("POST", admin + "/admin/mode", {"mode": "error", "status": 500}).status \
+        == 200
+    try:
+        result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path))
+    finally:
+        request_json("POST", admin + "/admin/reset", {})
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"FAIL  {EXPERIMENT}" in result.stdout
+    assert "baseline (before): sla-within-targets returned" in result.stdout
+    assert "method:" not in result.stdout, "the method must not run on a failed baseline"
+    assert "left injected after the run: broker simulator is in mode" in result.stdout
+
+
+def test_run_starts_and_stops_a_lab_when_none_runs(tmp_path: Path,
+                                                   port_bases: PortBases) -> None:
+    env = lab_env(tmp_path / "state", port_bases.take(), tmp_path / "reports")
+    lab = RunningLab(env, tmp_path / "state")
+    result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path / "reports"),
+                         "--var", "outage_hold_s=0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "lab started for this run" in result.stdout
+    assert "lab stopped" in result.stdout
+    status = json.loads(lab.gameday("lab", "status", "--json").stdout)
+    assert status["running"] is False
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path,
+                                                port_bases: PortBases) -> None:
+    lab = RunningLab(lab_env(tmp_path, port_bases.take(), tmp_path), tmp_path)
+    missing = lab.gameday("run", "experiments/nope.yaml")
+    assert missing.returncode == 2
+    assert "experiment experiments/nope.yaml does not exist" in missing.stderr
+    bad_var = lab.gameday("run", EXPERIMENT, "--var", "no-equals")
+    assert bad_var.returncode == 2 and "expected key=value" in bad_var.stderr
+    assert "Traceback" not in missing.stderr + bad_var.stderr
+    assert (ROOT / EXPERIMENT).exists()
+
+
+def test_doctor_finds_leftovers_and_cleanup_undoes_them(lab: RunningLab) -> None:
+    healthy = lab.gameday("lab", "doctor")
+    assert healthy.returncode == 0, healthy.stdout
+    assert "lab is healthy and nothing is injected" in healthy.stdout
+    script = ("from gameday.faults import inject; from gameday.targets import get_target; "
+              "t = get_target(); inject.partition(t, 'service-broker'); "
+              "inject.broker_fail(t, {'mode': 'error', 'status': 503})")
+    injected = subprocess.run([sys.executable, "-c", script], env=lab.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert injected.returncode == 0, injected.stderr
+    sick = lab.gameday("lab", "doctor")
+    assert sick.returncode == 1
+    assert "link service-broker is down" in sick.stdout
+    assert "broker simulator is in mode" in sick.stdout
+    cleaned = lab.gameday("cleanup")
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert "undone: partition {'link': 'service-broker'}" in cleaned.stdout
+    assert "nothing left injected" in cleaned.stdout
+    assert lab.gameday("lab", "doctor").returncode == 0
+
+
+def test_junit_and_summary_table(lab: RunningLab, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    result = lab.gameday("run", EXPERIMENT, "--junit", str(junit),
+                         "--reports", str(tmp_path), "--var", "outage_hold_s=0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "experiment" in result.stdout and "trip_s" in result.stdout
+    xml = junit.read_text()
+    assert '<testcase classname="gameday.experiments" name="broker-down"' in xml
+    assert 'failures="0"' in xml
+    unknown = lab.gameday("run", "--tag", "nope")
+    assert unknown.returncode == 2 and "known tags are" in unknown.stderr
+
+
+CATALOG = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CATALOG, ids=lambda p: p.stem)
+def test_every_experiment_passes_chaos_validate(path: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "chaos"), "--no-version-check", "--no-log-file",
+         "validate", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "look valid" in result.stdout + result.stderr
+
+
+def _without_lab_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if k not in ("GAMEDAY_LAB_DIR", "GAMEDAY_LAB_PORT_BASE", "GAMEDAY_LAB_NETNS")}
+
+
+def _ready_count(cwd: Path) -> subprocess.CompletedProcess[str]:
+    code = "from probes.replicas import ready_count; print(ready_count())"
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=_without_lab_settings(),
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_plain_chaos_run_finds_the_lab_from_any_directory(tmp_path: Path,
+                                                          port_bases: PortBases) -> None:
+    """A lab brought up at its default place (``./.lab``) is found by probes run from a
+    directory below it (its record) and by ``chaos run`` from anywhere else (the note of
+    the default lab); once it is down, a probe raises naming where it looked."""
+    repo, below, elsewhere = tmp_path / "repo", tmp_path / "repo" / "sub", tmp_path / "else"
+    below.mkdir(parents=True)
+    elsewhere.mkdir()
+    gameday = [sys.executable, "-m", "gameday", "lab"]
+    up_env = {**_without_lab_settings(), "GAMEDAY_LAB_PORT_BASE": str(port_bases.take())}
+    up = subprocess.run([*gameday, "up"], cwd=repo, env=up_env, capture_output=True,
+                        text=True, timeout=120, check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        counted = _ready_count(below)
+        assert counted.stdout.strip() == "3", counted.stdout + counted.stderr
+        journal = tmp_path / "journal.json"
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "chaos"), "--no-version-check", "--no-log-file",
+             "run", "--rollback-strategy", "always", "--journal-path", str(journal),
+             str(ROOT / "experiments" / "pod-kill.yaml")],
+            cwd=elsewhere, env=_without_lab_settings(), capture_output=True, text=True,
+            timeout=300, check=False)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        judged = subprocess.run([sys.executable, "-m", "gameday", "judge", str(journal)],
+                                cwd=elsewhere, capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert judged.stdout.startswith("PASS"), judged.stdout
+    finally:
+        down = subprocess.run([*gameday, "down"], cwd=repo, env=_without_lab_settings(),
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+    gone = _ready_count(elsewhere)
+    assert gone.returncode != 0
+    assert "no lab is running: looked for the lab in" in gone.stderr, gone.stderr
+    assert "GAMEDAY_LAB_DIR" in gone.stderr

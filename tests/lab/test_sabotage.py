@@ -1,0 +1,88 @@
+"""Each experiment catches the failure it is about: against a deliberately broken lab it
+fails, with the reason that names that failure.
+
+Two broken labs: one without breaker, health checks and idempotency, whose replicas
+retry in a storm; one whose load
+balancer neither checks nor retries and whose breakers retry the broker every 0.1 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from support.labs import PortBases, RunningLab, lab_env
+
+from lab.layout import LayoutError
+from lab.sabotage import Sabotage
+
+BROKEN = "no-breaker,no-health-checks,no-idempotency,retry-storm"
+UNGUARDED = "no-lb-retries,no-health-checks,breaker-thrash"
+
+
+@contextmanager
+def broken_lab(base: Path, port_base: int, sabotage: str) -> Iterator[RunningLab]:
+    """A lab started with ``GAMEDAY_LAB_SABOTAGE=sabotage``, stopped afterwards."""
+    env = {**lab_env(base / "state", port_base, base / "reports"),
+           "GAMEDAY_LAB_SABOTAGE": sabotage}
+    running = RunningLab(env, base / "state")
+    up = running.gameday("lab", "up", timeout_s=120)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "SABOTAGED lab" in up.stdout
+    try:
+        yield running
+    finally:
+        running.gameday("lab", "down", timeout_s=60)
+
+
+def _verdicts(lab: RunningLab, reports: Path, *names: str) -> dict[str, str]:
+    """Run the experiments; each one's verdict line and reasons, by name."""
+    paths = [f"experiments/{name}.yaml" for name in names]
+    result = lab.gameday("run", *paths, "--reports", str(reports), timeout_s=900)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"0 passed, {len(names)} failed" in result.stdout
+    blocks = result.stdout.split("running experiments/")[1:]
+    return {block.split(".yaml", 1)[0]: block for block in blocks}
+
+
+def test_without_breaker_broker_failures_fail(tmp_path: Path, port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), BROKEN) as lab:
+        verdicts = _verdicts(lab, tmp_path / "reports", "broker-down", "broker-errors",
+                             "broker-slow", "broker-partition")
+    for name in ("broker-down", "broker-errors", "broker-slow", "broker-partition"):
+        assert "method: breaker-opened-within-bound returned false" in verdicts[name], name
+
+
+def test_without_health_checks_idempotency_or_retry_limits(tmp_path: Path,
+                                                           port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), BROKEN) as lab:
+        verdicts = _verdicts(lab, tmp_path / "reports", "replica-partition",
+                             "pod-kill-majority", "broker-rate-limit")
+    assert "method: replica-2-out-of-rotation returned 3" in verdicts["replica-partition"]
+    majority = verdicts["pod-kill-majority"]
+    assert "method: no-order-lost-or-filled-twice returned" in majority
+    assert '"duplicated": 0' not in majority
+    assert "method: no-retry-storm returned" in verdicts["broker-rate-limit"]
+
+
+def test_without_load_balancer_retries_and_with_a_thrashing_breaker(
+        tmp_path: Path, port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), UNGUARDED) as lab:
+        verdicts = _verdicts(lab, tmp_path / "reports", "pod-kill", "broker-flapping")
+    assert "method: sla-held-through-the-kills-client-side returned availability" \
+        in verdicts["pod-kill"]
+    assert "method: breaker-does-not-thrash returned" in verdicts["broker-flapping"]
+
+
+def test_sabotage_kinds_are_checked() -> None:
+    assert Sabotage.from_env({}).kinds == frozenset()
+    sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": f"{BROKEN},{UNGUARDED}"})
+    assert "--failure-threshold" in sabotage.replica_args()
+    assert "--reset-timeout-s 0.1" in sabotage.replica_args()
+    assert "--ignore-retry-after" in sabotage.replica_args()
+    assert sabotage.broker_args() == " --no-idempotency" and sabotage.server_check() == ""
+    assert sabotage.lb_retries() == 0 and Sabotage().lb_retries() == 2
+    with pytest.raises(LayoutError, match="valid are no-breaker, no-health-checks"):
+        Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "no-breakers"})

@@ -1,0 +1,82 @@
+"""Kernel-level partitions: replicas in network namespaces, links cut with iptables.
+
+The pure parts (requirements, addresses, rendering, rules) always run. The lab tests
+need root on Linux with ``ip`` and ``iptables`` and are skipped, with the reason,
+elsewhere; they bring up their own lab with ``GAMEDAY_LAB_NETNS=1`` on its own port base.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from lab import netns, stack
+from lab.layout import LabLayout
+from lab.render import Executables, all_files
+
+EXE = Executables("/venv/bin/python", "/usr/sbin/haproxy", "/usr/bin/prometheus", "/sbin/ip")
+NETNS_PORT_BASE = 23500  # never started: the plan only
+def test_missing_requirements_name_each_lack() -> None:
+    found = {"ip": "/sbin/ip", "iptables": "/sbin/iptables"}
+    assert netns.missing_requirements("Linux", 0, found) == []
+    missing = netns.missing_requirements("Darwin", 501, {"ip": None, "iptables": None})
+    assert missing == ["Linux (this is Darwin)", "root (running as user id 501)",
+                       "the `ip` command (apt-get install -y iproute2)",
+                       "the `iptables` command (apt-get install -y iptables)"]
+
+
+def test_lab_up_without_root_fails_saying_what_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    layout = LabLayout(tmp_path / "state", NETNS_PORT_BASE, netns=True)
+    with pytest.raises(stack.LabError, match=r"needs root \(running as user id 1000\).*"
+                                             r"default userspace fault proxy.*none of this"):
+        stack.up(layout)
+    assert not (tmp_path / "state").exists()
+
+
+def test_netns_addresses_come_from_the_port_base(tmp_path: Path) -> None:
+    layout = LabLayout(tmp_path, 30000, netns=True)
+    assert str(layout.netns_subnet()) == "10.231.76.0/26"  # 30000 % 1024 = 304th /26
+    assert layout.netns_gateway() == "10.231.76.1"
+    assert layout.replica_service_host("replica-2") == "10.231.76.12"
+    assert layout.replica_host("replica-2") == "10.231.76.22"
+    assert layout.replica_url("replica-2") == "http://10.231.76.22:30022"
+    assert layout.netns_name("replica-2") == "gd30000-r2"
+    assert layout.netns_bridge() == "gd30000-br"
+    assert LabLayout(tmp_path, 30000).replica_url("replica-2") == "http://127.0.0.1:30022"
+
+
+def test_netns_configs_put_replicas_in_their_namespaces(tmp_path: Path) -> None:
+    files = all_files(LabLayout(tmp_path, 30000, netns=True), EXE, tmp_path)
+    assert ("command=/sbin/ip netns exec gd30000-r2 /venv/bin/python -m lab.service "
+            "--host 0.0.0.0 --port 30022 --name replica-2 "
+            "--broker-url http://10.231.76.1:30010 ") in files["supervisord.conf"]
+    assert "    server replica-2 10.231.76.12:30022 check" in files["haproxy.cfg"]
+    assert '"10.231.76.22:30022"' in files["prometheus.yml"]
+    assert json.loads(files["proxies.json"]) == [
+        {"name": "service-broker", "listen": "10.231.76.1:30010",
+         "upstream": "127.0.0.1:30004", "enabled": True}]
+
+
+def test_partition_rules_drop_exactly_the_link(tmp_path: Path) -> None:
+    layout = LabLayout(tmp_path, 30000, netns=True)
+    comment = ("-m", "comment", "--comment", "gameday-lab:lb-replica-2")
+    assert netns.partition_rules(layout, "lb-replica-2") == [
+        netns.Rule("gd30000-r2", "INPUT",
+                   ("-d", "10.231.76.12", "-p", "tcp", "--dport", "30022", *comment)),
+        netns.Rule("gd30000-r2", "OUTPUT",
+                   ("-s", "10.231.76.12", "-p", "tcp", "--sport", "30022", *comment))]
+    broker_rules = netns.partition_rules(layout, "service-broker")
+    assert [(r.namespace, r.chain) for r in broker_rules] == [
+        (f"gd30000-r{n}", chain) for n in (1, 2, 3) for chain in ("OUTPUT", "INPUT")]
+    with pytest.raises(netns.NetnsError, match="valid links are service-broker, lb-replica-1"):
+        netns.partition_rules(layout, "lb-replica-4")
+
+
+# --- a real lab in namespaces -------------------------------------------------------
+
+

@@ -1,0 +1,156 @@
+"""Reports: the figures on the pages equal those computed from real journals, failures
+show first, history flags regressions, the Markdown summary reaches CI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.reports import FAILING, PASSING, POD_KILL, write_report
+
+from gameday.cli.main import main
+from gameday.engine.verdict import judge
+from gameday.report.data import experiment_data, fault_windows, unix_time
+from gameday.report.history import RegressionPolicy, read_history
+from gameday.report.write import (
+    experiment_name,
+)
+
+
+def _journal(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _figures(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-figure="(\w+)" data-value="([^"]*)"', html))
+
+
+def test_scorecard_figures_equal_those_computed_from_the_journal(tmp_path: Path) -> None:
+    out = write_report(tmp_path, PASSING)
+    figures = _figures((out / "broker-down-20261127T143108.html").read_text())
+    journal = _journal(PASSING)
+    runs = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    summary = journal["extensions"][0]["summary"]
+    failed = summary["errors"]["5xx"] + summary["errors"]["timeout"] \
+        + summary["errors"]["connection"]
+    assert float(figures["trip_s"]) == round(runs["time-to-trip"], 3)
+    assert float(figures["recover_s"]) == round(runs["time-to-recover"], 3)
+    assert float(figures["client_p95_ms"]) == summary["latency_ms"]["p95"]
+    assert float(figures["worst_p95_ms"]) == max(e["p95_ms"] for e in summary["timeline"])
+    assert int(figures["failed"]) == failed == summary["due"] - round(
+        summary["due"] * summary["availability"])
+    assert float(figures["budget_burned"]) == pytest.approx(failed / (summary["due"] * 0.005))
+
+
+def test_orders_come_from_the_reconcile_probe(tmp_path: Path) -> None:
+    out = write_report(tmp_path, POD_KILL)
+    figures = _figures((out / "pod-kill-majority-20261127T143433.html").read_text())
+    reconcile = next(r["output"] for r in _journal(POD_KILL)["run"]
+                     if r["activity"]["provider"]["func"] == "reconcile")
+    for key in ("acked", "lost", "duplicated", "unknown_outcome"):
+        assert int(figures[key]) == reconcile[key]
+
+
+def test_client_series_is_the_load_generators_timeline() -> None:
+    journal = _journal(PASSING)
+    data = experiment_data("broker-down", journal, judge(journal))
+    timeline = journal["extensions"][0]["summary"]["timeline"]
+    assert [c.answered for c in data.client] == [e["answered"] for e in timeline]
+    assert [c.p95_ms for c in data.client] == [e["p95_ms"] for e in timeline]
+    steps = {round(b.x_s - a.x_s, 6) for a, b in zip(data.client, data.client[1:], strict=False)}
+    assert steps == {1.0}
+    assert -1.0 <= data.client[0].x_s <= 1.0
+    assert "±0.5 s" in data.client_note
+
+
+def test_fault_windows_span_inject_to_undo() -> None:
+    journal = _journal(PASSING)
+    start = unix_time(journal["start"])
+    (window,) = fault_windows(journal, start, unix_time(journal["end"]))
+    down, heal = journal["run"][0], journal["run"][5]
+    assert window.label == "take-broker-link-down" and window.undone
+    assert window.start_s == pytest.approx(unix_time(down["start"]) - start)
+    assert window.end_s == pytest.approx(unix_time(heal["end"]) - start)
+
+
+def test_pod_kill_is_an_instant_fault() -> None:
+    journal = _journal(POD_KILL)
+    start = unix_time(journal["start"])
+    (window,) = fault_windows(journal, start, unix_time(journal["end"]))
+    assert window.start_s == window.end_s
+
+
+def test_never_undone_fault_lasts_to_the_end() -> None:
+    journal = _journal(PASSING)
+    journal["run"] = [r for r in journal["run"] if r["activity"]["name"] != "restore-broker-link"]
+    journal["rollbacks"] = []
+    start, end = unix_time(journal["start"]), unix_time(journal["end"])
+    (window,) = fault_windows(journal, start, end)
+    assert not window.undone and window.end_s == pytest.approx(end - start)
+
+
+def test_failed_experiment_shows_verdict_and_reasons_first(tmp_path: Path) -> None:
+    out = write_report(tmp_path, FAILING)
+    html = (out / "broker-down-20261127T153108.html").read_text()
+    body = html[html.index("<body>"):]
+    assert body.startswith('<body><header class="verdict fail" data-verdict="fail">')
+    verdict = judge(_journal(FAILING), required_controls=["gameday-traffic"])
+    header = body[: body.index("</header>")]
+    assert "FAIL" in header
+    for reason in verdict.reasons:
+        assert reason.split(",")[0].replace('"', "&quot;") in header
+
+
+def test_history_flags_a_regression_against_the_last_passing_run_and_bound(
+        tmp_path: Path) -> None:
+    out = write_report(tmp_path, PASSING, FAILING)
+    history = read_history(out / "history.jsonl")
+    assert [h["passed"] for h in history] == [True, False]
+    index = (out / "index.html").read_text()
+    row = index[index.index('data-experiment="broker-down"'):]
+    assert "time to recover 27.5 s is over its bound 20 s" in index
+    assert "vs 1.04 s in the last passing run" in index
+    assert row.index("FAIL") < row.index("</tr>")
+
+
+def test_a_run_is_recorded_once(tmp_path: Path) -> None:
+    write_report(tmp_path, PASSING)
+    out = write_report(tmp_path, PASSING)
+    assert len(read_history(out / "history.jsonl")) == 1
+
+
+def test_regression_margin_and_floor() -> None:
+    policy = RegressionPolicy(margin=0.25, min_delta_s=0.5)
+    assert not policy.worse("recover_s", 1.2, 1.0)
+    assert not policy.worse("recover_s", 0.4, 0.1)
+    assert policy.worse("recover_s", 2.0, 1.0)
+
+
+def test_markdown_summary_goes_to_the_ci_step_summary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    step = tmp_path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    out = write_report(tmp_path, POD_KILL, FAILING)
+    text = step.read_text()
+    assert text == (out / "summary.md").read_text()
+    assert text.startswith("## ❌ Game day: 1 passed, 1 failed")
+    assert "| broker-down | ❌ FAIL |" in text and "### ❌ broker-down" in text
+
+
+def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(FAILING, tmp_path / FAILING.name)
+    code = main(["report", str(tmp_path / FAILING.name), "-o", str(tmp_path / "out"),
+                 "--prometheus", ""])
+    assert code == 1
+    assert (tmp_path / "out" / "index.html").exists()
+    assert "broker-down-20261127T153108.html" in capsys.readouterr().out
+
+
+def test_experiment_name_from_a_journal_path() -> None:
+    assert experiment_name(PASSING) == "broker-down"
+    assert experiment_name(Path("x/pod-kill-majority.journal.json")) == "pod-kill-majority"

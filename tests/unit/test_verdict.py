@@ -1,0 +1,182 @@
+"""The strict judge: every failing journal shape fails with a reason naming the cause."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from gameday.engine.verdict import judge
+
+PROBE = {"type": "probe", "name": "sla-within-targets", "tolerance": True,
+         "provider": {"type": "python", "module": "probes.breaker", "func": "all_closed"}}
+ACTION = {"type": "action", "name": "take-broker-link-down",
+          "provider": {"type": "python", "module": "actions.network", "func": "partition"}}
+METHOD_PROBE = {"type": "probe", "name": "p95-during", "tolerance": {"type": "range",
+                "range": [0, "${p95_max}"]},
+                "provider": {"type": "python", "module": "probes.sla", "func": "p95_latency_s"}}
+ROLLBACK = {"type": "action", "name": "restore-link",
+            "provider": {"type": "python", "module": "actions.network", "func": "heal"}}
+
+
+def _run(activity: dict[str, Any], status: str = "succeeded", output: Any = None,
+         **extra: Any) -> dict[str, Any]:
+    return {"activity": activity, "status": status, "output": output, **extra}
+
+
+def _state(met: bool, output: Any = True) -> dict[str, Any]:
+    return {"steady_state_met": met,
+            "probes": [_run(PROBE, output=output, tolerance_met=met)]}
+
+
+def passing_journal() -> dict[str, Any]:
+    experiment = {"title": "outage", "configuration": {"p95_max": 1.0},
+                  "steady-state-hypothesis": {"title": "ok", "probes": [PROBE]},
+                  "method": [ACTION, METHOD_PROBE], "rollbacks": [ROLLBACK]}
+    return {
+        "experiment": experiment, "status": "completed", "deviated": False,
+        "steady_states": {"before": _state(True), "after": _state(True), "during": []},
+        "run": [_run(ACTION, output={"link": "service-broker"}), _run(METHOD_PROBE, output=0.05)],
+        "rollbacks": [_run(ROLLBACK)],
+        "extensions": [{"name": "gameday-traffic", "summary": {"sent": 100}}],
+    }
+
+
+def test_a_clean_journal_passes() -> None:
+    verdict = judge(passing_journal(), required_controls=["gameday-traffic"])
+    assert verdict.passed, verdict.reasons
+    assert verdict.title == "outage"
+
+
+def test_failed_baseline_fails_even_though_chaos_exits_zero() -> None:
+    journal = passing_journal()
+    journal.update(status="failed", run=[], rollbacks=[_run(ROLLBACK)])
+    journal["steady_states"] = {"before": _state(False, output=False), "after": None,
+                                "during": []}
+    verdict = judge(journal)
+    assert not verdict.passed
+    assert any("baseline (before): sla-within-targets returned false" in r
+               for r in verdict.reasons), verdict.reasons
+
+
+def test_baseline_probe_that_could_not_measure_names_the_cause() -> None:
+    journal = passing_journal()
+    journal["status"] = "failed"
+    journal["run"] = []
+    failed = _run(PROBE, status="failed", tolerance_met=False,
+                  exception=["Traceback...", "MeasurementError: no data for 'x'\n"])
+    journal["steady_states"]["before"] = {"steady_state_met": False, "probes": [failed]}
+    reasons = judge(journal).reasons
+    assert "baseline (before): probe sla-within-targets could not measure: " \
+           "MeasurementError: no data for 'x'" in reasons
+
+
+@pytest.mark.parametrize(("last_line", "shown"), [
+    ("chaoslib.exceptions.ActivityFailed: gameday.contract.MeasurementError: no data for 'x'",
+     "no data for 'x'"),
+    ("chaoslib.exceptions.ActivityFailed: KeyError: 'window'", "KeyError: 'window'"),
+    ("gameday.contract.InjectionError: broker admin API unreachable",
+     "broker admin API unreachable"),
+])
+def test_wrapper_class_names_are_dropped_from_reasons(last_line: str, shown: str) -> None:
+    journal = passing_journal()
+    journal["run"][1] = _run(METHOD_PROBE, status="failed", exception=["Traceback...", last_line])
+    assert judge(journal).reasons == (f"method: probe p95-during failed: {shown}",)
+
+
+def test_deviation_fails() -> None:
+    journal = passing_journal()
+    journal["deviated"] = True
+    journal["steady_states"]["after"] = _state(False, output=False)
+    reasons = judge(journal).reasons
+    assert "the steady state deviated after the method" in reasons
+    assert any(r.startswith("after: sla-within-targets returned false") for r in reasons)
+
+
+def test_failed_action_fails() -> None:
+    journal = passing_journal()
+    journal["run"][0] = _run(ACTION, status="failed",
+                             exception=["InjectionError: fault proxy unreachable"])
+    reasons = judge(journal).reasons
+    assert list(reasons) == ["method: action take-broker-link-down failed: "
+                       "InjectionError: fault proxy unreachable"]
+
+
+def test_method_probe_outside_its_tolerance_fails() -> None:
+    journal = passing_journal()
+    journal["run"][1] = _run(METHOD_PROBE, output=2.5)
+    reasons = judge(journal).reasons
+    assert len(reasons) == 1 and "p95-during returned 2.5" in reasons[0]
+
+
+def test_method_probe_tolerance_uses_var_overrides() -> None:
+    journal = passing_journal()
+    assert not judge(journal, configuration={"p95_max": 0.01}).passed
+
+
+def test_interrupted_run_fails() -> None:
+    journal = passing_journal()
+    journal["status"] = "interrupted"
+    journal["steady_states"]["after"] = None
+    reasons = judge(journal).reasons
+    assert "status is 'interrupted', not 'completed'" in reasons
+    assert "after: the steady state was never checked" in reasons
+
+
+def test_failed_rollback_fails() -> None:
+    journal = passing_journal()
+    journal["rollbacks"] = [_run(ROLLBACK, status="failed", exception=["OSError: refused"])]
+    assert list(judge(journal).reasons) == ["rollback restore-link failed: OSError: refused"]
+
+
+def test_rollbacks_that_never_ran_fail() -> None:
+    journal = passing_journal()
+    journal["rollbacks"] = []
+    assert list(judge(journal).reasons) == [
+        "rollbacks: none ran although the experiment declares them"]
+
+
+def test_missing_control_mark_fails() -> None:
+    journal = passing_journal()
+    journal["extensions"] = []
+    reasons = judge(journal, required_controls=["gameday-traffic"]).reasons
+    assert len(reasons) == 1 and "did not run" in reasons[0]
+
+
+def test_control_error_fails() -> None:
+    journal = passing_journal()
+    journal["extensions"] = [{"name": "gameday-traffic", "error": "no summary"}]
+    assert list(judge(journal, required_controls=["gameday-traffic"]).reasons) == [
+        "control gameday-traffic: no summary"]
+
+
+def test_leftovers_fail() -> None:
+    verdict = judge(passing_journal(), leftovers=["link service-broker is down"])
+    assert verdict.reasons == ("left injected after the run: link service-broker is down",)
+
+
+def test_experiment_without_hypothesis_fails() -> None:
+    journal = passing_journal()
+    del journal["experiment"]["steady-state-hypothesis"]
+    assert any("no steady-state hypothesis" in r for r in judge(journal).reasons)
+
+
+@pytest.mark.parametrize("status", ["aborted", "failed", None])
+def test_any_status_but_completed_fails(status: str | None) -> None:
+    journal = copy.deepcopy(passing_journal())
+    journal["status"] = status
+    assert not judge(journal).passed
+
+
+def test_an_sla_report_failure_names_the_figures_out_of_bounds() -> None:
+    journal = passing_journal()
+    report = {"availability": 0.99, "availability_min": 0.995, "availability_ok": False,
+              "p95_latency_s": 0.2, "p95_latency_max_s": 1.0, "p95_latency_s_ok": True,
+              "throughput_rps": 50.0, "throughput_min_rps": 100.0, "throughput_rps_ok": False,
+              "ok": False}
+    journal["steady_states"]["before"] = _state(False, output=report)
+    reasons = judge(journal).reasons
+    assert reasons[0].startswith(
+        "baseline (before): sla-within-targets returned availability 0.99 under its minimum "
+        "0.995; throughput_rps 50.0 under its minimum 100.0, tolerance")
