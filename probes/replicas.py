@@ -39,13 +39,14 @@ def enough_ready(minimum: int = 1, selector: str = "app=broker-integration") -> 
     """True when at least ``minimum`` replicas run and answer their health check.
 
     Args:
-        minimum: the fewest ready replicas that is still safe (e.g. a safeguard's floor).
+        minimum: the fewest ready replicas that is still safe (e.g. a safeguard's floor);
+            0 means no floor (always true, but the replicas are still counted).
         selector: which replicas (label selector; the lab also takes ``name=replica-N``).
 
     Returns a boolean. Pair it with ``tolerance: true``; in a safeguard it ends the
     experiment once too few replicas are left (the bound comes from configuration, which
     Chaos Toolkit substitutes in arguments but not in a safeguard's tolerance).
     """
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
-        raise ConfigError(f"minimum={minimum!r} is invalid: valid is a whole number >= 1")
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+        raise ConfigError(f"minimum={minimum!r} is invalid: valid is a whole number >= 0")
     return get_target().ready_replicas(selector) >= minimum

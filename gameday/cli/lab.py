@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from gameday.contract import MeasurementError
+from gameday.contract import GamedayError, MeasurementError
+from gameday.engine.check_service import check_service, table
+from gameday.service_spec import ServiceSpec, load_spec
 from gameday.settings import forget_default_lab, note_default_lab, resolve
 from gameday.targets.lab import LabTarget
 
@@ -24,6 +28,16 @@ def add_parser(subparsers: Any) -> None:
     status = actions.add_parser("status", help="where the lab's parts are and whether they run")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=_status)
+    check = actions.add_parser(
+        "check-service", help="check that a service meets the contract (docs/contract.md): "
+        "one replica against a broker simulator of its own; exit 0 only if every check passes")
+    check.add_argument("spec", type=Path, help="the service spec (YAML), e.g. "
+                       "examples/services/node-opossum/service.yaml")
+    check.add_argument("--skip-setup", action="store_true",
+                       help="do not run the spec's setup command first")
+    check.add_argument("--work-dir", type=Path, default=None,
+                       help="where the logs go (default: $GAMEDAY_RUN_DIR/check-service/NAME)")
+    check.set_defaults(func=_check_service)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -85,3 +99,30 @@ def _doctor(args: argparse.Namespace) -> int:
     print("lab is healthy and nothing is injected" if not problems
           else f"{len(problems)} problem(s); `gameday cleanup` undoes recorded faults")
     return 1 if problems else 0
+
+
+SETUP_TIMEOUT_S = 900
+
+
+def _check_service(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    work_dir = args.work_dir or resolve().run_dir / "check-service" / spec.name
+    if spec.setup and not args.skip_setup:
+        _run_setup(spec)
+    checks = check_service(spec, work_dir)
+    print(table(checks))
+    failed = sum(not c.passed for c in checks)
+    print(f"{spec.name}: {len(checks) - failed} passed, {failed} failed (logs in {work_dir})")
+    return 1 if failed else 0
+
+
+def _run_setup(spec: ServiceSpec) -> None:
+    print(f"setup: {' '.join(spec.setup)} (in {spec.workdir})", flush=True)
+    try:
+        done = subprocess.run(list(spec.setup), cwd=spec.workdir, timeout=SETUP_TIMEOUT_S,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GamedayError(f"the setup of {spec.name} could not run: {exc}") from None
+    if done.returncode != 0:
+        raise GamedayError(f"the setup of {spec.name} ({' '.join(spec.setup)}) exited "
+                           f"{done.returncode}")
