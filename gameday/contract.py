@@ -16,6 +16,7 @@ __all__ = [
     "ADMIN_TOKEN_ENV",
     "BAD_STATUSES",
     "BREAKER_STATES",
+    "CONTRACT_METRICS",
     "DEFAULT_SELECTOR",
     "GOOD_STATUSES",
     "LAB_RECORD_FILE",
@@ -75,6 +76,10 @@ METRIC_CONNECTION_STATUS = "broker_connection_status"
 METRIC_BREAKER_STATE = "broker_circuit_breaker_state"
 METRIC_BREAKER_TRANSITIONS = "broker_circuit_breaker_transitions_total"
 METRIC_BREAKER_LAST_TRANSITION = "broker_circuit_breaker_last_transition_timestamp_seconds"
+
+CONTRACT_METRICS = (METRIC_ORDERS_TOTAL, METRIC_ORDER_SECONDS, METRIC_SLIPPAGE_PIPS,
+                    METRIC_API_REQUEST_SECONDS, METRIC_CONNECTION_STATUS, METRIC_BREAKER_STATE,
+                    METRIC_BREAKER_TRANSITIONS, METRIC_BREAKER_LAST_TRANSITION)
 
 ORDER_STATUSES = ("filled", "rejected", "failed", "circuit_open")
 GOOD_STATUSES = "filled|rejected"

@@ -39,17 +39,7 @@ from typing import Any
 
 import yaml
 
-from gameday.contract import (
-    METRIC_API_REQUEST_SECONDS,
-    METRIC_BREAKER_LAST_TRANSITION,
-    METRIC_BREAKER_STATE,
-    METRIC_BREAKER_TRANSITIONS,
-    METRIC_CONNECTION_STATUS,
-    METRIC_ORDER_SECONDS,
-    METRIC_ORDERS_TOTAL,
-    METRIC_SLIPPAGE_PIPS,
-    ConfigError,
-)
+from gameday.contract import CONTRACT_METRICS, METRIC_BREAKER_STATE, ConfigError
 
 __all__ = ["COMMAND_PLACEHOLDERS", "ORDER_PLACEHOLDERS", "OrderRequest", "ServiceSpec",
            "load_spec", "parse_spec"]
@@ -57,9 +47,6 @@ __all__ = ["COMMAND_PLACEHOLDERS", "ORDER_PLACEHOLDERS", "OrderRequest", "Servic
 COMMAND_PLACEHOLDERS = ("host", "port", "broker_url", "name", "python")
 ORDER_PLACEHOLDERS = ("client_order_id", "instrument", "units", "price")
 OUTCOMES = ("filled", "rejected", "failed", "circuit_open")
-CONTRACT_METRICS = (METRIC_ORDERS_TOTAL, METRIC_ORDER_SECONDS, METRIC_SLIPPAGE_PIPS,
-                    METRIC_API_REQUEST_SECONDS, METRIC_CONNECTION_STATUS, METRIC_BREAKER_STATE,
-                    METRIC_BREAKER_TRANSITIONS, METRIC_BREAKER_LAST_TRANSITION)
 CONTRACT_LABELS = ("status", "endpoint", "from_state", "to_state", METRIC_BREAKER_STATE)
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2")
 METHODS = ("POST", "PUT")

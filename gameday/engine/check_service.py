@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -196,7 +197,11 @@ def _order(spec: ServiceSpec, running: Running, order_id: str) -> int | None:
 
 
 def _fills(running: Running, order_id: str) -> int:
-    answer = request_json("GET", f"{running.broker_url}/fills?client_order_id={order_id}")
+    """Fills the broker's ledger holds for ``order_id``; GamedayError if it cannot answer."""
+    try:
+        answer = request_json("GET", f"{running.broker_url}/fills?client_order_id={order_id}")
+    except HttpUnreachable as exc:
+        raise GamedayError(f"the broker simulator stopped answering: {exc}") from None
     fills = answer.body.get("fills") if isinstance(answer.body, dict) else None
     return len(fills) if isinstance(fills, list) else -1
 
@@ -220,8 +225,6 @@ def _orders(spec: ServiceSpec, running: Running) -> list[Check]:
 
 
 def _metrics(spec: ServiceSpec, running: Running) -> str:
-    import urllib.request  # noqa: PLC0415
-
     with urllib.request.urlopen(running.url + spec.metrics_path, timeout=3.0) as answer:
         return str(answer.read().decode("utf-8", errors="replace"))
 

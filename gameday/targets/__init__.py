@@ -12,7 +12,7 @@ from gameday.contract import ConfigError
 from gameday.settings import TARGET_NAMES, Settings, resolve
 from gameday.targets.lab import LabTarget
 
-__all__ = ["TARGET_NAMES", "Target", "get_target"]
+__all__ = ["Target", "get_target"]
 
 
 
