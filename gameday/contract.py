@@ -9,13 +9,16 @@ The service's monitoring contract is documented for the people who implement it 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
     "BAD_STATUSES",
     "BREAKER_STATES",
+    "CONTRACT_LABELS",
     "CONTRACT_METRICS",
     "DEFAULT_SELECTOR",
     "GOOD_STATUSES",
@@ -36,6 +39,7 @@ __all__ = [
     "GamedayError",
     "InjectionError",
     "MeasurementError",
+    "MetricNaming",
     "admin_token",
     "lb_link_name",
     "recording_rules",
@@ -86,6 +90,85 @@ GOOD_STATUSES = "filled|rejected"
 BAD_STATUSES = "failed|circuit_open"
 BREAKER_STATES = ("closed", "open", "half_open")
 DEFAULT_SELECTOR = 'job="broker-integration"'
+
+CONTRACT_LABELS = ("status", "endpoint", "from_state", "to_state", METRIC_BREAKER_STATE)
+HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum", "_created")
+_LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left",
+                                  "group_right"})
+_PROMQL_TOKEN = re.compile(
+    r'(?P<string>"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`)'
+    r"|(?P<number>[0-9][0-9a-zA-Z_.]*)"
+    r"|(?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)"
+    r"|(?P<other>.)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class MetricNaming:
+    """The service's names for the contract's metrics and labels, where they differ.
+
+    Every query gameday writes uses the contract's names; a Prometheus client holding a
+    naming rewrites each query into the service's names (:meth:`promql`) and the labels of
+    each answer back into the contract's (:meth:`contract_labels`), so a service that
+    calls ``broker_orders_total`` ``orders_total`` is measured by the same PromQL.
+    """
+
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the service uses every contract name as it is."""
+        return all(k == v for k, v in (*self.metrics.items(), *self.labels.items()))
+
+    def metric(self, contract_name: str) -> str:
+        """The service's name of a contract metric, or of one of its histogram series."""
+        if contract_name in self.metrics:
+            return self.metrics[contract_name]
+        for suffix in HISTOGRAM_SUFFIXES:
+            base = contract_name.removesuffix(suffix)
+            if base != contract_name and base in self.metrics:
+                return self.metrics[base] + suffix
+        return contract_name
+
+    def label(self, contract_label: str) -> str:
+        """The service's name of a contract label."""
+        return self.labels.get(contract_label, contract_label)
+
+    def promql(self, expr: str) -> str:
+        """``expr`` with each contract metric and label name replaced by the service's
+        (string literals, numbers, durations and functions are left alone; pure)."""
+        if self.is_identity:
+            return expr
+        out: list[str] = []
+        braces = 0
+        label_list = 0
+        keyword = False
+        for match in _PROMQL_TOKEN.finditer(expr):
+            text = match.group()
+            if match.lastgroup == "ident":
+                in_labels = braces > 0 or label_list > 0
+                out.append(self.label(text) if in_labels else self.metric(text))
+                keyword = text in _LABEL_LIST_KEYWORDS
+                continue
+            if match.lastgroup == "other" and not text.isspace():
+                braces += {"{": 1, "}": -1}.get(text, 0)
+                if text == "(" and keyword:
+                    label_list += 1
+                elif text == ")" and label_list:
+                    label_list -= 1
+                keyword = False
+            out.append(text)
+        return "".join(out)
+
+    def contract_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """The labels of an answer, keyed by the contract's names again (pure)."""
+        back = {service: contract for contract, service in self.labels.items()}
+        named = {back.get(key, key): value for key, value in labels.items()}
+        if "__name__" in named:
+            names = {self.metric(name): name for name in CONTRACT_METRICS}
+            named["__name__"] = names.get(named["__name__"], named["__name__"])
+        return named
+
 
 # --- links: what a partition or a degradation acts on --------------------------------------
 

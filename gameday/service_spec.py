@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from gameday.contract import CONTRACT_METRICS, METRIC_BREAKER_STATE, ConfigError
+from gameday.contract import CONTRACT_LABELS, CONTRACT_METRICS, ConfigError, MetricNaming
 
 __all__ = ["COMMAND_PLACEHOLDERS", "ORDER_PLACEHOLDERS", "OrderRequest", "ServiceSpec",
            "load_spec", "parse_spec"]
@@ -47,7 +47,6 @@ __all__ = ["COMMAND_PLACEHOLDERS", "ORDER_PLACEHOLDERS", "OrderRequest", "Servic
 COMMAND_PLACEHOLDERS = ("host", "port", "broker_url", "name", "python")
 ORDER_PLACEHOLDERS = ("client_order_id", "instrument", "units", "price")
 OUTCOMES = ("filled", "rejected", "failed", "circuit_open")
-CONTRACT_LABELS = ("status", "endpoint", "from_state", "to_state", METRIC_BREAKER_STATE)
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2")
 METHODS = ("POST", "PUT")
 KEYS = ("name", "description", "setup", "workdir", "command", "env", "replicas", "paths",
@@ -107,6 +106,10 @@ class ServiceSpec:
     def label(self, contract_label: str) -> str:
         """The service's name for a contract label (the contract's own by default)."""
         return self.label_names.get(contract_label, contract_label)
+
+    def naming(self) -> MetricNaming:
+        """The metric and label mapping, for Prometheus queries (see MetricNaming)."""
+        return MetricNaming(dict(self.metric_names), dict(self.label_names))
 
     def command_for(self, values: Mapping[str, str]) -> list[str]:
         """The command line of one replica: placeholders replaced (pure)."""

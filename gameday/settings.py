@@ -13,6 +13,9 @@ all agree whatever the working directory:
   starts one). The port base and the network-namespace switch come from the lab's
   record; ``GAMEDAY_LAB_PORT_BASE`` and ``GAMEDAY_LAB_NETNS`` choose them for ``lab up``
   and must agree with the record of a lab already running.
+- ``GAMEDAY_SERVICE``: the service spec (see :mod:`gameday.service_spec`) of the service
+  under test; for the lab, by default the one it was brought up with (its record), else
+  the reference service. On Kubernetes it gives the metric and label names to query.
 - ``GAMEDAY_RUN_DIR``: where journals, reports and traffic files go (``reports``).
 - ``GAMEDAY_ADMIN_TOKEN``: see :func:`gameday.contract.admin_token`.
 """
@@ -54,6 +57,7 @@ class LabLocation:
         netns: replicas in network namespaces of their own (root on Linux).
         found_by: how ``state_dir`` was chosen, in words (shown when nothing runs there).
         recorded: True when ``state_dir`` holds the record of a lab brought up there.
+        service: the service spec the recorded lab runs (None: the reference service).
     """
 
     state_dir: Path
@@ -61,6 +65,7 @@ class LabLocation:
     netns: bool = False
     found_by: str = "the default ./.lab"
     recorded: bool = False
+    service: Path | None = None
 
     def how_to_point(self) -> str:
         """One sentence: where gameday looked, and how to point it at another lab."""
@@ -76,6 +81,7 @@ class Settings:
     target: str
     lab: LabLocation
     run_dir: Path
+    service: Path | None = None
     admin_token: str | None = field(default=None, repr=False)
 
 
@@ -89,8 +95,26 @@ def resolve(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -
         raise ConfigError(f"GAMEDAY_TARGET={target!r} is not a target: valid targets are "
                           f"{', '.join(TARGET_NAMES)}")
     run_dir = env.get("GAMEDAY_RUN_DIR", "").strip() or "reports"
-    return Settings(target=target, lab=lab_location(env, here),
-                    run_dir=(here / run_dir).resolve(), admin_token=admin_token(env))
+    lab = lab_location(env, here)
+    return Settings(target=target, lab=lab, run_dir=(here / run_dir).resolve(),
+                    service=_service(env, here, lab), admin_token=admin_token(env))
+
+
+def _service(env: Mapping[str, str], cwd: Path, lab: LabLocation) -> Path | None:
+    """The service spec: GAMEDAY_SERVICE, else (for the lab) the one its record names."""
+    raw = env.get("GAMEDAY_SERVICE", "").strip()
+    recorded = lab.service
+    if not raw:
+        return recorded
+    path = (cwd / raw).resolve()
+    if not path.is_file():
+        raise ConfigError(f"GAMEDAY_SERVICE={raw!r}: {path} is not a file; name a service "
+                          "spec (see docs/contract.md), or unset it for the reference service")
+    if lab.recorded and recorded != path:
+        raise ConfigError(f"GAMEDAY_SERVICE={raw!r}, but the lab in {lab.state_dir} runs "
+                          f"{recorded or 'the reference service'}: unset it, or bring the "
+                          "lab down and up again with --service")
+    return path
 
 
 def lab_location(env: Mapping[str, str], cwd: Path) -> LabLocation:
@@ -99,7 +123,9 @@ def lab_location(env: Mapping[str, str], cwd: Path) -> LabLocation:
     record = _read_record(state_dir)
     base = _port_base(env, record)
     netns = _netns(env, record)
-    return LabLocation(state_dir, base, netns, found_by, recorded=record is not None)
+    service = record.get("service") if record else None
+    return LabLocation(state_dir, base, netns, found_by, recorded=record is not None,
+                       service=Path(service) if isinstance(service, str) and service else None)
 
 
 def _state_dir(env: Mapping[str, str], cwd: Path) -> tuple[Path, str]:

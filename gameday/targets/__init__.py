@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from gameday.contract import ConfigError
+from gameday.contract import ConfigError, MetricNaming
+from gameday.service_spec import OrderRequest
 from gameday.settings import TARGET_NAMES, Settings, resolve
 from gameday.targets.lab import LabTarget
 
@@ -62,6 +63,12 @@ class Target(Protocol):
 
     def leftovers(self) -> list[str]:
         """Every fault still injected, in words; empty when the target is clean."""
+
+    def naming(self) -> MetricNaming:
+        """The service's names for the contract's metrics and labels (its spec's)."""
+
+    def order(self) -> OrderRequest:
+        """How an order is placed with the service (its spec's order request)."""
 
 
 def get_target(name: str | None = None, settings: Settings | None = None) -> Target:

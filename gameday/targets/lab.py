@@ -29,7 +29,9 @@ from gameday.contract import (
     ConfigError,
     InjectionError,
     MeasurementError,
+    MetricNaming,
 )
+from gameday.service_spec import OrderRequest, ServiceSpec, load_spec
 from gameday.settings import LabLocation, Settings
 from lab import netns, stack
 from lab.broker.modeparse import InvalidMode, parse_mode
@@ -37,6 +39,17 @@ from lab.layout import LabLayout
 from lab.sabotage import Sabotage
 
 SERVICE_SELECTOR = "app=broker-integration"
+
+
+def reference_spec_path() -> Path:
+    """The reference service's spec (``lab/service/service.yaml``): what the lab runs when
+    no other service is given."""
+    return Path(stack.__file__).parent / "service" / "service.yaml"
+
+
+def service_spec(path: Path | None) -> ServiceSpec:
+    """The spec at ``path``, or the reference service's when None."""
+    return load_spec(path or reference_spec_path())
 
 
 def check_broker_mode(body: dict[str, Any]) -> None:
@@ -54,13 +67,29 @@ class LabTarget:
 
     layout: LabLayout
     location: LabLocation | None = None
+    service: ServiceSpec | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LabTarget:
-        """The lab that the settings locate (see :mod:`gameday.settings`)."""
+    def from_settings(cls, settings: Settings, service: Path | None = None) -> LabTarget:
+        """The lab that the settings locate (see :mod:`gameday.settings`), running the
+        service of ``service`` (a spec file; default: the settings', else the reference)."""
         found = settings.lab
-        layout = LabLayout(found.state_dir, found.port_base, netns=found.netns)
-        return cls(layout, found)
+        spec = service_spec(service or settings.service)
+        layout = LabLayout(found.state_dir, found.port_base, replica_count=spec.replicas,
+                           netns=found.netns)
+        return cls(layout, found, spec)
+
+    def spec(self) -> ServiceSpec:
+        """The spec of the service this lab runs."""
+        return self.service or service_spec(None)
+
+    def naming(self) -> MetricNaming:
+        """The service's names for the contract's metrics and labels."""
+        return self.spec().naming()
+
+    def order(self) -> OrderRequest:
+        """How an order is placed with the service."""
+        return self.spec().order
 
     def _where(self) -> str:
         if self.location is not None:
