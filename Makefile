@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# SERVICE=path/to/service.yaml runs the catalog against that service instead of the
+# reference one (see README, "Testing your own service").
 gameday: setup
-	$(BIN)/gameday run
+	$(BIN)/gameday run $(if $(SERVICE),--service $(SERVICE))
 
 # The fast tier while working: lint, types, layers, unit and component tests (~2 min).
 check: lint

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gameday.targets.lab import LabTarget
 from lab import stack
 from lab.layout import LabLayout
 
@@ -32,7 +33,7 @@ def running_lab(port_base: int = BENCH_PORT_BASE,
 def _lab(layout: LabLayout) -> Iterator[LabLayout]:
     """Up, then down whatever happens (also when ``up`` itself is interrupted)."""
     try:
-        stack.up(layout)
+        stack.up(layout, LabTarget(layout).program())
         yield layout
     finally:
         stack.down(layout)

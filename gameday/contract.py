@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "BREAKER_STATES",
     "CONTRACT_LABELS",
     "CONTRACT_METRICS",
+    "DEFAULT_ORDER_BODY",
     "DEFAULT_SELECTOR",
     "GOOD_STATUSES",
     "LAB_RECORD_FILE",
@@ -32,7 +34,9 @@ __all__ = [
     "METRIC_ORDERS_TOTAL",
     "METRIC_ORDER_SECONDS",
     "METRIC_SLIPPAGE_PIPS",
+    "ORDER_PLACEHOLDERS",
     "ORDER_STATUSES",
+    "ORDER_VALUES",
     "RECORDED_WINDOWS_S",
     "SERVICE_BROKER_LINK",
     "ConfigError",
@@ -41,6 +45,7 @@ __all__ = [
     "MeasurementError",
     "MetricNaming",
     "admin_token",
+    "fill_order",
     "lb_link_name",
     "recording_rules",
     "sla_expressions",
@@ -139,7 +144,18 @@ class MetricNaming:
         (string literals, numbers, durations and functions are left alone; pure)."""
         if self.is_identity:
             return expr
-        out: list[str] = []
+        return "".join(new for _, new in self._rewrite(expr))
+
+    def renames(self, expr: str) -> dict[str, str]:
+        """The contract names in ``expr`` that the service calls otherwise, each with the
+        service's name: what :meth:`promql` changes (pure; empty when nothing)."""
+        if self.is_identity:
+            return {}
+        return {old: new for old, new in self._rewrite(expr) if old != new}
+
+    def _rewrite(self, expr: str) -> Iterator[tuple[str, str]]:
+        """Each token of ``expr`` with what it becomes in the service's names: a name in
+        braces or in a ``by (...)``-like list is a label, any other name a metric."""
         braces = 0
         label_list = 0
         keyword = False
@@ -147,7 +163,7 @@ class MetricNaming:
             text = match.group()
             if match.lastgroup == "ident":
                 in_labels = braces > 0 or label_list > 0
-                out.append(self.label(text) if in_labels else self.metric(text))
+                yield text, self.label(text) if in_labels else self.metric(text)
                 keyword = text in _LABEL_LIST_KEYWORDS
                 continue
             if match.lastgroup == "other" and not text.isspace():
@@ -157,17 +173,56 @@ class MetricNaming:
                 elif text == ")" and label_list:
                     label_list -= 1
                 keyword = False
-            out.append(text)
-        return "".join(out)
+            yield text, text
+
+    def contract_metric(self, service_name: str) -> str:
+        """The contract's name of the service's metric ``service_name``, or of one of its
+        histogram series (``_bucket``, ``_count``, ...); other names are returned as they are."""
+        names = {self.metric(name): name for name in CONTRACT_METRICS}
+        if service_name in names:
+            return names[service_name]
+        for suffix in HISTOGRAM_SUFFIXES:
+            base = service_name.removesuffix(suffix)
+            if base != service_name and base in names:
+                return names[base] + suffix
+        return service_name
 
     def contract_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
-        """The labels of an answer, keyed by the contract's names again (pure)."""
+        """The labels of an answer, keyed by the contract's names again, and ``__name__``
+        holding the contract's metric name (pure)."""
+        if self.is_identity:
+            return dict(labels)
         back = {service: contract for contract, service in self.labels.items()}
         named = {back.get(key, key): value for key, value in labels.items()}
         if "__name__" in named:
-            names = {self.metric(name): name for name in CONTRACT_METRICS}
-            named["__name__"] = names.get(named["__name__"], named["__name__"])
+            named["__name__"] = self.contract_metric(named["__name__"])
         return named
+
+
+# --- the order request (a service spec's ``order.body`` template) ----------------------
+
+ORDER_PLACEHOLDERS = ("client_order_id", "instrument", "units", "price")
+ORDER_VALUES: Mapping[str, Any] = MappingProxyType(
+    {"instrument": "EUR_USD", "units": 1000, "price": 1.0842})
+"""What the load generator orders, besides a new ``client_order_id`` each time."""
+DEFAULT_ORDER_BODY: Mapping[str, Any] = MappingProxyType(
+    {name: f"{{{name}}}" for name in ORDER_PLACEHOLDERS})
+_ORDER_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def fill_order(template: Any, values: Mapping[str, Any]) -> Any:
+    """``template`` with each ``{placeholder}`` replaced by its value (pure); a string that
+    is exactly one placeholder takes the value itself, with its JSON type."""
+    if isinstance(template, str):
+        whole = _ORDER_PLACEHOLDER.fullmatch(template)
+        if whole:
+            return values[whole.group(1)]
+        return _ORDER_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
+    if isinstance(template, Mapping):
+        return {key: fill_order(item, values) for key, item in template.items()}
+    if isinstance(template, list):
+        return [fill_order(item, values) for item in template]
+    return template
 
 
 # --- links: what a partition or a degradation acts on --------------------------------------

@@ -21,8 +21,9 @@ what it must expose). Paths are relative to the file::
     metrics: {}                          # contract metric name -> the service's name
     labels: {}                           # contract label name -> the service's label
 
-Placeholders: ``{host}``, ``{port}``, ``{broker_url}``, ``{name}`` and ``{python}`` (the
-Python running gameday) in the command and the environment; ``{client_order_id}``,
+Placeholders: ``{host}``, ``{port}``, ``{broker_url}``, ``{name}``, ``{python}`` (the
+Python running gameday) and ``{log_dir}`` (where the lab keeps its logs) in the command
+and the environment; ``{client_order_id}``,
 ``{instrument}``, ``{units}``, ``{price}`` in the order body (a value that is exactly one
 placeholder takes the value's JSON type).
 :func:`parse_spec` checks everything and raises one ConfigError naming every problem.
@@ -39,13 +40,20 @@ from typing import Any
 
 import yaml
 
-from gameday.contract import CONTRACT_LABELS, CONTRACT_METRICS, ConfigError, MetricNaming
+from gameday.contract import (
+    CONTRACT_LABELS,
+    CONTRACT_METRICS,
+    DEFAULT_ORDER_BODY,
+    ORDER_PLACEHOLDERS,
+    ConfigError,
+    MetricNaming,
+    fill_order,
+)
 
 __all__ = ["COMMAND_PLACEHOLDERS", "ORDER_PLACEHOLDERS", "OrderRequest", "ServiceSpec",
            "load_spec", "parse_spec"]
 
-COMMAND_PLACEHOLDERS = ("host", "port", "broker_url", "name", "python")
-ORDER_PLACEHOLDERS = ("client_order_id", "instrument", "units", "price")
+COMMAND_PLACEHOLDERS = ("host", "port", "broker_url", "name", "python", "log_dir")
 OUTCOMES = ("filled", "rejected", "failed", "circuit_open")
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2")
 METHODS = ("POST", "PUT")
@@ -68,14 +76,13 @@ class OrderRequest:
 
     method: str = "POST"
     path: str = "/orders"
-    body: Mapping[str, Any] = field(default_factory=lambda: {
-        name: f"{{{name}}}" for name in ORDER_PLACEHOLDERS})
+    body: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_ORDER_BODY))
     statuses: Mapping[str, tuple[int, ...]] = field(default_factory=lambda: {
         "filled": (200,), "rejected": (422,), "failed": (502, 504), "circuit_open": (503,)})
 
     def render(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The body of one order: every placeholder replaced by its value (pure)."""
-        return {key: _fill(value, values) for key, value in self.body.items()}
+        return {key: fill_order(value, values) for key, value in self.body.items()}
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ class ServiceSpec:
     stop_grace_s: float = 10.0
     metric_names: Mapping[str, str] = field(default_factory=dict)
     label_names: Mapping[str, str] = field(default_factory=dict)
-    source: Path | None = None
+    path: Path | None = None
 
     def metric(self, contract_name: str) -> str:
         """The service's name for a contract metric (the contract's own by default)."""
@@ -140,14 +147,15 @@ def parse_spec(raw: object, path: Path) -> ServiceSpec:
                           f"{', '.join(KEYS)}")
     problems += [f"unknown field {key!r}: valid are {', '.join(KEYS)}"
                  for key in raw if key not in KEYS]
-    spec = _build(raw, path.resolve().parent, problems)
+    spec = _build(raw, path.resolve(), problems)
     if problems or spec is None:
         lines = "\n".join(f"  {path}: {problem}" for problem in problems)
         raise ConfigError(f"service spec {path} has {len(problems)} problem(s):\n{lines}")
     return spec
 
 
-def _build(raw: Mapping[str, Any], base: Path, problems: list[str]) -> ServiceSpec | None:
+def _build(raw: Mapping[str, Any], path: Path, problems: list[str]) -> ServiceSpec | None:
+    base = path.parent
     order = _order(raw.get("order", {}), problems)
     stop_signal, grace_s = _stop(raw.get("stop", {}), problems)
     paths = _paths(raw.get("paths", {}), problems)
@@ -165,7 +173,7 @@ def _build(raw: Mapping[str, Any], base: Path, problems: list[str]) -> ServiceSp
                               _METRIC_NAME, problems),
         label_names=_renames(raw.get("labels", {}), "labels", CONTRACT_LABELS, _LABEL_NAME,
                              problems),
-        source=base,
+        path=path,
     )
     _needs_placeholders(spec, problems)
     return None if problems else spec
@@ -353,16 +361,3 @@ def _needs_placeholders(spec: ServiceSpec, problems: list[str]) -> None:
 
 def _substitute(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
-
-
-def _fill(value: Any, values: Mapping[str, Any]) -> Any:
-    if isinstance(value, str):
-        whole = _PLACEHOLDER.fullmatch(value)
-        if whole:
-            return values[whole.group(1)]
-        return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), value)
-    if isinstance(value, dict):
-        return {key: _fill(item, values) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_fill(item, values) for item in value]
-    return value

@@ -97,20 +97,22 @@ def resolve(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -
     run_dir = env.get("GAMEDAY_RUN_DIR", "").strip() or "reports"
     lab = lab_location(env, here)
     return Settings(target=target, lab=lab, run_dir=(here / run_dir).resolve(),
-                    service=_service(env, here, lab), admin_token=admin_token(env))
+                    service=_service(env, here, lab if target == "lab" else None),
+                    admin_token=admin_token(env))
 
 
-def _service(env: Mapping[str, str], cwd: Path, lab: LabLocation) -> Path | None:
-    """The service spec: GAMEDAY_SERVICE, else (for the lab) the one its record names."""
+def _service(env: Mapping[str, str], cwd: Path, lab: LabLocation | None) -> Path | None:
+    """The service spec: GAMEDAY_SERVICE, else (for the lab target) the one the lab's
+    record names; it must agree with the record of a running lab."""
     raw = env.get("GAMEDAY_SERVICE", "").strip()
-    recorded = lab.service
+    recorded = None if lab is None else lab.service
     if not raw:
         return recorded
     path = (cwd / raw).resolve()
     if not path.is_file():
         raise ConfigError(f"GAMEDAY_SERVICE={raw!r}: {path} is not a file; name a service "
                           "spec (see docs/contract.md), or unset it for the reference service")
-    if lab.recorded and recorded != path:
+    if lab is not None and lab.recorded and recorded != path:
         raise ConfigError(f"GAMEDAY_SERVICE={raw!r}, but the lab in {lab.state_dir} runs "
                           f"{recorded or 'the reference service'}: unset it, or bring the "
                           "lab down and up again with --service")

@@ -11,13 +11,15 @@ reaches the replicas directly, and a partition of that link is an iptables rule.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
 import yaml
 
-from gameday.contract import SERVICE_BROKER_LINK, recording_rules
+from gameday.contract import SERVICE_BROKER_LINK, MetricNaming, recording_rules
 from lab.layout import HOST, LabLayout
 from lab.sabotage import Sabotage
 
@@ -39,6 +41,62 @@ class RenderError(ValueError):
 
 
 NETNS_LISTEN_HOST = "0.0.0.0"
+PLACEHOLDERS = ("python", "host", "port", "broker_url", "name", "log_dir")
+
+
+@dataclass(frozen=True)
+class ServiceProgram:
+    """How the lab runs, checks and scrapes each replica of the service under test.
+
+    Built from the service's spec by ``gameday.targets.lab``. ``command`` and ``env``
+    values may hold the placeholders ``{python}`` (the Python running the lab), ``{host}``,
+    ``{port}``, ``{broker_url}``, ``{name}`` (replica-N) and ``{log_dir}``; ``naming``
+    renames the contract's metrics in the recording rules; ``takes_sabotage`` is true
+    only for the reference service, whose flags ``GAMEDAY_LAB_SABOTAGE`` uses;
+    ``spec_path`` (the spec file) goes into the lab's record.
+    """
+
+    command: tuple[str, ...]
+    workdir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    stop_signal: str = "SIGTERM"
+    stop_grace_s: float = 10.0
+    health_path: str = "/health"
+    ready_path: str = "/ready"
+    metrics_path: str = "/metrics"
+    naming: MetricNaming = field(default_factory=MetricNaming)
+    takes_sabotage: bool = False
+    spec_path: Path | None = None
+
+    def argv(self, values: Mapping[str, str]) -> list[str]:
+        """The command of one replica, every placeholder replaced (pure)."""
+        return [_fill(part, values) for part in self.command]
+
+    def environment(self, values: Mapping[str, str]) -> dict[str, str]:
+        """The extra environment of one replica, every placeholder replaced (pure)."""
+        return {key: _fill(value, values) for key, value in self.env.items()}
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    for name in PLACEHOLDERS:
+        text = text.replace(f"{{{name}}}", values[name])
+    return text
+
+
+def _supervisor_text(text: str) -> str:
+    """``text`` safe in a supervisord value (it expands ``%(name)s``)."""
+    return text.replace("%", "%%")
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{_supervisor_text(escaped)}"'
+
+
+def _environment_line(env: Mapping[str, str]) -> str:
+    """supervisord's ``environment=`` value: quoted pairs, the admin token emptied."""
+    pairs = {"GAMEDAY_ADMIN_TOKEN": "", **env}
+    return ",".join(f"{key}={_quoted(value)}" for key, value in pairs.items())
 
 
 NO_SABOTAGE = Sabotage()
@@ -66,39 +124,38 @@ def proxies_json(layout: LabLayout) -> str:
     return json.dumps(links, indent=2) + "\n"
 
 
-def _listen_in_namespace(block: str) -> str:
-    """The replica's program block, listening on every address of its namespace."""
-    old = f"--host {HOST} "
-    if block.count(old) != 1:
-        raise RenderError(f"lab/conf/replica.program.tmpl must pass `{old.strip()}` to the "
-                          f"replica exactly once for GAMEDAY_LAB_NETNS to move it")
-    return block.replace(old, f"--host {NETNS_LISTEN_HOST} ")
-
-
-def _replica_program(template: Template, layout: LabLayout, exe: Executables,
-                     name: str, sabotage: Sabotage = NO_SABOTAGE) -> str:
-    python = exe.python
+def _replica_program(template: Template, layout: LabLayout, exe: Executables, *,
+                     program: ServiceProgram, name: str, sabotage: Sabotage) -> str:
+    values = {"python": exe.python, "name": name, "port": str(layout.replica_port(name)),
+              "host": NETNS_LISTEN_HOST if layout.netns else HOST,
+              "broker_url": layout.broker_link_url(), "log_dir": str(layout.log_dir)}
+    argv = program.argv(values) + (sabotage.replica_argv() if program.takes_sabotage else [])
     if layout.netns:
-        python = f"{exe.ip} netns exec {layout.netns_name(name)} {exe.python}"
-    block = template.substitute(
+        argv = [exe.ip, "netns", "exec", layout.netns_name(name), *argv]
+    return template.substitute(
         name=name,
-        python=python,
-        port=layout.replica_port(name),
+        command=_supervisor_text(shlex.join(argv)),
+        workdir=_supervisor_text(str(program.workdir)),
+        environment=_environment_line(program.environment(values)),
+        stop_signal=program.stop_signal.removeprefix("SIG"),
+        stop_grace_s=max(1, round(program.stop_grace_s)),
         state_dir=layout.state_dir,
-        broker_link_url=layout.broker_link_url() + sabotage.replica_args(),
     )
-    return _listen_in_namespace(block) if layout.netns else block
 
 
-def _replica_programs(layout: LabLayout, exe: Executables, sabotage: Sabotage) -> str:
+def _replica_programs(layout: LabLayout, exe: Executables, program: ServiceProgram,
+                      sabotage: Sabotage) -> str:
+    if sabotage.replica_argv() and not program.takes_sabotage:
+        raise RenderError("GAMEDAY_LAB_SABOTAGE kinds that change the replicas apply to the "
+                          "reference service only; unset them to run another service")
     template = _template("replica.program.tmpl")
-    blocks = [_replica_program(template, layout, exe, name, sabotage)
-              for name in layout.replica_names()]
-    return "\n".join(blocks)
+    return "\n".join(_replica_program(template, layout, exe, program=program, name=name,
+                                      sabotage=sabotage)
+                     for name in layout.replica_names())
 
 
 def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path,
-                     sabotage: Sabotage = NO_SABOTAGE) -> str:
+                     program: ServiceProgram, sabotage: Sabotage = NO_SABOTAGE) -> str:
     """supervisord's config: every lab process, restarted when it dies."""
     return _template("supervisord.conf.tmpl").substitute(
         state_dir=layout.state_dir,
@@ -110,7 +167,7 @@ def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path,
         broker_admin_port=layout.port("broker_admin"),
         fault_proxy_port=layout.port("fault_proxy"),
         prometheus_port=layout.port("prometheus"),
-        replica_programs=_replica_programs(layout, exe, sabotage),
+        replica_programs=_replica_programs(layout, exe, program, sabotage),
         broker_extra_args=sabotage.broker_args(),
     )
 
@@ -121,7 +178,8 @@ def _server_address(layout: LabLayout, name: str) -> str:
     return f"{HOST}:{layout.lb_link_port(name)}"
 
 
-def haproxy_cfg(layout: LabLayout, sabotage: Sabotage = NO_SABOTAGE) -> str:
+def haproxy_cfg(layout: LabLayout, program: ServiceProgram,
+                sabotage: Sabotage = NO_SABOTAGE) -> str:
     """HAProxy's config: the entry point, round robin over health-checked replicas,
     each reached through its ``lb-replica-N`` link of the fault proxy (in netns mode:
     directly, on its service address)."""
@@ -133,11 +191,12 @@ def haproxy_cfg(layout: LabLayout, sabotage: Sabotage = NO_SABOTAGE) -> str:
         entry_port=layout.port("entry"),
         stats_port=layout.port("haproxy_stats"),
         servers=servers,
+        ready_path=program.ready_path,
         retries=sabotage.lb_retries(),
     )
 
 
-def prometheus_yml(layout: LabLayout) -> str:
+def prometheus_yml(layout: LabLayout, program: ServiceProgram) -> str:
     """Prometheus' config: 1 s scrapes of replicas, HAProxy, fault proxy, broker sim."""
     targets = "\n".join(
         f'      - targets: ["{layout.replica_host(name)}:{layout.replica_port(name)}"]\n'
@@ -147,25 +206,31 @@ def prometheus_yml(layout: LabLayout) -> str:
     return _template("prometheus.yml.tmpl").substitute(
         state_dir=layout.state_dir,
         replica_targets=targets,
+        metrics_path=program.metrics_path,
         stats_port=layout.port("haproxy_stats"),
         fault_proxy_port=layout.port("fault_proxy"),
         broker_port=layout.port("broker"),
     )
 
 
-def rules_yml() -> str:
-    """Prometheus recording rules for the SLA, from the same PromQL the probes use."""
-    header = "# Rendered by `gameday lab up` from gameday.measurements.sla — do not edit.\n"
-    return header + yaml.safe_dump(recording_rules(), sort_keys=False, width=200)
+def rules_yml(naming: MetricNaming | None = None) -> str:
+    """Prometheus recording rules for the SLA, from the same PromQL the probes use (in
+    the service's metric names)."""
+    rules = recording_rules()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = (naming or MetricNaming()).promql(rule["expr"])
+    header = "# Rendered by `gameday lab up` from gameday.contract — do not edit.\n"
+    return header + yaml.safe_dump(rules, sort_keys=False, width=200)
 
 
-def all_files(layout: LabLayout, exe: Executables, workdir: Path,
+def all_files(layout: LabLayout, exe: Executables, workdir: Path, program: ServiceProgram,
               sabotage: Sabotage = NO_SABOTAGE) -> dict[str, str]:
     """Every rendered file, by its name under the state directory."""
     return {
-        "supervisord.conf": supervisord_conf(layout, exe, workdir, sabotage),
-        "haproxy.cfg": haproxy_cfg(layout, sabotage),
-        "prometheus.yml": prometheus_yml(layout),
-        "rules.yml": rules_yml(),
+        "supervisord.conf": supervisord_conf(layout, exe, workdir, program, sabotage),
+        "haproxy.cfg": haproxy_cfg(layout, program, sabotage),
+        "prometheus.yml": prometheus_yml(layout, program),
+        "rules.yml": rules_yml(program.naming),
         "proxies.json": proxies_json(layout),
     }

@@ -43,15 +43,15 @@ class Sabotage:
                               f"{', '.join(KINDS)}")
         return cls(kinds)
 
-    def replica_args(self) -> str:
-        """Extra command-line arguments for each replica."""
-        args = ""
+    def replica_argv(self) -> list[str]:
+        """Extra command-line arguments for each replica of the reference service."""
+        args: list[str] = []
         if "no-breaker" in self.kinds:
-            args += f" --failure-threshold {NEVER} --min-calls {NEVER}"
+            args += ["--failure-threshold", str(NEVER), "--min-calls", str(NEVER)]
         if "breaker-thrash" in self.kinds:
-            args += " --reset-timeout-s 0.1"
+            args += ["--reset-timeout-s", "0.1"]
         if "retry-storm" in self.kinds:
-            args += " --max-attempts 10 --ignore-retry-after"
+            args += ["--max-attempts", "10", "--ignore-retry-after"]
         return args
 
     def broker_args(self) -> str:

@@ -1,7 +1,9 @@
 """Bring the lab up and down, and tell its status.
 
 The lab is a supervisord instance (PyPI ``supervisor``) running the broker simulator,
-the fault proxy, three service replicas, HAProxy and Prometheus, all on 127.0.0.1
+the fault proxy, the replicas of the service under test (the reference service, or
+the one a service spec describes: :class:`lab.render.ServiceProgram`), HAProxy and
+Prometheus, all on 127.0.0.1
 and all with state under the layout's state directory. With ``GAMEDAY_LAB_NETNS=1``
 the replicas run in network namespaces created before supervisord starts and deleted
 after it stops (see :mod:`lab.netns`).
@@ -33,7 +35,7 @@ from pathlib import Path
 from gameday.contract import LAB_RECORD_FILE, ConfigError, GamedayError, admin_token
 from lab import netns
 from lab.layout import HOST, LabLayout
-from lab.render import Executables, all_files
+from lab.render import Executables, RenderError, ServiceProgram, all_files
 from lab.sabotage import Sabotage
 from lab.supervisor_client import SupervisorClient
 
@@ -114,9 +116,13 @@ def _check_admin_token() -> None:
         raise LabError(str(exc)) from None
 
 
-def _write_configs(layout: LabLayout, exe: Executables) -> None:
+def _write_configs(layout: LabLayout, exe: Executables, program: ServiceProgram) -> None:
     layout.log_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in all_files(layout, exe, Path.cwd(), Sabotage.from_env()).items():
+    try:
+        files = all_files(layout, exe, Path.cwd(), program, Sabotage.from_env())
+    except RenderError as exc:
+        raise LabError(str(exc)) from None
+    for name, text in files.items():
         (layout.state_dir / name).write_text(text, encoding="utf-8")
 
 
@@ -182,23 +188,25 @@ def _prepare_netns(layout: LabLayout, exe: Executables,
     return exe if tools is None else dataclasses.replace(exe, ip=tools.ip)
 
 
-def up(layout: LabLayout, ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
-    """Start the lab and wait until every part answers; False if it was already running."""
+def up(layout: LabLayout, program: ServiceProgram,
+       ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
+    """Start the lab around ``program``'s replicas and wait until every part answers;
+    False if it was already running."""
     with _netns_errors():
         tools = _netns_tools(layout)
     if client(layout).is_up():
-        wait_ready(layout, ready_timeout_s)
+        wait_ready(layout, ready_timeout_s, program.health_path)
         return False
     exe = executables()
     _check_admin_token()
     _check_ports_free(layout)
     exe = _prepare_netns(layout, exe, tools)
-    _write_configs(layout, exe)
-    _write_record(layout)
+    _write_configs(layout, exe, program)
+    _write_record(layout, program)
     with _netns_errors(), _namespaces(layout, tools):
         _start_supervisord(layout)
         try:
-            wait_ready(layout, ready_timeout_s)
+            wait_ready(layout, ready_timeout_s, program.health_path)
         except LabError:
             down(layout)
             raise
@@ -226,10 +234,12 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     return True
 
 
-def _write_record(layout: LabLayout) -> None:
-    """The lab's record (``lab.json``): how commands run from anywhere find its ports."""
+def _write_record(layout: LabLayout, program: ServiceProgram) -> None:
+    """The lab's record (``lab.json``): how commands run from anywhere find its ports and
+    the spec of the service it runs."""
     record = {"port_base": layout.port_base, "replica_count": layout.replica_count,
-              "netns": layout.netns, "started_unix": round(time.time(), 3)}
+              "netns": layout.netns, "started_unix": round(time.time(), 3),
+              "service": str(program.spec_path) if program.spec_path else None}
     (layout.state_dir / LAB_RECORD_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
 
 
@@ -261,14 +271,15 @@ def _targets_up(prometheus_url: str, expected: int) -> bool:
     return len(targets) == expected and all(t.get("health") == "up" for t in targets)
 
 
-def readiness_checks(layout: LabLayout) -> dict[str, Callable[[], bool]]:
+def readiness_checks(layout: LabLayout,
+                     health_path: str = "/health") -> dict[str, Callable[[], bool]]:
     """Named checks that all pass when the lab is ready for an experiment."""
     checks: dict[str, Callable[[], bool]] = {
         "broker": lambda: _http_ok(layout.url("broker") + "/health"),
         "faultproxy": lambda: _http_ok(layout.url("fault_proxy") + "/version"),
     }
     for name in layout.replica_names():
-        checks[name] = lambda n=name: _http_ok(layout.replica_url(n) + "/health")  # type: ignore[misc]
+        checks[name] = lambda n=name: _http_ok(layout.replica_url(n) + health_path)  # type: ignore[misc]
     checks["haproxy"] = lambda: _http_ok(layout.url("entry") + "/health")
     checks["prometheus"] = lambda: _http_ok(layout.url("prometheus") + "/-/ready")
     expected_targets = layout.replica_count + 3
@@ -276,15 +287,17 @@ def readiness_checks(layout: LabLayout) -> dict[str, Callable[[], bool]]:
     return checks
 
 
-def failing_checks(layout: LabLayout) -> list[str]:
+def failing_checks(layout: LabLayout, health_path: str = "/health") -> list[str]:
     """Names of the readiness checks that fail right now."""
-    return [name for name, check in readiness_checks(layout).items() if not check()]
+    checks = readiness_checks(layout, health_path)
+    return [name for name, check in checks.items() if not check()]
 
 
-def wait_ready(layout: LabLayout, timeout_s: float = READY_TIMEOUT_S) -> None:
+def wait_ready(layout: LabLayout, timeout_s: float = READY_TIMEOUT_S,
+               health_path: str = "/health") -> None:
     """Wait until every readiness check passes, or raise naming the ones that did not."""
     deadline = time.monotonic() + timeout_s
-    failing = failing_checks(layout)
+    failing = failing_checks(layout, health_path)
     while failing:
         if time.monotonic() > deadline:
             raise LabError(
@@ -292,7 +305,7 @@ def wait_ready(layout: LabLayout, timeout_s: float = READY_TIMEOUT_S) -> None:
                 f"see the logs in {layout.log_dir}"
             )
         time.sleep(0.25)
-        failing = failing_checks(layout)
+        failing = failing_checks(layout, health_path)
 
 
 def status(layout: LabLayout) -> LabStatus:

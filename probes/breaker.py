@@ -10,7 +10,6 @@ injected (for tripping) or removed (for recovering), as recorded by ``actions``.
 import time
 from typing import Any
 
-from gameday.clients.prometheus import Prometheus
 from gameday.contract import DEFAULT_SELECTOR, ConfigError, MeasurementError
 from gameday.engine.activity import activity
 from gameday.faults.record import InjectionLog
@@ -32,7 +31,7 @@ FAULT_KINDS = ("partition", "degrade", "broker")
 def _view(configuration: dict[str, Any] | None) -> BreakerView:
     config = configuration or {}
     selector = str(config.get("prometheus_service_selector", DEFAULT_SELECTOR))
-    return BreakerView(Prometheus(get_target().prometheus_url()), selector)
+    return BreakerView(get_target().prometheus(), selector)
 
 
 def _seconds(seconds: float) -> float:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from gameday.clients.http import HttpUnreachable, request_json
-from gameday.clients.prometheus import Prometheus
 from gameday.contract import (
     DEFAULT_SELECTOR,
     METRIC_API_REQUEST_SECONDS,
@@ -92,4 +91,4 @@ def broker_calls_per_order(window_s: float = 10,
     window = window_selector(window_s)
     calls = f"sum(rate({METRIC_API_REQUEST_SECONDS}_count{{{selector}}}[{window}]))"
     orders = f"sum(rate({METRIC_ORDERS_TOTAL}{{{selector}}}[{window}]))"
-    return Prometheus(get_target().prometheus_url()).scalar(f"{calls} / {orders}")
+    return get_target().prometheus().scalar(f"{calls} / {orders}")

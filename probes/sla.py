@@ -12,7 +12,6 @@ with the cause; it never returns a default.
 import time
 from typing import Any
 
-from gameday.clients.prometheus import Prometheus
 from gameday.contract import DEFAULT_SELECTOR, ConfigError
 from gameday.engine.activity import activity
 from gameday.engine.traffic import current_files
@@ -43,7 +42,7 @@ def _client(window_s: float, source: str) -> dict[str, Any]:
 def _server(configuration: dict[str, Any] | None) -> ServerSla:
     config = configuration or {}
     selector = str(config.get("prometheus_service_selector", DEFAULT_SELECTOR))
-    return ServerSla(Prometheus(get_target().prometheus_url()), selector)
+    return ServerSla(get_target().prometheus(), selector)
 
 
 @activity

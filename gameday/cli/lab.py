@@ -12,7 +12,7 @@ from typing import Any
 from gameday.contract import GamedayError, MeasurementError
 from gameday.engine.check_service import check_service, table
 from gameday.service_spec import ServiceSpec, load_spec
-from gameday.settings import forget_default_lab, note_default_lab, resolve
+from gameday.settings import Settings, forget_default_lab, note_default_lab, resolve
 from gameday.targets.lab import LabTarget
 
 
@@ -20,8 +20,9 @@ def add_parser(subparsers: Any) -> None:
     """Register ``gameday lab`` and its actions."""
     parser = subparsers.add_parser("lab", help="start, stop or inspect the local lab")
     actions = parser.add_subparsers(dest="lab_action", required=True, metavar="ACTION")
-    actions.add_parser("up", help="start the lab and wait until it is ready").set_defaults(
-        func=_up)
+    up = actions.add_parser("up", help="start the lab and wait until it is ready")
+    add_service_options(up)
+    up.set_defaults(func=_up)
     actions.add_parser("down", help="stop every lab process").set_defaults(func=_down)
     actions.add_parser("doctor", help="exit 0 only if the lab is healthy and nothing is "
                        "left injected; list what is wrong otherwise").set_defaults(func=_doctor)
@@ -40,9 +41,28 @@ def add_parser(subparsers: Any) -> None:
     check.set_defaults(func=_check_service)
 
 
+def add_service_options(parser: argparse.ArgumentParser) -> None:
+    """``--service SPEC`` and ``--skip-setup``: which service the lab runs."""
+    parser.add_argument("--service", type=Path, default=None, metavar="SPEC",
+                        help="run this service's replicas (a service spec, see "
+                        "docs/contract.md) instead of the reference service")
+    parser.add_argument("--skip-setup", action="store_true",
+                        help="do not run the service spec's setup command first")
+
+
+def lab_for(args: argparse.Namespace, settings: Settings) -> LabTarget:
+    """The lab target for ``--service`` (checked, set up unless ``--skip-setup``)."""
+    service = None if args.service is None else args.service.resolve()
+    if service is not None:
+        spec = load_spec(service)
+        if spec.setup and not args.skip_setup:
+            run_setup(spec)
+    return LabTarget.from_settings(settings, service=service)
+
+
 def _up(args: argparse.Namespace) -> int:
     settings = resolve()
-    lab = LabTarget.from_settings(settings)
+    lab = lab_for(args, settings)
     layout = lab.layout
     started = lab.up()
     note_default_lab(settings)
@@ -50,8 +70,9 @@ def _up(args: argparse.Namespace) -> int:
     sabotage = lab.sabotage()
     if sabotage:
         print(f"SABOTAGED lab (GAMEDAY_LAB_SABOTAGE): {', '.join(sabotage)}")
-    print(f"lab {word}: entry {layout.url('entry')}, Prometheus {layout.url('prometheus')}, "
-          f"state in {layout.state_dir}")
+    print(f"lab {word} with {lab.spec().name} x{layout.replica_count}: entry "
+          f"{layout.url('entry')}, Prometheus {layout.url('prometheus')}, state in "
+          f"{layout.state_dir}")
     return 0
 
 
@@ -71,6 +92,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"lab: {'running' if status.running else 'not running'}")
+    print(f"  {'service':<13} {LabTarget.from_settings(resolve()).spec().name}")
     for label, url in (("entry", status.entry_url), ("prometheus", status.prometheus_url),
                        ("fault proxy", status.fault_proxy_url), ("broker", status.broker_url),
                        ("broker admin", status.broker_admin_url)):
@@ -108,7 +130,7 @@ def _check_service(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     work_dir = args.work_dir or resolve().run_dir / "check-service" / spec.name
     if spec.setup and not args.skip_setup:
-        _run_setup(spec)
+        run_setup(spec)
     checks = check_service(spec, work_dir)
     print(table(checks))
     failed = sum(not c.passed for c in checks)
@@ -116,7 +138,8 @@ def _check_service(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _run_setup(spec: ServiceSpec) -> None:
+def run_setup(spec: ServiceSpec) -> None:
+    """Run the spec's setup command in its working directory; GamedayError if it fails."""
     print(f"setup: {' '.join(spec.setup)} (in {spec.workdir})", flush=True)
     try:
         done = subprocess.run(list(spec.setup), cwd=spec.workdir, timeout=SETUP_TIMEOUT_S,

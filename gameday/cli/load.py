@@ -27,6 +27,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
+from gameday.contract import ORDER_PLACEHOLDERS, ORDER_VALUES, fill_order
 from gameday.load.generator import LoadOutputs, LoadSettings, run_load
 from gameday.load.output import LiveSink, OutcomeLog, Progress, write_atomic
 from gameday.load.stats import public_summary
@@ -43,7 +44,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--url", required=True, help="where to send requests")
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration", type=float, required=True, help="seconds to send")
-    parser.add_argument("--method", choices=("POST", "GET"), default="POST",
+    parser.add_argument("--order-template", type=_template, default=None, metavar="JSON",
+                        help="the order body as a JSON object with placeholders "
+                        "{client_order_id}, {instrument}, {units}, {price} (a service "
+                        "spec's order.body); default: the contract's order")
+    parser.add_argument("--method", choices=("POST", "PUT", "GET"), default="POST",
                         help="POST (default) sends a new order each time; GET has no body")
     parser.add_argument("--timeout-s", type=float, default=2.0, help="per-request timeout")
     parser.add_argument("--in-time-s", type=float, default=1.0,
@@ -86,6 +91,24 @@ def _check_options(args: argparse.Namespace) -> None:
             raise ValueError(f"--{option} {path}: expected a file in an existing directory")
 
 
+def _template(text: str) -> dict[str, Any]:
+    """``--order-template``: a JSON object carrying ``{client_order_id}``."""
+    try:
+        template = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(template, dict) or "{client_order_id}" not in json.dumps(template):
+        raise argparse.ArgumentTypeError("expected a JSON object carrying "
+                                         '"{client_order_id}"')
+    try:
+        fill_order(template, {**ORDER_VALUES, "client_order_id": "x"})
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(
+            f"unknown placeholder {{{exc.args[0]}}}: valid are "
+            + ", ".join(f"{{{name}}}" for name in ORDER_PLACEHOLDERS)) from None
+    return template
+
+
 def _worker(text: str) -> tuple[int, int]:
     """``I/N`` → (I, N): this process is worker I of N."""
     index, _, total = text.partition("/")
@@ -100,6 +123,7 @@ def _settings(args: argparse.Namespace) -> LoadSettings:
     index, count = _worker(args.worker) if args.worker else (0, 1)
     return LoadSettings(url=args.url, rate_rps=args.rate, duration_s=args.duration,
                         timeout_s=args.timeout_s, method=args.method,
+                        order_template=args.order_template,
                         in_time_s=args.in_time_s, worker_index=index, worker_count=count,
                         start_unix=_handshake() if args.worker else None)
 

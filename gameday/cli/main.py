@@ -21,6 +21,7 @@ from typing import Any
 
 from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
+from gameday.cli.lab import add_service_options, run_setup
 from gameday.contract import ConfigError, GamedayError
 from gameday.engine import preflight, traffic
 from gameday.engine.chaosproc import signals_noted
@@ -30,6 +31,7 @@ from gameday.engine.verdict import judge
 from gameday.faults import inject
 from gameday.report.summary import junit_xml, table
 from gameday.report.write import write_reports
+from gameday.service_spec import load_spec
 from gameday.settings import TARGET_NAMES, note_default_lab, resolve
 from gameday.targets import get_target
 from gameday.targets.lab import LabTarget
@@ -52,6 +54,7 @@ def _add_run(subparsers: Any) -> None:
     parser.add_argument("--reports", type=Path, default=None,
                         help="where journals and logs go (default: $GAMEDAY_RUN_DIR, "
                              "else reports/)")
+    add_service_options(parser)
     parser.set_defaults(func=_run)
 
 
@@ -103,8 +106,20 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise ConfigError(f"--junit {args.junit}: a parent of it is a file, not a directory")
 
 
+def _use_service(args: argparse.Namespace) -> None:
+    """``--service SPEC``: every part of the run (experiments included) tests that service
+    (``GAMEDAY_SERVICE``); its setup runs first unless ``--skip-setup``."""
+    if args.service is None:
+        return
+    spec = load_spec(args.service)
+    if spec.setup and not args.skip_setup:
+        run_setup(spec)
+    os.environ["GAMEDAY_SERVICE"] = str(args.service.resolve())
+
+
 def _run(args: argparse.Namespace) -> int:
     _check_outputs(args)
+    _use_service(args)
     variables = dict(parse_var(v) for v in args.var)
     target = args.target or resolve().target
     get_target(target)
@@ -169,10 +184,10 @@ def _shared_traffic(settings: RunSettings) -> Iterator[None]:
     if rate is None:
         yield
         return
-    url = get_target(settings.target).entry_url() + "/orders"
-    process = traffic.start_shared(url, rate, settings.reports_dir)
+    orders = traffic.orders_of(get_target(settings.target))
+    process = traffic.start_shared(orders, rate, settings.reports_dir)
     os.environ[traffic.SHARED_ENV] = str(settings.reports_dir)
-    print(f"traffic: {rate:g} orders/s to {url} for the whole run", flush=True)
+    print(f"traffic: {rate:g} orders/s to {orders.url} for the whole run", flush=True)
     try:
         yield
     finally:
@@ -188,7 +203,8 @@ def _lab_if_needed(target: str) -> Iterator[None]:
     started = target == "lab" and lab.up()
     if started:
         note_default_lab(settings)
-        print(f"lab started for this run (state in {lab.layout.state_dir})", flush=True)
+        print(f"lab started for this run with {lab.spec().name} (state in "
+              f"{lab.layout.state_dir})", flush=True)
     try:
         yield
     finally:

@@ -123,7 +123,7 @@ def _replica(spec: ServiceSpec, broker_url: str,
              work_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = _free_port()
     values = {"host": "127.0.0.1", "port": str(port), "broker_url": broker_url,
-              "name": "check-1", "python": sys.executable}
+              "name": "check-1", "python": sys.executable, "log_dir": str(work_dir)}
     log = (work_dir / "replica.log").open("wb")
     try:
         process = subprocess.Popen(spec.command_for(values), cwd=spec.workdir,

@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,6 +42,7 @@ from chaoslib.exceptions import InterruptExecution
 
 from gameday.contract import MeasurementError
 from gameday.load.stats import merged_histogram
+from gameday.load.workers import order_template_args
 from gameday.measurements.client_sla import (
     STALE_S,
     connect_failures,
@@ -48,13 +50,15 @@ from gameday.measurements.client_sla import (
     read_live,
     seconds_between,
 )
-from gameday.targets import get_target
+from gameday.targets import Target, get_target
 
 __all__ = [
+    "Orders",
     "TrafficFiles",
     "after_experiment_control",
     "before_experiment_control",
     "current_files",
+    "orders_of",
     "shared_summary",
     "start_shared",
     "stop_shared",
@@ -130,13 +134,28 @@ def _join_shared(files: TrafficFiles, warmup_s: float) -> None:
     _start_marker().write_text(repr(time.time()))
 
 
-def _load_command(url: str, rate_rps: float, max_duration_s: float, files: TrafficFiles,
-                  workers: int = 1) -> list[str]:
+class Orders(NamedTuple):
+    """Where and how the load generator places orders: the service's order request."""
+
+    url: str
+    method: str
+    template: Mapping[str, Any]
+
+
+def orders_of(target: Target) -> Orders:
+    """The target's order request (its service spec's), at its entry point."""
+    order = target.order()
+    return Orders(target.entry_url() + order.path, order.method, order.body)
+
+
+def _load_command(orders: Orders, rate_rps: float, max_duration_s: float,
+                  files: TrafficFiles, workers: int = 1) -> list[str]:
     return [
-        sys.executable, "-m", "gameday", "load", "--url", url, "--rate", str(rate_rps),
+        sys.executable, "-m", "gameday", "load", "--url", orders.url, "--rate", str(rate_rps),
         "--duration", str(max_duration_s), "--json", str(files.summary),
         "--live", str(files.live), "--workers", str(workers),
-        "--stop-with-parent", str(os.getpid()),
+        "--stop-with-parent", str(os.getpid()), "--method", orders.method,
+        *order_template_args(orders.template),
     ]
 
 
@@ -153,13 +172,13 @@ def before_experiment_control(  # noqa: PLR0917 (Chaos Toolkit calls it so)
     generator dies or when the target is unreachable (nearly every order of the last
     seconds failed to connect); the reason goes into the journal with the traffic's
     figures."""
-    url = get_target().entry_url() + "/orders"
+    orders = orders_of(get_target())
     try:
         if os.environ.get(SHARED_ENV):
             _join_shared(current_files(), float(warmup_s))
         else:
-            _start_own(url, rate_rps, warmup_s, max_duration_s, int(workers))
-        _check_reachable(url)
+            _start_own(orders, rate_rps, warmup_s, max_duration_s, int(workers))
+        _check_reachable(orders.url)
     except InterruptExecution as exc:
         _error_note().write_text(str(exc), encoding="utf-8")
         raise InterruptExecution(str(exc)) from None
@@ -184,13 +203,13 @@ def check_reachable(live: dict[str, Any], url: str, now_unix: float) -> None:
             f"{REACH_WINDOW_S:g} s could not connect to {url}")
 
 
-def _start_own(url: str, rate_rps: float, warmup_s: float, max_duration_s: float,
+def _start_own(orders: Orders, rate_rps: float, warmup_s: float, max_duration_s: float,
                workers: int) -> None:
     files = traffic_files()
     pid_file, out = files.pid, files.summary
     for stale in (out, files.live, out.with_suffix(".outcomes.jsonl"), _error_note()):
         stale.unlink(missing_ok=True)
-    command = _load_command(url, rate_rps, max_duration_s, files, workers)
+    command = _load_command(orders, rate_rps, max_duration_s, files, workers)
     with out.with_suffix(".log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     pid_file.write_text(str(process.pid))
@@ -351,13 +370,13 @@ def shared_summary(live: dict[str, Any], start_unix: float, end_unix: float) -> 
     }
 
 
-def start_shared(url: str, rate_rps: float, run_dir: Path) -> subprocess.Popen[bytes]:
+def start_shared(orders: Orders, rate_rps: float, run_dir: Path) -> subprocess.Popen[bytes]:
     """Start a game day's shared load (stops by itself with this process, or after an
     hour); point experiments at it by setting ``$GAMEDAY_SHARED_TRAFFIC`` to ``run_dir``."""
     files = shared_files(run_dir)
     for stale in (files.summary, files.live, outcomes_path(files)):
         stale.unlink(missing_ok=True)
-    command = _load_command(url, rate_rps, SHARED_MAX_DURATION_S, files)
+    command = _load_command(orders, rate_rps, SHARED_MAX_DURATION_S, files)
     with files.summary.with_suffix(".log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     files.pid.write_text(str(process.pid))

@@ -20,13 +20,14 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 
+from gameday.contract import DEFAULT_ORDER_BODY, ORDER_VALUES, fill_order
 from gameday.load.output import LiveHeader, OutcomeLog, live_document
 from gameday.load.stats import LoadStats, RunFacts, build_summary, classify_status
 
@@ -37,6 +38,7 @@ DRAIN_GRACE_S = 1.0
 STOP_POLL_S = 0.05
 TICK_OFFSET_S = 0.05
 JSON_HEADERS = MappingProxyType({"Content-Type": "application/json"})
+METHODS = ("GET", "POST", "PUT")
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,10 @@ class LoadSettings:
         rate_rps: requests due per second (over all workers).
         duration_s: how long to send; the run stops by itself after it.
         timeout_s: per-request timeout; a request over it counts as ``timeout``.
-        method: ``POST`` sends a new order (unique client order id) each time; ``GET`` no body.
+        method: ``POST`` or ``PUT`` sends a new order (unique client order id) each time;
+            ``GET`` sends no body.
+        order_template: the order's JSON body with placeholders (a service spec's
+            ``order.body``, see :func:`gameday.contract.fill_order`); None = the contract's.
         late_threshold_ms: a start later than this after its due time is a late start.
         in_time_s: an answer within this many seconds of its due time is "in time".
         worker_index, worker_count: this process sends requests i with
@@ -68,6 +73,7 @@ class LoadSettings:
     worker_index: int = 0
     worker_count: int = 1
     start_unix: float | None = None
+    order_template: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.rate_rps > 0:
@@ -76,8 +82,8 @@ class LoadSettings:
             raise ValueError(f"duration must be > 0 s, got {self.duration_s}")
         if not self.timeout_s > 0:
             raise ValueError(f"timeout must be > 0 s, got {self.timeout_s}")
-        if self.method not in ("GET", "POST"):
-            raise ValueError(f"method must be GET or POST, got {self.method!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0 <= self.worker_index < self.worker_count:
             raise ValueError(f"worker {self.worker_index} of {self.worker_count} is invalid")
 
@@ -99,15 +105,18 @@ class LoadOutputs:
     on_second: Callable[[dict[str, Any]], None] | None = None
 
 
-def new_order(client_order_id: str) -> dict[str, Any]:
-    """A small market order with the given client order id."""
-    return {"client_order_id": client_order_id, "instrument": "EUR_USD", "units": 1000,
-            "price": 1.0842}
+def new_order(client_order_id: str,
+              template: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A small market order with the given client order id, in the shape of ``template``
+    (default: the contract's order)."""
+    values = {**ORDER_VALUES, "client_order_id": client_order_id}
+    body: dict[str, Any] = fill_order(template or DEFAULT_ORDER_BODY, values)
+    return body
 
 
-def _order_body(client_order_id: str) -> bytes:
-    """:func:`new_order` as JSON bytes (serialized once per request, cheaply)."""
-    return json.dumps(new_order(client_order_id), separators=(",", ":")).encode()
+def _order_body(client_order_id: str, template: Mapping[str, Any] | None) -> bytes:
+    """:func:`new_order` as JSON bytes."""
+    return json.dumps(new_order(client_order_id, template), separators=(",", ":")).encode()
 
 
 @dataclass
@@ -123,7 +132,8 @@ class _Run:
 async def _send(run: _Run, order_id: str) -> tuple[str, str]:
     """Send one request; returns (class, order outcome)."""
     settings = run.settings
-    body = _order_body(order_id) if settings.method == "POST" else None
+    body = None if settings.method == "GET" else _order_body(order_id,
+                                                               settings.order_template)
     headers = JSON_HEADERS if body is not None else None
     try:
         async with run.session.request(settings.method, settings.url, data=body,

@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,13 @@ def worker_command(settings: LoadSettings, index: int, count: int, files: Worker
         "--in-time-s", repr(settings.in_time_s), "--worker", f"{index}/{count}",
         "--json", str(files.summary(index)), "--live", str(files.live(index)),
         "--stop-with-parent", str(parent_pid),
+        *order_template_args(settings.order_template),
     ]
+
+
+def order_template_args(template: Mapping[str, Any] | None) -> list[str]:
+    """``--order-template JSON`` for a load command, when there is a template."""
+    return [] if template is None else ["--order-template", json.dumps(template)]
 
 
 async def _spawn(commands: Sequence[list[str]]) -> list[asyncio.subprocess.Process]:

@@ -10,8 +10,9 @@
 - ``history.jsonl``: one line per experiment run (appended; a run is recorded once);
 - ``summary.md``: the same in Markdown, also appended to ``$GITHUB_STEP_SUMMARY`` when set.
 
-Server-side series are queried from the target's Prometheus at report time; when it
-cannot answer, the pages say so instead of drawing anything.
+Server-side series are queried from the target's Prometheus at report time (or the one
+``--prometheus`` names), in the service's metric names (``GAMEDAY_SERVICE``'s spec); when
+it cannot answer, the pages say so instead of drawing anything.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gameday.contract import DEFAULT_SELECTOR, ConfigError, GamedayError
+from gameday.clients.prometheus import Prometheus
+from gameday.contract import DEFAULT_SELECTOR, ConfigError, GamedayError, MetricNaming
 from gameday.engine.journal import read_journal
 from gameday.engine.results import ExperimentResult, key_figures
 from gameday.engine.verdict import judge
@@ -39,6 +41,8 @@ from gameday.report.history import (
 from gameday.report.html import experiment_page
 from gameday.report.index import IndexRow, index_page, markdown_summary
 from gameday.report.prom import ServerSeries, fetch_server_series
+from gameday.service_spec import load_spec
+from gameday.settings import resolve
 
 __all__ = ["ReportSettings", "add_arguments", "experiment_name", "run_report", "write_reports"]
 
@@ -49,10 +53,12 @@ SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 @dataclass(frozen=True)
 class ReportSettings:
     """Where the server-side series come from (None: the current target's Prometheus,
-    "" : do not query) and the regression policy."""
+    "" : do not query), the regression policy, and the service's metric names (None: the
+    target's, or with a ``prometheus_url`` those of the spec ``GAMEDAY_SERVICE`` names)."""
 
     prometheus_url: str | None = None
     policy: RegressionPolicy = field(default_factory=RegressionPolicy)
+    naming: MetricNaming | None = None
 
 
 def experiment_name(journal_path: Path) -> str:
@@ -61,24 +67,34 @@ def experiment_name(journal_path: Path) -> str:
     return STAMP.sub("", stem)
 
 
-def _prometheus_url(settings: ReportSettings) -> str:
-    if settings.prometheus_url is not None:
-        return settings.prometheus_url
+def _prometheus(settings: ReportSettings) -> Prometheus | str:
+    """The Prometheus to query, or why there is none."""
+    if settings.prometheus_url == "":
+        return "not asked for"
+    from gameday.targets import get_target  # noqa: PLC0415 (only when asked)
     try:
-        from gameday.targets import get_target  # noqa: PLC0415 (only when asked)
-        return get_target(None).prometheus_url()
+        if settings.prometheus_url is None:
+            prometheus = get_target(None).prometheus()
+        else:
+            service = resolve().service
+            naming = load_spec(service).naming() if service else MetricNaming()
+            prometheus = Prometheus(settings.prometheus_url, naming=naming)
     except (GamedayError, OSError) as exc:
-        return f"!{exc}"
+        return str(exc)
+    if settings.naming is None:
+        return prometheus
+    return replace(prometheus, naming=settings.naming)
 
 
-def _server(data: ExperimentData, url: str) -> tuple[ServerSeries, float]:
+def _server(data: ExperimentData,
+            prometheus: Prometheus | str) -> tuple[ServerSeries, float]:
     window_s = float(data.configuration.get("sla_window_s", 10))
-    if not url or url.startswith("!"):
-        reason = url[1:] or "not asked for"
-        return ServerSeries(problem=f"no Prometheus to query ({reason})"), window_s
+    if isinstance(prometheus, str):
+        return ServerSeries(problem=f"no Prometheus to query ({prometheus})"), window_s
     selector = str(data.configuration.get("prometheus_service_selector", DEFAULT_SELECTOR))
     return fetch_server_series(
-        url, data.start_unix, data.end_unix, selector=selector, window_s=window_s), window_s
+        prometheus, data.start_unix, data.end_unix, selector=selector,
+        window_s=window_s), window_s
 
 
 def _read_journal(path: Path) -> dict[str, Any]:
@@ -88,11 +104,12 @@ def _read_journal(path: Path) -> dict[str, Any]:
     return journal
 
 
-def _page(result: ExperimentResult, out_dir: Path, url: str) -> tuple[ExperimentData, str]:
+def _page(result: ExperimentResult, out_dir: Path,
+          prometheus: Prometheus | str) -> tuple[ExperimentData, str]:
     assert result.journal_path is not None
     journal = _read_journal(result.journal_path)
     data = experiment_data(result.path.stem, journal, result.verdict)
-    server, window_s = _server(data, url)
+    server, window_s = _server(data, prometheus)
     name = result.journal_path.name.removesuffix(".json").removesuffix(".journal") + ".html"
     (out_dir / name).write_text(experiment_page(data, server, window_s), encoding="utf-8")
     return data, name
@@ -117,13 +134,13 @@ def write_reports(results: Sequence[ExperimentResult], out_dir: Path,
     (the index first). Appends the runs to ``out_dir/history.jsonl``."""
     settings = settings or ReportSettings()
     out_dir.mkdir(parents=True, exist_ok=True)
-    url = _prometheus_url(settings)
+    prometheus = _prometheus(settings)
     pages: list[tuple[ExperimentResult, ExperimentData | None, str]] = []
     for result in results:
         if result.journal_path is None:
             pages.append((result, None, ""))
             continue
-        data, name = _page(result, out_dir, url)
+        data, name = _page(result, out_dir, prometheus)
         pages.append((result, data, name))
     rows = _rows(pages, out_dir / "history.jsonl", settings.policy)
     index = out_dir / "index.html"

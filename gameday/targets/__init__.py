@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from gameday.clients.prometheus import Prometheus
 from gameday.contract import ConfigError, MetricNaming
 from gameday.service_spec import OrderRequest
 from gameday.settings import TARGET_NAMES, Settings, resolve
 from gameday.targets.lab import LabTarget
 
 __all__ = ["Target", "get_target"]
-
 
 
 class Target(Protocol):
@@ -49,6 +49,10 @@ class Target(Protocol):
     def prometheus_url(self) -> str:
         """Base URL of the Prometheus that scrapes the service."""
 
+    def prometheus(self) -> Prometheus:
+        """A client of that Prometheus speaking the service's metric and label names
+        (:meth:`naming`): every query is written with the contract's names."""
+
     def broker_url(self) -> str:
         """Base URL of the broker API (``GET /fills`` reads the broker's ledger)."""
 
@@ -82,5 +86,5 @@ def get_target(name: str | None = None, settings: Settings | None = None) -> Tar
         # Imported here: the Kubernetes client is slow to import and the lab needs none of it.
         from gameday.targets.kubernetes.target import KubernetesTarget  # noqa: PLC0415
 
-        return KubernetesTarget.from_env()
+        return KubernetesTarget.from_env(resolved)
     raise ConfigError(f"unknown target {chosen!r}: valid targets are {', '.join(TARGET_NAMES)}")

@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from gameday.clients.http import HttpUnreachable, request_json
+from gameday.clients.prometheus import Prometheus
 from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
 from gameday.contract import (
     ADMIN_TOKEN_ENV,
@@ -36,6 +37,7 @@ from gameday.settings import LabLocation, Settings
 from lab import netns, stack
 from lab.broker.modeparse import InvalidMode, parse_mode
 from lab.layout import LabLayout
+from lab.render import ServiceProgram
 from lab.sabotage import Sabotage
 
 SERVICE_SELECTOR = "app=broker-integration"
@@ -104,9 +106,27 @@ class LabTarget:
             raise MeasurementError(f"no lab is running: {self._where()}")
         return status
 
+    def program(self) -> ServiceProgram:
+        """How the lab runs the service: its spec, in the lab's terms."""
+        spec = self.spec()
+        return ServiceProgram(
+            command=spec.command, workdir=spec.workdir, env=spec.env,
+            stop_signal=spec.stop_signal, stop_grace_s=spec.stop_grace_s,
+            health_path=spec.health_path, ready_path=spec.ready_path,
+            metrics_path=spec.metrics_path, naming=spec.naming(),
+            takes_sabotage=spec.path == reference_spec_path(),
+            spec_path=None if spec.path == reference_spec_path() else spec.path)
+
     def up(self) -> bool:
-        """Start the lab and wait until every part answers; False if it already ran."""
-        return stack.up(self.layout)
+        """Start the lab and wait until every part answers; False if it already ran
+        (ConfigError when it runs another service than this target's)."""
+        if self.is_running() and self.location is not None and (
+                self.location.service != self.program().spec_path):
+            raise ConfigError(
+                f"the lab in {self.layout.state_dir} already runs "
+                f"{self.location.service or 'the reference service'}: bring it down "
+                f"(`gameday lab down`) before starting it with {self.spec().path}")
+        return stack.up(self.layout, self.program())
 
     def down(self) -> bool:
         """Stop every lab process; False if the lab was not running."""
@@ -122,7 +142,7 @@ class LabTarget:
 
     def failing_checks(self) -> list[str]:
         """Names of the lab's parts that do not answer (empty when all do)."""
-        return stack.failing_checks(self.layout)
+        return stack.failing_checks(self.layout, self.spec().health_path)
 
     @staticmethod
     def sabotage() -> list[str]:
@@ -155,7 +175,8 @@ class LabTarget:
         ready = 0
         for replica in self._replicas(selector):
             try:
-                answer = request_json("GET", replica.url + "/health", timeout_s=1.0)
+                answer = request_json("GET", replica.url + self.spec().health_path,
+                                      timeout_s=1.0)
                 ok = answer.status == 200
             except HttpUnreachable:
                 ok = False
@@ -226,6 +247,10 @@ class LabTarget:
     def prometheus_url(self) -> str:
         """The lab's Prometheus."""
         return self.layout.url("prometheus")
+
+    def prometheus(self) -> Prometheus:
+        """The lab's Prometheus, queried in the names of the service the lab runs."""
+        return Prometheus(self.prometheus_url(), naming=self.naming())
 
     def broker_admin_url(self) -> str:
         """The broker simulator's admin API."""

@@ -97,7 +97,7 @@ LOAD = ["load", "--url", "http://127.0.0.1:9/orders", "--rate", "5", "--duration
     (["--json", "/tmp"], "--json /tmp: expected a file in an existing directory"),
     (["--live", "/nonexistent-dir/live.json"], "expected a file in an existing directory"),
     (["--stop-with-parent", "-3"], "--stop-with-parent must be a process id > 0"),
-    (["--method", "PUT"], "argument --method: invalid choice: 'PUT'"),
+    (["--method", "DELETE"], "argument --method: invalid choice: 'DELETE'"),
 ], ids=str)
 def test_bad_load_options_are_refused(no_lab: RunningLab, args: list[str],
                                       message: str) -> None:

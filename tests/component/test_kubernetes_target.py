@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +27,10 @@ from typing import Any
 import pytest
 
 from gameday.clients.http import request_json
-from gameday.contract import ConfigError, InjectionError, MeasurementError
+from gameday.clients.prometheus import Prometheus
+from gameday.contract import ConfigError, InjectionError, MeasurementError, MetricNaming
+from gameday.service_spec import OrderRequest
+from gameday.settings import resolve
 from gameday.targets import get_target
 from gameday.targets.kubernetes.objects import match_labels, replica_number
 from gameday.targets.kubernetes.settings import KubernetesSettings
@@ -526,16 +531,19 @@ URLS = {"GAMEDAY_PROMETHEUS_URL": "http://prometheus.monitoring:9090/",
         "GAMEDAY_ENTRY_URL": "https://trading.example.test",
         "GAMEDAY_BROKER_URL": "http://broker-api.example.test"}
 OPTIONAL = ("GAMEDAY_K8S_NAMESPACE", "GAMEDAY_K8S_SELECTOR", "GAMEDAY_K8S_TIMEOUT_S",
-            "GAMEDAY_BROKER_ADMIN_URL", "GAMEDAY_STATE_DIR")
+            "GAMEDAY_BROKER_ADMIN_URL", "GAMEDAY_STATE_DIR", "GAMEDAY_SERVICE", "GAMEDAY_TARGET")
 
 
 @pytest.fixture
-def env(api: FakeApiServer, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The required variables set, the optional ones unset, credentials for the fake."""
+def env(api: FakeApiServer, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> pytest.MonkeyPatch:
+    """The required variables set, the optional ones unset, credentials for the fake (and
+    no lab: a lab record nearby would name a service of its own)."""
     for name, value in URLS.items():
         monkeypatch.setenv(name, value)
     for name in OPTIONAL:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GAMEDAY_LAB_DIR", str(tmp_path / "no-lab"))
     return monkeypatch
 
 
@@ -622,6 +630,149 @@ def test_a_kubeconfig_is_used_as_chaostoolkit_kubernetes_uses_it(
 
     assert (done.returncode, done.stdout) == (0, "3\n"), done.stderr
     assert api.requests[-1].authorization == "Bearer kubeconfig-token"
+
+
+# --- GAMEDAY_SERVICE: the service's own metric names, its order -------------------------
+
+SPEC = """
+name: renamed-service
+command: ["svc", "--port", "{port}", "--broker-url", "{broker_url}"]
+paths: {health: /healthz, ready: /readyz}
+order:
+  path: /v1/orders
+  body: {id: "{client_order_id}", symbol: "{instrument}", qty: "{units}", limit: "{price}"}
+metrics:
+  broker_orders_total: orders_total
+  broker_api_request_seconds: api_seconds
+  broker_circuit_breaker_state: cb_state
+labels: {status: outcome, broker_circuit_breaker_state: state}
+"""
+SELECTED = 'job="broker-integration"'
+
+
+def vector(*series: tuple[dict[str, str], float]) -> dict[str, Any]:
+    """A Prometheus instant-query answer."""
+    return {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": labels, "value": [1714557600.0, str(value)]} for labels, value in series]}}
+
+
+@pytest.fixture
+def prometheus() -> Iterator[FakeApiServer]:
+    """A stand-in for the cluster's Prometheus: answers the exact queries it is given."""
+    server = FakeApiServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def renamed(env: pytest.MonkeyPatch, prometheus: FakeApiServer,
+            tmp_path: Path) -> pytest.MonkeyPatch:
+    """The kubernetes target, its Prometheus the stand-in, GAMEDAY_SERVICE a spec renaming
+    the contract's metrics and labels."""
+    spec = tmp_path / "service.yaml"
+    spec.write_text(SPEC)
+    env.setenv("GAMEDAY_TARGET", "kubernetes")
+    env.setenv("GAMEDAY_SERVICE", str(spec))
+    env.setenv("GAMEDAY_PROMETHEUS_URL", prometheus.url)
+    return env
+
+
+def _query(promql: str) -> str:
+    return urllib.parse.urlencode({"query": promql})
+
+
+def test_without_gameday_service_the_contract_names_and_order_are_used(
+        env: pytest.MonkeyPatch) -> None:
+    target = get_target("kubernetes")
+
+    assert isinstance(target, KubernetesTarget)
+    assert target.service is None
+    assert target.naming() == MetricNaming()
+    assert target.order() == OrderRequest()
+    assert target.prometheus() == Prometheus("http://prometheus.monitoring:9090")
+
+
+def test_gameday_service_gives_the_target_its_names_and_order(
+        renamed: pytest.MonkeyPatch, prometheus: FakeApiServer) -> None:
+    target = get_target()
+
+    assert isinstance(target, KubernetesTarget)
+    assert target.naming() == MetricNaming(
+        {"broker_orders_total": "orders_total", "broker_api_request_seconds": "api_seconds",
+         "broker_circuit_breaker_state": "cb_state"},
+        {"status": "outcome", "broker_circuit_breaker_state": "state"})
+    assert (target.order().method, target.order().path) == ("POST", "/v1/orders")
+    assert target.order().render({"client_order_id": "c-1", "instrument": "EUR_USD",
+                                  "units": 5, "price": 1.1}) == {
+        "id": "c-1", "symbol": "EUR_USD", "qty": 5, "limit": 1.1}
+    assert target.prometheus() == Prometheus(prometheus.url, naming=target.naming())
+
+
+def test_gameday_service_names_reach_every_query_and_answers_come_back(
+        renamed: pytest.MonkeyPatch, prometheus: FakeApiServer) -> None:
+    from probes import breaker, orders, sla  # noqa: PLC0415 (the experiments' API)
+
+    calls = (f'sum(rate(api_seconds_count{{{SELECTED}}}[10s])) / '
+             f'sum(rate(orders_total{{{SELECTED}}}[10s]))')
+    availability = (f'sum(rate(orders_total{{{SELECTED},outcome=~"filled|rejected"}}[10s])) '
+                    f'/ sum(rate(orders_total{{{SELECTED}}}[10s]))')
+    up, state = f"up{{{SELECTED}}}", f"cb_state{{{SELECTED}}} == 1"
+    queries = [calls, availability, up, state]
+    prometheus.answer("GET", "/api/v1/query", vector(({}, 1.25)), query=_query(calls))
+    prometheus.answer("GET", "/api/v1/query", vector(({}, 0.998)), query=_query(availability))
+    prometheus.answer("GET", "/api/v1/query", vector(({"pod": A}, 1), ({"pod": B}, 1)),
+                      query=_query(up))
+    prometheus.answer("GET", "/api/v1/query",
+                      vector(({"__name__": "cb_state", "pod": A, "state": "open"}, 1),
+                             ({"__name__": "cb_state", "pod": B, "state": "closed"}, 1)),
+                      query=_query(state))
+
+    assert orders.broker_calls_per_order(window_s=10) == 1.25
+    assert sla.availability(window_s=10) == 0.998
+    assert breaker.states() == {A: "open", B: "closed"}
+
+    assert prometheus.calls() == [("GET", "/api/v1/query", _query(q)) for q in queries]
+
+
+def test_a_renamed_metric_with_no_data_is_named_in_the_probe_error(
+        renamed: pytest.MonkeyPatch, prometheus: FakeApiServer) -> None:
+    from probes import sla  # noqa: PLC0415 (the experiments' API)
+
+    throughput = f"sum(rate(orders_total{{{SELECTED}}}[10s]))"
+    prometheus.answer("GET", "/api/v1/query", vector(), query=_query(throughput))
+
+    with pytest.raises(MeasurementError, match=re.escape(
+            f"no data for {throughput!r} (the service's names from its spec: "
+            f"broker_orders_total -> orders_total) at {prometheus.url}")):
+        sla.throughput_rps(window_s=10)
+
+
+def test_a_bad_service_spec_is_refused_naming_it(renamed: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(SPEC.replace("broker_orders_total: orders_total", "orders: x"))
+    renamed.setenv("GAMEDAY_SERVICE", str(spec))
+
+    with pytest.raises(ConfigError, match=r"(?s)service spec .*bad\.yaml.*'orders' is not a "
+                                          r"contract name"):
+        get_target()
+
+
+def test_from_env_takes_the_service_from_resolved_settings(
+        env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    spec = tmp_path / "service.yaml"
+    spec.write_text(SPEC)
+    settings = resolve(environ={"GAMEDAY_SERVICE": str(spec),
+                                "GAMEDAY_LAB_DIR": str(tmp_path / "no-lab")})
+
+    target = KubernetesTarget.from_env(settings)
+
+    assert target.naming().metric("broker_orders_total") == "orders_total"
+    assert target.service is not None and target.service.health_path == "/healthz"
 
 
 # --- pure helpers ------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def test_a_stop_ends_the_run_early_with_a_complete_summary() -> None:
     assert summary["timeline"][0]["due"] == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"rate_rps": 0}, {"duration_s": -1}, {"method": "PUT"},
+@pytest.mark.parametrize("kwargs", [{"rate_rps": 0}, {"duration_s": -1}, {"method": "DELETE"},
                                     {"timeout_s": 0}, {"worker_index": 2, "worker_count": 2}])
 def test_bad_settings_are_refused(kwargs: dict[str, Any]) -> None:
     base: dict[str, Any] = {"url": "http://127.0.0.1:1/", "rate_rps": 1, "duration_s": 1}

@@ -19,6 +19,7 @@ import pytest
 from gameday.cli.main import main
 from gameday.engine import traffic
 from gameday.measurements.client_sla import client_sla, read_live
+from gameday.service_spec import OrderRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = """
@@ -174,6 +175,10 @@ class _Target:
 
     def entry_url(self) -> str:
         return self.url
+
+    @staticmethod
+    def order() -> OrderRequest:
+        return OrderRequest()
 
 
 def test_traffic_control_keeps_a_live_file_and_journals_the_summary(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gameday.targets.lab import LabTarget
 from lab import netns, stack
 from lab.layout import LabLayout
 from lab.render import Executables, all_files
@@ -34,7 +35,7 @@ def test_lab_up_without_root_fails_saying_what_is_missing(
     layout = LabLayout(tmp_path / "state", NETNS_PORT_BASE, netns=True)
     with pytest.raises(stack.LabError, match=r"needs root \(running as user id 1000\).*"
                                              r"default userspace fault proxy.*none of this"):
-        stack.up(layout)
+        stack.up(layout, LabTarget(layout).program())
     assert not (tmp_path / "state").exists()
 
 
@@ -51,10 +52,11 @@ def test_netns_addresses_come_from_the_port_base(tmp_path: Path) -> None:
 
 
 def test_netns_configs_put_replicas_in_their_namespaces(tmp_path: Path) -> None:
-    files = all_files(LabLayout(tmp_path, 30000, netns=True), EXE, tmp_path)
+    layout = LabLayout(tmp_path, 30000, netns=True)
+    files = all_files(layout, EXE, tmp_path, LabTarget(layout).program())
     assert ("command=/sbin/ip netns exec gd30000-r2 /venv/bin/python -m lab.service "
-            "--host 0.0.0.0 --port 30022 --name replica-2 "
-            "--broker-url http://10.231.76.1:30010 ") in files["supervisord.conf"]
+            "--host 0.0.0.0 --port 30022 --broker-url http://10.231.76.1:30010 "
+            "--name replica-2 ") in files["supervisord.conf"]
     assert "    server replica-2 10.231.76.12:30022 check" in files["haproxy.cfg"]
     assert '"10.231.76.22:30022"' in files["prometheus.yml"]
     assert json.loads(files["proxies.json"]) == [

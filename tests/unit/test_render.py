@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gameday.targets.lab import LabTarget
 from lab.layout import LabLayout
 from lab.render import Executables, all_files
 
@@ -13,7 +14,7 @@ EXE = Executables("/venv/bin/python", "/usr/sbin/haproxy", "/usr/bin/prometheus"
 
 def test_every_port_derives_from_the_base(tmp_path: Path) -> None:
     layout = LabLayout(tmp_path, port_base=30000)
-    files = all_files(layout, EXE, tmp_path)
+    files = all_files(layout, EXE, tmp_path, LabTarget(layout).program())
     assert "bind 127.0.0.1:30000" in files["haproxy.cfg"]
     for link_port, port in ((30011, 30021), (30012, 30022), (30013, 30023)):
         assert f"127.0.0.1:{link_port} check" in files["haproxy.cfg"]

@@ -114,3 +114,27 @@ def test_a_probe_of_a_lab_that_does_not_run_raises_naming_where_it_looked(
     with pytest.raises(MeasurementError,
                        match=r"no lab is running: looked for the lab in .*GAMEDAY_LAB_DIR"):
         target.ready_replicas()
+
+
+def test_the_service_comes_from_gameday_service_or_the_labs_record(tmp_path: Path) -> None:
+    spec = tmp_path / "svc.yaml"
+    spec.write_text("name: x\n", encoding="utf-8")
+    assert resolve(_env(tmp_path), tmp_path).service is None
+    assert resolve(_env(tmp_path, GAMEDAY_SERVICE="svc.yaml"), tmp_path).service == spec
+    state = tmp_path / ".lab"
+    state.mkdir()
+    (state / "lab.json").write_text(json.dumps({"port_base": 18000, "service": str(spec)}),
+                                    encoding="utf-8")
+    assert resolve(_env(tmp_path), tmp_path).service == spec
+    assert resolve(_env(tmp_path, GAMEDAY_SERVICE=str(spec)), tmp_path).service == spec
+
+
+def test_gameday_service_must_name_a_file_and_agree_with_the_running_lab(
+        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"GAMEDAY_SERVICE='nope.yaml'.*is not a file"):
+        resolve(_env(tmp_path, GAMEDAY_SERVICE="nope.yaml"), tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text("name: y\n", encoding="utf-8")
+    _record(tmp_path / ".lab", 18000)
+    with pytest.raises(ConfigError, match=r"runs the reference service.*--service"):
+        resolve(_env(tmp_path, GAMEDAY_SERVICE="other.yaml"), tmp_path)

@@ -11,6 +11,16 @@
 | ``GAMEDAY_BROKER_URL`` | the broker API (``GET /fills``) | required |
 | ``GAMEDAY_BROKER_ADMIN_URL`` | the broker simulator's admin API, if one is deployed | none |
 | ``GAMEDAY_STATE_DIR`` | local state (record of injected faults) | ``.gameday`` |
+| ``GAMEDAY_SERVICE`` | the service spec (its metric and label names, its order) | none |
+
+``GAMEDAY_SERVICE`` names a service spec (:mod:`gameday.service_spec`). Its ``metrics:``
+and ``labels:`` (contract name -> the service's name) are used in every Prometheus query
+gameday sends, and each answer's labels are read back in the contract's names; its
+``order:`` says how the load generator places an order. Without it the service must use
+the contract's names and ``POST /orders`` (docs/contract.md). It is read with the common
+settings (:mod:`gameday.settings`) and handed to the target by
+:func:`gameday.targets.get_target`; the spec must be valid as a whole (the lab needs its
+``command``), though on Kubernetes only ``metrics:``, ``labels:`` and ``order:`` are used.
 
 Kubernetes credentials are found as chaostoolkit-kubernetes finds them
 (``chaosk8s.create_k8s_api_client``): the kubeconfig at ``KUBECONFIG`` (default

@@ -5,6 +5,11 @@ replaces it); readiness = the pods' ``Ready`` condition; partition a link = a
 NetworkPolicy (see ``gameday.targets.kubernetes.objects``); degrade the broker link = toxics on
 the Toxiproxy service; Prometheus = the cluster's. Settings and credentials: see
 ``gameday.targets.kubernetes.settings``. Every API call times out after ``api_timeout_s``.
+
+The service's spec, ``GAMEDAY_SERVICE`` (see ``gameday.targets.kubernetes.settings``),
+gives the metric and label names every Prometheus query uses and the order request.
+Readiness is the pods' ``Ready`` condition, which the Deployment's probes decide: the
+spec's ``paths: {health, ready}`` belong in its manifest (``deploy/kubernetes/``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from chaosk8s.pod.actions import terminate_pods
 from chaoslib.exceptions import ActivityFailed
 from kubernetes.client import ApiClient, CoreV1Api, NetworkingV1Api, V1NetworkPolicy, V1Pod
 
-from gameday.contract import ConfigError, GamedayError, InjectionError, MeasurementError
+from gameday.clients.prometheus import Prometheus
+from gameday.contract import (
+    ConfigError,
+    GamedayError,
+    InjectionError,
+    MeasurementError,
+    MetricNaming,
+)
+from gameday.service_spec import OrderRequest, ServiceSpec, load_spec
+from gameday.settings import Settings, resolve
 from gameday.targets.kubernetes import objects as obj
 from gameday.targets.kubernetes.api import API_ERRORS, api_client, call_with_deadline, raise_as
 from gameday.targets.kubernetes.leftovers import leftovers
@@ -31,15 +45,31 @@ MERGE_PATCH = "application/merge-patch+json"
 
 @dataclass(frozen=True)
 class KubernetesTarget:
-    """The service described by ``settings``, reached with chaostoolkit-kubernetes' credentials."""
+    """The service described by ``settings``, reached with chaostoolkit-kubernetes'
+    credentials, and by its spec ``service`` (None: the contract's names and order)."""
 
     settings: KubernetesSettings
+    service: ServiceSpec | None = None
 
     @classmethod
-    def from_env(cls) -> KubernetesTarget:
-        """The target the ``GAMEDAY_*`` variables describe; ConfigError without credentials."""
+    def from_env(cls, settings: Settings | None = None) -> KubernetesTarget:
+        """The target the ``GAMEDAY_*`` variables describe, measuring the service of the
+        spec ``GAMEDAY_SERVICE`` names (``settings.service``; default: resolved from the
+        environment now). ConfigError without credentials, or naming a bad setting or spec."""
         credentials_source()
-        return cls(KubernetesSettings.from_env())
+        resolved = resolve() if settings is None else settings
+        kubernetes = KubernetesSettings.from_env()
+        return cls(kubernetes, load_spec(resolved.service) if resolved.service else None)
+
+    def naming(self) -> MetricNaming:
+        """The service's names for the contract's metrics and labels (its spec's; the
+        contract's own without a spec)."""
+        return self.service.naming() if self.service else MetricNaming()
+
+    def order(self) -> OrderRequest:
+        """How an order is placed with the service (its spec's; ``POST /orders`` with the
+        contract's body without a spec)."""
+        return self.service.order if self.service else OrderRequest()
 
     @property
     def _ns(self) -> str:
@@ -174,6 +204,10 @@ class KubernetesTarget:
     def prometheus_url(self) -> str:
         """The cluster's Prometheus."""
         return self.settings.prometheus_url
+
+    def prometheus(self) -> Prometheus:
+        """The cluster's Prometheus, queried in the service's names (:meth:`naming`)."""
+        return Prometheus(self.prometheus_url(), naming=self.naming())
 
     def broker_url(self) -> str:
         """The broker API."""
