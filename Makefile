@@ -35,6 +35,7 @@ LAB_WORKERS ?= 2
 test: lint
 	$(BIN)/pytest -q -n 2 --durations=5 tests/unit tests/component
 	$(BIN)/pytest -n $(LAB_WORKERS) --dist loadgroup --durations=40 tests/lab
+	$(BIN)/pytest -n 0 --durations=10 tests/services
 
 bench: setup
 	$(BIN)/python -m bench.run_all

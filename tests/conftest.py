@@ -5,11 +5,15 @@ The tests are in three tiers, one folder each, marked automatically:
 - ``unit/``: no process, no socket (enforced by ``unit/conftest.py``); seconds.
 - ``component/``: one real process (or a few) on 127.0.0.1, ports picked by the kernel.
 - ``lab/``: whole labs, each on a port base of its own (``port_bases``).
+- ``services/``: labs running the example services of ``examples/services`` through the
+  catalog, checking the README's results table; one lab at a time (their verdicts are
+  measurements: a second lab beside them would starve them of CPU).
 
-``make check`` runs unit and component; ``make test`` runs all three, the labs side by
+``make check`` runs unit and component; ``make test`` runs all four, the labs side by
 side (pytest-xdist with ``--dist loadgroup``: a lab module's tests stay on one worker,
-unless they name an ``xdist_group`` of their own). Every test has a timeout (pytest-timeout): 120 s
-for unit and component tests, 900 s for lab tests.
+unless they name an ``xdist_group`` of their own), then the services alone. Every test
+has a timeout (pytest-timeout): 120 s for unit and component tests, 900 s for lab tests,
+1800 s for services tests.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from types import SimpleNamespace
 import pytest
 from support.labs import PortBases
 
-TIERS = {"unit": 120, "component": 120, "lab": 900}  # tier -> timeout of each test, s
+# tier -> timeout of each test, s
+TIERS = {"unit": 120, "component": 120, "lab": 900, "services": 1800}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,7 +55,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = Path(str(item.path)).parent.name
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: tests live in tests/unit, "
-                                    "tests/component or tests/lab")
+                                    "tests/component, tests/lab or tests/services")
         item.add_marker(getattr(pytest.mark, tier))
         if tier == "lab" and item.get_closest_marker("xdist_group") is None:
             # A module's lab tests share its labs: keep them on one pytest-xdist worker.

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gameday.contract import admin_token
+from gameday.contract import ADMIN_TOKEN_ENV, GamedayError, InjectionError, admin_token
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -70,6 +70,25 @@ def request_json(
         return Response(exc.code, _decode(exc.read()))
     except (urllib.error.URLError, OSError) as exc:
         raise HttpUnreachable(f"{method} {url} failed: {exc}") from exc
+
+
+def admin_call(what: str, method: str, url: str, body: Any = None, *,
+               timeout_s: float = DEFAULT_TIMEOUT_S,
+               error: type[GamedayError] = InjectionError) -> Response:
+    """One call to an admin API (``what``: "fault proxy", "broker simulator"...) with the
+    admin token: the one error path for both ways it can go wrong. ``error`` (naming
+    ``what`` and the URL) when nothing answers, or when the API answers 401 (then the
+    message says to set GAMEDAY_ADMIN_TOKEN to the token it was started with); any other
+    answer is returned."""
+    try:
+        response = request_json(method, url, body, timeout_s, admin=True)
+    except HttpUnreachable as exc:
+        raise error(f"{what} unreachable: {exc}") from exc
+    if response.status == 401:
+        detail = response.body.get("error") if isinstance(response.body, dict) else None
+        raise error(f"{what} refused {method} {url} (401{': ' + str(detail) if detail else ''})"
+                    f": set {ADMIN_TOKEN_ENV} to the token the {what} was started with")
+    return response
 
 
 def _decode(raw: bytes) -> Any:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gameday.clients.http import HttpUnreachable, Response, request_json
-from gameday.contract import ADMIN_TOKEN_ENV, ConfigError, InjectionError
+from gameday.clients.http import Response, admin_call
+from gameday.contract import ConfigError, InjectionError
 
 TOXIC_TYPES = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                "limit_data")
@@ -25,15 +25,8 @@ class Toxiproxy:
     timeout_s: float = 5.0
 
     def _call(self, method: str, path: str, body: Any = None) -> Response:
-        try:
-            response = request_json(method, self.url + path, body, self.timeout_s, admin=True)
-        except HttpUnreachable as exc:
-            raise InjectionError(f"fault proxy (Toxiproxy API) unreachable: {exc}") from exc
-        if response.status == 401:
-            raise InjectionError(f"fault proxy at {self.url} refused {method} {path}: "
-                                 f"{_error(response)}; set {ADMIN_TOKEN_ENV} to the token "
-                                 "the fault proxy was started with")
-        return response
+        return admin_call("fault proxy (Toxiproxy API)", method, self.url + path, body,
+                          timeout_s=self.timeout_s)
 
     def proxies(self) -> dict[str, Any]:
         """Every proxy by name, with ``enabled`` and ``toxics``."""
@@ -75,14 +68,6 @@ class Toxiproxy:
             if response.status not in (204, 404):
                 raise InjectionError(f"could not remove toxic {name} from {link}: {response.body}")
         return names
-
-
-def _error(response: Response) -> str:
-    """The ``error`` of an error answer, else its status."""
-    body = response.body
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
-    return f"HTTP {response.status}"
 
 
 def proxy_problems(proxies: Any) -> list[str]:

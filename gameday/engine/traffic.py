@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 from chaoslib.exceptions import InterruptExecution
 
-from gameday.contract import MeasurementError
+from gameday.contract import GamedayError, MeasurementError
 from gameday.load.stats import merged_histogram
 from gameday.load.workers import order_template_args
 from gameday.measurements.client_sla import (
@@ -294,7 +294,16 @@ def after_experiment_control(
         pid_file.unlink(missing_ok=True)
     if note:
         extension["error"] = note
+    extension["service"] = _service_name()
     state.setdefault("extensions", []).append(extension)
+
+
+def _service_name() -> str:
+    """The name of the service under test, for the report ("?" when it cannot be read)."""
+    try:
+        return get_target().service_name()
+    except GamedayError:
+        return "?"
 
 
 def _own_extension(pid: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gameday.clients.http import HttpUnreachable, request_json
+from gameday.clients.http import admin_call
 from gameday.clients.toxiproxy import STREAMS, TOXIC_TYPES, Toxiproxy
 from gameday.contract import ConfigError, InjectionError
 from gameday.faults.record import Injection, InjectionLog
@@ -69,11 +69,8 @@ def degrade(target: Target, link: str, *, toxic: str, stream: str, toxicity: flo
 
 
 def _broker_admin(target: Target, path: str, body: dict[str, Any]) -> Any:
-    url = target.broker_admin_url() + path
-    try:
-        response = request_json("POST", url, body, admin=True)
-    except HttpUnreachable as exc:
-        raise InjectionError(f"broker admin API unreachable: {exc}") from exc
+    response = admin_call("broker simulator (admin API)", "POST",
+                          target.broker_admin_url() + path, body)
     if response.status == 400:
         raise ConfigError(f"broker simulator refused {body}: {response.body}")
     if response.status >= 300:

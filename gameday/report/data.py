@@ -108,6 +108,7 @@ class ExperimentData:
     client: tuple[ClientSecond, ...]
     client_note: str
     scorecard: Scorecard
+    service: str = "?"
 
     @property
     def duration_s(self) -> float:
@@ -214,6 +215,14 @@ def _client_second(entry: Mapping[str, Any], x_s: float) -> ClientSecond:
         p95_ms=float(p95) if isinstance(p95, (int, float)) else None)
 
 
+def service_name(journal: Mapping[str, Any]) -> str:
+    """The service the experiment ran against, as the traffic control noted it."""
+    for extension in journal.get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("name") == "gameday-traffic":
+            return str(extension.get("service", "?"))
+    return "?"
+
+
 def traffic_summary(journal: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The ``gameday-traffic`` extension's summary, when the journal has one."""
     for extension in journal.get("extensions") or []:
@@ -280,4 +289,5 @@ def experiment_data(name: str, journal: Mapping[str, Any], verdict: Verdict) -> 
         faults=fault_windows(journal, start, end), steady=_steady(journal, start),
         method=tuple(_activity("method", r, start) for r in journal.get("run") or []),
         rollbacks=tuple(_activity("rollback", r, start) for r in journal.get("rollbacks") or []),
-        client=client, client_note=note, scorecard=scorecard(journal, client, targets))
+        client=client, client_note=note, scorecard=scorecard(journal, client, targets),
+        service=service_name(journal))

@@ -147,7 +147,8 @@ def experiment_page(data: ExperimentData, server: ServerSeries, window_s: float)
     """The whole HTML page of one experiment."""
     body = [
         verdict_banner(data.verdict, data.name),
-        f'<p class="meta">{escape(data.title)} · status {escape(data.status)} · '
+        f'<p class="meta">{escape(data.title)} · service {escape(data.service)} · '
+        f'status {escape(data.status)} · '
         f"{data.duration_s:.0f} s · started {fmt_time(data.start_unix)}</p>",
         _scorecard(data),
         "<h2>Timeline</h2>", _notes(data, server), *_charts(data, server, window_s),

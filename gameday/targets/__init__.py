@@ -71,6 +71,9 @@ class Target(Protocol):
     def naming(self) -> MetricNaming:
         """The service's names for the contract's metrics and labels (its spec's)."""
 
+    def service_name(self) -> str:
+        """The name of the service under test (its spec's; shown in reports)."""
+
     def order(self) -> OrderRequest:
         """How an order is placed with the service (its spec's order request)."""
 

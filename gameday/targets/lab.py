@@ -21,11 +21,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gameday.clients.http import HttpUnreachable, request_json
+from gameday.clients.http import HttpUnreachable, admin_call, request_json
 from gameday.clients.prometheus import Prometheus
 from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
 from gameday.contract import (
-    ADMIN_TOKEN_ENV,
     SERVICE_BROKER_LINK,
     ConfigError,
     InjectionError,
@@ -88,6 +87,10 @@ class LabTarget:
     def naming(self) -> MetricNaming:
         """The service's names for the contract's metrics and labels."""
         return self.spec().naming()
+
+    def service_name(self) -> str:
+        """The name of the service this lab runs (its spec's)."""
+        return self.spec().name
 
     def order(self) -> OrderRequest:
         """How an order is placed with the service."""
@@ -294,14 +297,9 @@ def _admin_get(what: str, url: str) -> Any:
     """The JSON body of GET ``url`` on an admin API; MeasurementError when it cannot be
     read, naming the admin token on a 401."""
     try:
-        response = request_json("GET", url, admin=True)
-    except HttpUnreachable as exc:
-        raise MeasurementError(f"cannot check the lab for leftovers: {exc}") from exc
-    if response.status == 401:
-        raise MeasurementError(f"cannot check the lab for leftovers: the {what} refused "
-                               f"GET {url} (401): set {ADMIN_TOKEN_ENV} to the token the "
-                               "lab was started with")
-    return response.body
+        return admin_call(what, "GET", url, error=MeasurementError).body
+    except MeasurementError as exc:
+        raise MeasurementError(f"cannot check the lab for leftovers: {exc}") from None
 
 
 def _mode_problems(mode: Any) -> list[str]:

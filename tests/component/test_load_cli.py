@@ -180,6 +180,10 @@ class _Target:
     def order() -> OrderRequest:
         return OrderRequest()
 
+    @staticmethod
+    def service_name() -> str:
+        return "stand-in"
+
 
 def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
     server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -196,7 +200,7 @@ def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
     state: dict[str, Any] = {}
     traffic.after_experiment_control({}, state)
     extension = state["extensions"][0]
-    assert extension["name"] == "gameday-traffic"
+    assert extension["name"] == "gameday-traffic" and extension["service"] == "stand-in"
     summary = extension["summary"]
     assert summary["ok"] == summary["sent"] >= 100
     assert len(_outcomes(Path(summary["outcomes_path"]))) == summary["sent"]

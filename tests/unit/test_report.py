@@ -16,6 +16,8 @@ from gameday.cli.main import main
 from gameday.engine.verdict import judge
 from gameday.report.data import experiment_data, fault_windows, unix_time
 from gameday.report.history import RegressionPolicy, read_history
+from gameday.report.html import experiment_page
+from gameday.report.prom import ServerSeries
 from gameday.report.write import (
     experiment_name,
 )
@@ -154,3 +156,13 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_experiment_name_from_a_journal_path() -> None:
     assert experiment_name(PASSING) == "broker-down"
     assert experiment_name(Path("x/pod-kill-majority.journal.json")) == "pod-kill-majority"
+
+
+def test_the_report_names_the_service_under_test() -> None:
+    journal = _journal(PASSING)
+    assert experiment_data("broker-down", journal, judge(journal)).service == "?"
+    journal["extensions"][0]["service"] = "node-opossum-fixed"
+    data = experiment_data("broker-down", journal, judge(journal))
+    assert data.service == "node-opossum-fixed"
+    page = experiment_page(data, ServerSeries(), 10.0)
+    assert "service node-opossum-fixed ·" in page

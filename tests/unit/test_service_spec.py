@@ -22,10 +22,13 @@ def _spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if v is not None}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+VARIANTS = sorted((ROOT / "examples" / "services").glob("*/service*.yaml"))
+
+
+@pytest.mark.parametrize("path", VARIANTS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_the_example_specs_parse(path: Path) -> None:
     spec = load_spec(path)
-    assert spec.name == path.parent.name
+    assert spec.name == path.parent.name + path.stem.removeprefix("service")
     assert spec.workdir == path.parent
     assert spec.replicas == 3
     values = {"host": "127.0.0.1", "port": "18021", "broker_url": "http://127.0.0.1:18010",
@@ -35,8 +38,11 @@ def test_the_example_specs_parse(path: Path) -> None:
     assert spec.order.statuses["filled"] == (200,)
 
 
-def test_there_are_two_independent_examples() -> None:
+def test_there_are_two_independent_examples_each_with_a_fixed_variant() -> None:
     assert [p.parent.name for p in EXAMPLES] == ["node-opossum", "python-fastapi"]
+    assert [f"{p.parent.name}/{p.name}" for p in VARIANTS] == [
+        "node-opossum/service-fixed.yaml", "node-opossum/service.yaml",
+        "python-fastapi/service-fixed.yaml", "python-fastapi/service.yaml"]
 
 
 def test_the_order_body_keeps_the_value_types() -> None:

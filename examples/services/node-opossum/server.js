@@ -28,13 +28,27 @@ const MIN_ATTEMPT_MS = 200; // do not start an attempt with less time than this 
 const DRAIN_DELAY_MS = 1000; // keep serving while the load balancer notices /ready = 503
 const DRAIN_TIMEOUT_MS = 5000; // then wait at most this long for orders in flight
 
+// A whole number from the environment (the deployment's tuning), else the default.
+function envInt (name, fallback, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    console.error(`${name}=${JSON.stringify(raw)}: expected a whole number ${min}..${max}`);
+    process.exit(2);
+  }
+  return value;
+}
+
 // opossum options: the numbers the contract names, opossum's defaults for the rest.
+// BREAKER_ERROR_THRESHOLD_PCT and BREAKER_ROLLING_WINDOW_MS tune the two that decide
+// how fast it opens (service-fixed.yaml sets them; see README).
 const BREAKER_OPTIONS = {
   name: 'broker-orders',
   timeout: ATTEMPT_TIMEOUT_MS, // default 10000
   resetTimeout: 5000, // default 30000; the contract's reference stays open 5 s
-  errorThresholdPercentage: 50, // default 50
-  rollingCountTimeout: 10000, // default 10000
+  errorThresholdPercentage: envInt('BREAKER_ERROR_THRESHOLD_PCT', 50, 1, 100), // default 50
+  rollingCountTimeout: envInt('BREAKER_ROLLING_WINDOW_MS', 10000, 1000, 60000), // default 10000
   rollingCountBuckets: 10, // default 10
   volumeThreshold: 20 // default 0 (a single failure on an idle breaker would open it)
 };

@@ -381,7 +381,8 @@ def main() -> int:
         print(f"broker    {broker_url} (admin {admin}), pid {broker.proc.pid}", flush=True)
         service = Process("service", [sys.executable, "-m", "app", "--host", "127.0.0.1",
                                       "--port", "0", "--broker-url", broker_url,
-                                      "--name", "smoke-1"], HERE, env)  # fmt: skip
+                                      "--name", "smoke-1"], HERE,
+                          {"BREAKER_TTL_S": "5", **env})  # the fixed spec's 5 s; fmt: skip
         line = service.first_line()
         listening = re.fullmatch(r"listening (http://127\.0\.0\.1:(\d+))", line)
         if listening is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes.client import V1NetworkPolicy, V1Pod
 
-from gameday.clients.http import HttpUnreachable, request_json
+from gameday.clients.http import admin_call
 from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
 from gameday.contract import InjectionError, MeasurementError
 from gameday.targets.kubernetes import objects as obj
@@ -28,10 +28,10 @@ def policy_problems(policies: list[V1NetworkPolicy], labelled: list[V1Pod]) -> l
 
 def _broker_problems(admin_url: str, timeout_s: float) -> list[str]:
     try:
-        mode = request_json("GET", f"{admin_url}/admin/mode", timeout_s=timeout_s,
-                            admin=True).body
-    except HttpUnreachable as exc:
-        raise MeasurementError(f"cannot read the broker simulator's mode: {exc}") from exc
+        mode = admin_call("broker simulator (admin API)", "GET", f"{admin_url}/admin/mode",
+                          timeout_s=timeout_s, error=MeasurementError).body
+    except MeasurementError as exc:
+        raise MeasurementError(f"cannot read the broker simulator's mode: {exc}") from None
     if isinstance(mode, dict) and mode.get("mode") == "normal":
         return []
     return [f"broker simulator is in mode {mode!r}, not normal"]

@@ -66,6 +66,10 @@ class KubernetesTarget:
         contract's own without a spec)."""
         return self.service.naming() if self.service else MetricNaming()
 
+    def service_name(self) -> str:
+        """The spec's name (GAMEDAY_SERVICE), or the selector's app when there is none."""
+        return self.service.name if self.service else "broker-integration (no GAMEDAY_SERVICE)"
+
     def order(self) -> OrderRequest:
         """How an order is placed with the service (its spec's; ``POST /orders`` with the
         contract's body without a spec)."""
