@@ -14,6 +14,7 @@ from gameday.contract import DEFAULT_SELECTOR, ConfigError, MeasurementError
 from gameday.engine.activity import activity
 from gameday.faults.record import InjectionLog
 from gameday.measurements.breaker import (
+    FRESH_AFTER_S,
     SCRAPE_SLACK_S,
     BreakerView,
     all_in,
@@ -161,11 +162,14 @@ def closed_within(seconds: float = 30, since: float | None = None,
         since: when the fault was removed, unix seconds; none = the last undo recorded
             by gameday's actions.
 
-    Waits up to the bound (plus one scrape); call it right after the undo action.
-    Returns true when every breaker is closed in time. Pair it with tolerance ``true``.
+    Waits up to the bound (plus one scrape); call it right after the undo action. A state
+    is read no earlier than 2 s after the removal (one scrape and Prometheus' lag), so a
+    breaker that opens just as the fault goes counts as open, not closed. Returns true
+    when every breaker is closed in time. Pair it with tolerance ``true``.
     """
     bound, start = _seconds(seconds), _since(since, "undone")
     view = _view(configuration)
+    time.sleep(max(0.0, start + FRESH_AFTER_S - time.time()))
     seen = view.wait_for("closed", start + bound + SCRAPE_SLACK_S - time.time())
     return all_in(seen, "closed") and time_since(view.last_transitions(), start) <= bound
 

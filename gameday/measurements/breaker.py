@@ -25,6 +25,10 @@ from gameday.contract import (
 STATES = ("closed", "open", "half_open")
 POLL_S = 0.25
 SCRAPE_SLACK_S = 3.0
+FRESH_AFTER_S = 2.0
+"""A breaker state read from Prometheus is trusted as "after" a moment only from this
+long after it: one scrape (1 s in the lab) and the query's lag. An earlier reading may
+predate a breaker that opened just as the fault was removed."""
 TRANSITION_METRIC = METRIC_BREAKER_LAST_TRANSITION
 
 

@@ -9,19 +9,16 @@ Prometheus (the Debian package the lab uses) listens on a port of the kernel's c
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from support.promserver import needs_prometheus, running_prometheus
 
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import (
@@ -38,7 +35,6 @@ from gameday.contract import (
 from gameday.measurements.breaker import BreakerView
 from gameday.report.prom import fetch_server_series
 
-PROMETHEUS = shutil.which("prometheus")
 NAMING = MetricNaming(
     metrics={METRIC_ORDERS_TOTAL: "orders_total", METRIC_ORDER_SECONDS: "order_seconds",
              METRIC_API_REQUEST_SECONDS: "api_seconds", METRIC_BREAKER_STATE: "cb_state",
@@ -48,11 +44,9 @@ NAMING = MetricNaming(
 SELECTOR = 'job="svc"'
 WINDOW_S = 5
 CHANGED_AT = 1700000000
-LISTENING = re.compile(r'Listening on"? address=(127\.0\.0\.1:\d+)')
 T = TypeVar("T")
 
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed "
-                                "(apt-get install -y prometheus; the lab needs it too)")
+pytestmark = needs_prometheus
 
 
 def exposition(elapsed_s: float) -> str:
@@ -126,16 +120,6 @@ def _until(deadline_s: float, attempt: Callable[[], T]) -> T:
         time.sleep(0.25)
 
 
-def _listening(log: Path, proc: subprocess.Popen[bytes], deadline_s: float = 20) -> str:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = LISTENING.search(log.read_text(errors="replace"))
-        if found:
-            return f"http://{found[1]}"
-        time.sleep(0.1)
-    pytest.fail(f"prometheus did not start: {log.read_text(errors='replace')[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[str]:
     server = _Exporter(("127.0.0.1", 0), _Metrics)
@@ -149,31 +133,11 @@ def exporter() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def scraped(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
-    assert PROMETHEUS is not None
-    folder = tmp_path_factory.mktemp("prometheus")
-    config = folder / "prometheus.yml"
-    config.write_text(json.dumps({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "svc", "static_configs": [{"targets": [exporter]}]}]}))
-    log = folder / "prometheus.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
-             "--web.listen-address=127.0.0.1:0"],
-            stdout=stderr, stderr=stderr)  # fmt: skip
-    try:
-        url = _listening(log, proc)
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), "svc", [exporter]) as url:
         # a whole window of scrapes, so that every rate sees the exporter's steady pace
         full = f"count_over_time(up{{{SELECTOR}}}[{WINDOW_S}s]) >= {WINDOW_S}"
         _until(60, lambda: Prometheus(url).scalar(full))
         yield Scraped(url, exporter)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_exporter_really_uses_its_own_names(scraped: Scraped) -> None:
