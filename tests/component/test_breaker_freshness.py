@@ -10,12 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support.promserver import needs_prometheus, running_prometheus
+from support.promserver import ExpositionHandler, needs_prometheus, running_prometheus
 
 import probes.breaker
 from gameday.clients.prometheus import Prometheus
@@ -31,25 +30,17 @@ class _Breaker(ThreadingHTTPServer):
         self.state, self.changed_at = state, time.time()
 
 
-class _Metrics(BaseHTTPRequestHandler):
+class _Metrics(ExpositionHandler):
     server: _Breaker
 
-    def do_GET(self) -> None:
+    def exposition(self) -> str:
         lines = ["# TYPE broker_circuit_breaker_state gauge"]
         lines += [f'broker_circuit_breaker_state{{broker_circuit_breaker_state="{s}"}} '
                   f"{int(s == self.server.state)}" for s in ("closed", "open", "half_open")]
         lines += ["# TYPE broker_circuit_breaker_last_transition_timestamp_seconds gauge",
                   f"broker_circuit_breaker_last_transition_timestamp_seconds "
                   f"{self.server.changed_at}"]
-        body = ("\n".join(lines) + "\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return
+        return "\n".join(lines) + "\n"
 
 
 class _Target:

@@ -14,11 +14,11 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import ThreadingHTTPServer
+from typing import TypeVar
 
 import pytest
-from support.promserver import needs_prometheus, running_prometheus
+from support.promserver import ExpositionHandler, needs_prometheus, running_prometheus
 
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import (
@@ -82,19 +82,11 @@ class _Exporter(ThreadingHTTPServer):
     started = time.monotonic()
 
 
-class _Metrics(BaseHTTPRequestHandler):
+class _Metrics(ExpositionHandler):
     server: _Exporter
 
-    def do_GET(self) -> None:
-        body = exposition(time.monotonic() - self.server.started).encode()
-        self.send_response(200 if self.path == "/metrics" else 404)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return
+    def exposition(self) -> str:
+        return exposition(time.monotonic() - self.server.started)
 
 
 @dataclass(frozen=True)

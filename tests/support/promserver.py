@@ -10,7 +10,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,25 @@ def _listening(log: Path, proc: subprocess.Popen[bytes], deadline_s: float = 20)
             return f"http://{found[1]}"
         time.sleep(0.1)
     pytest.fail(f"prometheus did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
+class ExpositionHandler(BaseHTTPRequestHandler):
+    """Serves ``exposition()`` (the Prometheus text format) on ``GET /metrics``, quietly."""
+
+    def exposition(self) -> str:
+        """The body of ``/metrics``; subclasses say what."""
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        body = self.exposition().encode()
+        self.send_response(200 if self.path == "/metrics" else 404)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return
 
 
 @contextmanager
