@@ -8,6 +8,7 @@ then whatever was still recorded as injected was undone).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -23,7 +24,7 @@ from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
 from gameday.cli.lab import add_service_options, run_setup
 from gameday.contract import ConfigError, GamedayError
-from gameday.engine import preflight, traffic
+from gameday.engine import listing, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
 from gameday.engine.journal import read_journal
 from gameday.engine.runner import RunSettings, parse_var, run_all, select, shared_rate
@@ -75,6 +76,31 @@ def _cleanup(args: argparse.Namespace) -> int:
         print(f"still injected (not recorded by gameday): {item}")
     print("nothing left injected" if not leftovers else "faults remain")
     return EXIT_FAILED if leftovers else 0
+
+
+def _add_list(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "list", help="the catalog: each experiment and incident replay, its tags, the "
+        "failure it stands for and what must hold")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="only entries with this tag (repeatable: any of them)")
+    parser.add_argument("--json", action="store_true", help="print one JSON array")
+    parser.set_defaults(func=_list)
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = listing.entries()
+    if args.tag:
+        known = sorted({tag for row in rows for tag in row.tags})
+        rows = [row for row in rows if set(args.tag) & set(row.tags)]
+        if not rows:
+            raise ConfigError(f"no entry has tag {', '.join(args.tag)}: known tags are "
+                              f"{', '.join(known)}")
+    if args.json:
+        print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
+    else:
+        print(listing.table(rows))
+    return 0
 
 
 def _add_judge(subparsers: Any) -> None:
@@ -251,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     labcli.add_parser(subparsers)
     loadcli.add_parser(subparsers)
     _add_cleanup(subparsers)
+    _add_list(subparsers)
     _add_judge(subparsers)
     _add_report(subparsers)
     return parser
