@@ -83,9 +83,10 @@ def test_without_load_balancer_retries_and_with_a_thrashing_breaker(
 def test_sabotage_kinds_are_checked() -> None:
     assert Sabotage.from_env({}).kinds == frozenset()
     sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": f"{BROKEN},{UNGUARDED}"})
-    assert "--failure-threshold" in sabotage.replica_args()
-    assert "--reset-timeout-s 0.1" in sabotage.replica_args()
-    assert "--ignore-retry-after" in sabotage.replica_args()
+    argv = " ".join(sabotage.replica_argv())
+    assert "--failure-threshold" in argv
+    assert "--reset-timeout-s 0.1" in argv
+    assert "--ignore-retry-after" in argv
     assert sabotage.broker_args() == " --no-idempotency" and sabotage.server_check() == ""
     assert sabotage.lb_retries() == 0 and Sabotage().lb_retries() == 2
     with pytest.raises(LayoutError, match="valid are no-breaker, no-health-checks"):
