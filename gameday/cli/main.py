@@ -24,7 +24,7 @@ from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
 from gameday.cli.lab import add_service_options, run_setup
 from gameday.contract import ConfigError, GamedayError
-from gameday.engine import listing, preflight, traffic
+from gameday.engine import listing, plan, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
 from gameday.engine.journal import read_journal
 from gameday.engine.runner import RunSettings, parse_var, run_all, select, shared_rate
@@ -56,7 +56,34 @@ def _add_run(subparsers: Any) -> None:
                         help="where journals and logs go (default: $GAMEDAY_RUN_DIR, "
                              "else reports/)")
     add_service_options(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check and show the plan (`gameday plan`); break nothing")
     parser.set_defaults(func=_run)
+
+
+def _add_plan(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "plan", help="what `run` would do, experiment by experiment: faults in order, "
+        "their blast radius, bounds, safeguards, time; nothing is injected")
+    parser.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT",
+                        help="experiment files (default: every one in experiments/)")
+    parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a configuration value, as for `run`")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="only experiments with this tag (repeatable: any of them)")
+    parser.add_argument("--target", choices=TARGET_NAMES, default=None,
+                        help="whose link names to check (default: $GAMEDAY_TARGET, else lab)")
+    parser.set_defaults(func=_plan)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """Pre-flight checks as for a run, then the plan; nothing started or injected."""
+    variables = dict(parse_var(v) for v in args.var)
+    paths = select(args.experiments, args.tag)
+    target = args.target or resolve().target
+    preflight.ensure_runnable(paths, variables, preflight.target_links(target))
+    print(plan.render([plan.plan_of(path, variables) for path in paths]))
+    return 0
 
 
 def _add_cleanup(subparsers: Any) -> None:
@@ -144,6 +171,8 @@ def _use_service(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _plan(args)
     _check_outputs(args)
     _use_service(args)
     variables = dict(parse_var(v) for v in args.var)
@@ -278,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     loadcli.add_parser(subparsers)
     _add_cleanup(subparsers)
     _add_list(subparsers)
+    _add_plan(subparsers)
     _add_judge(subparsers)
     _add_report(subparsers)
     return parser

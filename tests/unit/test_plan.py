@@ -1,0 +1,66 @@
+"""`gameday plan` / `gameday run --dry-run`: the plan of a run, from the files alone.
+
+These run in the unit tier, where opening a socket or starting a process fails the
+test: so the plan provably touches no target and injects nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.labs import ROOT
+
+from gameday.cli.main import main
+from gameday.engine.plan import plan_of
+
+
+@pytest.fixture(autouse=True)
+def _in_the_repository(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("GAMEDAY_LAB_DIR", str(tmp_path / "no-lab"))
+    monkeypatch.setenv("GAMEDAY_TARGET", "lab")
+
+
+def test_a_plan_lists_each_fault_in_order_with_its_blast_radius() -> None:
+    plan = plan_of(Path("experiments/broker-down.yaml"), {})
+    assert [(s.kind, s.name) for s in plan.steps][:1] == [("action", "take-broker-link-down")]
+    assert plan.steps[0].blast == "the link to the broker, for every replica (all orders)"
+    assert [s.kind for s in plan.steps].count("undo") == 1
+    assert plan.traffic == "200 orders/s, warm-up 12 s"
+    assert plan.safeguard == "interrupt when fewer than 2 replicas are ready"
+    assert plan.bounds["breaker_open_within_s"] == 5
+    assert plan.estimate_s == 12 + 10 + 8 + 11 + 5
+    assert plan.waits_up_to_s == 5 + 20
+
+
+def test_var_values_reach_the_arguments_pauses_and_bounds() -> None:
+    plan = plan_of(Path("experiments/pod-kill-majority.yaml"),
+                   {"sla_window_s": 20, "safeguard_min_ready": 1})
+    assert plan.bounds["sla_window_s"] == 20
+    assert plan.safeguard == "interrupt when fewer than 1 replicas are ready"
+    assert plan.steps[0].blast == "2 of 3 replicas killed"
+    partition = plan_of(Path("experiments/replica-partition.yaml"), {})
+    assert partition.steps[0].blast == "lb-replica-2: 1 of 3 replicas (about 1/3 of the orders)"
+
+
+def test_the_whole_catalog_plans_without_touching_anything(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan"]) == 0
+    out = capsys.readouterr().out
+    names = [p.stem for p in (ROOT / "experiments").glob("*.yaml")]
+    assert all(f"\n{name} — " in f"\n{out}" for name in names)
+    assert out.rstrip().endswith("nothing was injected (dry run)")
+    assert main(["run", "--dry-run", "--tag", "pods"]) == 0
+    dry = capsys.readouterr().out
+    assert "pod-kill-majority — " in dry and "broker-down — " not in dry
+
+
+def test_a_bad_experiment_in_the_set_exits_2_naming_the_problem(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "experiments" / "broker-down.yaml").read_text(encoding="utf-8")
+                   .replace("link: service-broker", "link: nowhere", 1), encoding="utf-8")
+    assert main(["plan", "experiments/pod-kill.yaml", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert "nowhere" in captured.err and captured.out == ""
