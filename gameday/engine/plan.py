@@ -17,7 +17,7 @@ from typing import Any
 from gameday.engine.listing import entry
 from gameday.engine.runner import load_experiment
 
-__all__ = ["ExperimentPlan", "Step", "plan_of", "render"]
+__all__ = ["ExperimentPlan", "Step", "plan_of", "render", "total_s"]
 
 _VAR = re.compile(r"\$\{([^}]+)\}")
 UNDO_FUNCS = frozenset({("actions.network", "heal"), ("actions.broker", "recover")})
@@ -51,6 +51,8 @@ class ExperimentPlan:
     bounds: Mapping[str, Any]
     estimate_s: float
     waits_up_to_s: float
+    warmup_s: float = 0.0
+    rate_rps: float = 0.0
 
 
 def _fill(value: Any, config: Mapping[str, Any]) -> Any:
@@ -87,7 +89,8 @@ def plan_of(path: Path, variables: Mapping[str, Any]) -> ExperimentPlan:
                 "probes") or []),
         steps=steps, rollbacks=rollbacks,
         bounds={k: v for k, v in config.items() if k.startswith(("sla_", "breaker_"))},
-        estimate_s=warmup + pauses + RUN_OVERHEAD_S, waits_up_to_s=waits)
+        estimate_s=warmup + pauses + RUN_OVERHEAD_S, waits_up_to_s=waits, warmup_s=warmup,
+        rate_rps=rate)
 
 
 def _provider(activity: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -153,13 +156,23 @@ def _safeguard(experiment: Mapping[str, Any]) -> str:
     return "none"
 
 
+def total_s(plans: Sequence[ExperimentPlan]) -> tuple[float, float]:
+    """The run's estimated wall time, low and high (pure). When every experiment asks for
+    the same traffic rate, ``gameday run`` shares one load and warms up once."""
+    low = sum(p.estimate_s for p in plans)
+    rates = {p.rate_rps for p in plans}
+    if len(plans) > 1 and len(rates) == 1 and rates != {0.0}:
+        low -= sum(p.warmup_s for p in plans[1:])
+    return low, low + sum(p.waits_up_to_s for p in plans)
+
+
 def render(plans: Sequence[ExperimentPlan]) -> str:
     """The plans as text, with the total estimate (pure)."""
     lines = [line for plan in plans for line in _lines(plan)]
-    low = sum(p.estimate_s for p in plans)
-    high = low + sum(p.waits_up_to_s for p in plans)
-    lines.append(f"{len(plans)} experiment(s), about {low:.0f} to {high:.0f} s; nothing was "
-                 "injected (dry run)")
+    low, high = total_s(plans)
+    shared = " (one shared load, one warm-up)" if low < sum(p.estimate_s for p in plans) else ""
+    lines.append(f"{len(plans)} experiment(s), about {low:.0f} to {high:.0f} s{shared}; "
+                 "nothing was injected (dry run)")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pytest
 from support.labs import ROOT
 
 from gameday.cli.main import main
-from gameday.engine.plan import plan_of
+from gameday.engine.plan import plan_of, total_s
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +64,13 @@ def test_a_bad_experiment_in_the_set_exits_2_naming_the_problem(
     assert main(["plan", "experiments/pod-kill.yaml", str(bad)]) == 2
     captured = capsys.readouterr()
     assert "nowhere" in captured.err and captured.out == ""
+
+
+def test_one_shared_load_warms_up_once() -> None:
+    plans = [plan_of(Path(f"experiments/{name}.yaml"), {})
+             for name in ("pod-kill", "broker-down")]
+    low, high = total_s(plans)
+    assert low == plans[0].estimate_s + plans[1].estimate_s - plans[1].warmup_s
+    assert high == low + sum(p.waits_up_to_s for p in plans)
+    assert total_s(plans[:1]) == (plans[0].estimate_s,
+                                  plans[0].estimate_s + plans[0].waits_up_to_s)
