@@ -45,7 +45,7 @@ __all__ = [
     "MeasurementError",
     "MetricNaming",
     "admin_token",
-    "fill_order",
+    "fill_placeholders",
     "lb_link_name",
     "recording_rules",
     "sla_expressions",
@@ -210,18 +210,20 @@ DEFAULT_ORDER_BODY: Mapping[str, Any] = MappingProxyType(
 _ORDER_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
-def fill_order(template: Any, values: Mapping[str, Any]) -> Any:
-    """``template`` with each ``{placeholder}`` replaced by its value (pure); a string that
-    is exactly one placeholder takes the value itself, with its JSON type."""
+def fill_placeholders(template: Any, values: Mapping[str, Any]) -> Any:
+    """``template`` with each ``{placeholder}`` replaced by its value (pure): the one
+    filler of service specs (commands, environment, order bodies) and the load generator.
+    A string that is exactly one placeholder takes the value itself, with its JSON type;
+    KeyError names a placeholder without a value."""
     if isinstance(template, str):
         whole = _ORDER_PLACEHOLDER.fullmatch(template)
         if whole:
             return values[whole.group(1)]
         return _ORDER_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
     if isinstance(template, Mapping):
-        return {key: fill_order(item, values) for key, item in template.items()}
+        return {key: fill_placeholders(item, values) for key, item in template.items()}
     if isinstance(template, list):
-        return [fill_order(item, values) for item in template]
+        return [fill_placeholders(item, values) for item in template]
     return template
 
 

@@ -47,7 +47,7 @@ from gameday.contract import (
     ORDER_PLACEHOLDERS,
     ConfigError,
     MetricNaming,
-    fill_order,
+    fill_placeholders,
 )
 
 __all__ = ["COMMAND_PLACEHOLDERS", "ORDER_PLACEHOLDERS", "OrderRequest", "ServiceSpec",
@@ -82,7 +82,7 @@ class OrderRequest:
 
     def render(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The body of one order: every placeholder replaced by its value (pure)."""
-        return {key: fill_order(value, values) for key, value in self.body.items()}
+        return {key: fill_placeholders(value, values) for key, value in self.body.items()}
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,11 @@ class ServiceSpec:
 
     def command_for(self, values: Mapping[str, str]) -> list[str]:
         """The command line of one replica: placeholders replaced (pure)."""
-        return [_substitute(part, values) for part in self.command]
+        return [str(fill_placeholders(part, values)) for part in self.command]
 
     def env_for(self, values: Mapping[str, str]) -> dict[str, str]:
         """The extra environment of one replica: placeholders replaced (pure)."""
-        return {key: _substitute(value, values) for key, value in self.env.items()}
+        return {key: str(fill_placeholders(value, values)) for key, value in self.env.items()}
 
 
 def load_spec(path: Path) -> ServiceSpec:
@@ -357,7 +357,3 @@ def _needs_placeholders(spec: ServiceSpec, problems: list[str]) -> None:
         if f"{{{name}}}" not in text:
             problems.append(f"command: {{{name}}} appears in neither the command nor env: "
                             f"each replica needs its own port and the lab's broker URL")
-
-
-def _substitute(text: str, values: Mapping[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)

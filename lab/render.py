@@ -19,7 +19,7 @@ from string import Template
 
 import yaml
 
-from gameday.contract import SERVICE_BROKER_LINK, MetricNaming, recording_rules
+from gameday.contract import SERVICE_BROKER_LINK, MetricNaming, fill_placeholders, recording_rules
 from lab.layout import HOST, LabLayout
 from lab.sabotage import Sabotage
 
@@ -41,7 +41,6 @@ class RenderError(ValueError):
 
 
 NETNS_LISTEN_HOST = "0.0.0.0"
-PLACEHOLDERS = ("python", "host", "port", "broker_url", "name", "log_dir")
 
 
 @dataclass(frozen=True)
@@ -70,17 +69,11 @@ class ServiceProgram:
 
     def argv(self, values: Mapping[str, str]) -> list[str]:
         """The command of one replica, every placeholder replaced (pure)."""
-        return [_fill(part, values) for part in self.command]
+        return [str(fill_placeholders(part, values)) for part in self.command]
 
     def environment(self, values: Mapping[str, str]) -> dict[str, str]:
         """The extra environment of one replica, every placeholder replaced (pure)."""
-        return {key: _fill(value, values) for key, value in self.env.items()}
-
-
-def _fill(text: str, values: Mapping[str, str]) -> str:
-    for name in PLACEHOLDERS:
-        text = text.replace(f"{{{name}}}", values[name])
-    return text
+        return {key: str(fill_placeholders(value, values)) for key, value in self.env.items()}
 
 
 def _supervisor_text(text: str) -> str:

@@ -50,14 +50,20 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
                         help="do not run the service spec's setup command first")
 
 
+def prepared_service(args: argparse.Namespace) -> Path | None:
+    """``--service``'s spec file, checked and set up (unless ``--skip-setup``); None
+    without ``--service``."""
+    if args.service is None:
+        return None
+    spec = load_spec(args.service)
+    if spec.setup and not args.skip_setup:
+        run_setup(spec)
+    return Path(args.service).resolve()
+
+
 def lab_for(args: argparse.Namespace, settings: Settings) -> LabTarget:
     """The lab target for ``--service`` (checked, set up unless ``--skip-setup``)."""
-    service = None if args.service is None else args.service.resolve()
-    if service is not None:
-        spec = load_spec(service)
-        if spec.setup and not args.skip_setup:
-            run_setup(spec)
-    return LabTarget.from_settings(settings, service=service)
+    return LabTarget.from_settings(settings, service=prepared_service(args))
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -85,14 +91,15 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    status = LabTarget.from_settings(resolve()).status()
+    lab = LabTarget.from_settings(resolve())
+    status = lab.status()
     if args.json:
         data = dataclasses.asdict(status)
         data.pop("processes")
         print(json.dumps(data, indent=2))
         return 0
     print(f"lab: {'running' if status.running else 'not running'}")
-    print(f"  {'service':<13} {LabTarget.from_settings(resolve()).spec().name}")
+    print(f"  {'service':<13} {lab.spec().name}")
     for label, url in (("entry", status.entry_url), ("prometheus", status.prometheus_url),
                        ("fault proxy", status.fault_proxy_url), ("broker", status.broker_url),
                        ("broker admin", status.broker_admin_url)):

@@ -27,7 +27,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
-from gameday.contract import ORDER_PLACEHOLDERS, ORDER_VALUES, fill_order
+from gameday.contract import ORDER_PLACEHOLDERS, ORDER_VALUES, fill_placeholders
 from gameday.load.generator import LoadOutputs, LoadSettings, run_load
 from gameday.load.output import LiveSink, OutcomeLog, Progress, write_atomic
 from gameday.load.stats import public_summary
@@ -101,7 +101,7 @@ def _template(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError("expected a JSON object carrying "
                                          '"{client_order_id}"')
     try:
-        fill_order(template, {**ORDER_VALUES, "client_order_id": "x"})
+        fill_placeholders(template, {**ORDER_VALUES, "client_order_id": "x"})
     except KeyError as exc:
         raise argparse.ArgumentTypeError(
             f"unknown placeholder {{{exc.args[0]}}}: valid are "

@@ -22,7 +22,7 @@ from typing import Any
 
 from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
-from gameday.cli.lab import add_service_options, run_setup
+from gameday.cli.lab import add_service_options, prepared_service
 from gameday.contract import ConfigError, GamedayError
 from gameday.engine import listing, plan, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
@@ -32,7 +32,6 @@ from gameday.engine.verdict import judge
 from gameday.faults import inject
 from gameday.report.summary import junit_xml, table
 from gameday.report.write import write_reports
-from gameday.service_spec import load_spec
 from gameday.settings import TARGET_NAMES, note_default_lab, resolve
 from gameday.targets import get_target
 from gameday.targets.lab import LabTarget
@@ -40,16 +39,21 @@ from gameday.targets.lab import LabTarget
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
-def _add_run(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run experiments and judge them strictly")
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    """The options ``run`` and ``plan`` share: which experiments, ``--var``, the target."""
     parser.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT",
                         help="experiment files (default: every one in experiments/)")
     parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
                         help="override a configuration value, e.g. sla_p95_latency_max_s=0.5")
     parser.add_argument("--tag", action="append", default=[], metavar="TAG",
-                        help="run only experiments with this tag (repeatable: any of them)")
+                        help="only experiments with this tag (repeatable: any of them)")
     parser.add_argument("--target", choices=TARGET_NAMES, default=None,
                         help="where to run (default: $GAMEDAY_TARGET, else lab)")
+
+
+def _add_run(subparsers: Any) -> None:
+    parser = subparsers.add_parser("run", help="run experiments and judge them strictly")
+    _add_selection(parser)
     parser.add_argument("--junit", type=Path, metavar="PATH",
                         help="also write JUnit XML (one test case per experiment)")
     parser.add_argument("--reports", type=Path, default=None,
@@ -65,14 +69,7 @@ def _add_plan(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan", help="what `run` would do, experiment by experiment: faults in order, "
         "their blast radius, bounds, safeguards, time; nothing is injected")
-    parser.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT",
-                        help="experiment files (default: every one in experiments/)")
-    parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a configuration value, as for `run`")
-    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
-                        help="only experiments with this tag (repeatable: any of them)")
-    parser.add_argument("--target", choices=TARGET_NAMES, default=None,
-                        help="whose link names to check (default: $GAMEDAY_TARGET, else lab)")
+    _add_selection(parser)
     parser.set_defaults(func=_plan)
 
 
@@ -162,12 +159,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def _use_service(args: argparse.Namespace) -> None:
     """``--service SPEC``: every part of the run (experiments included) tests that service
     (``GAMEDAY_SERVICE``); its setup runs first unless ``--skip-setup``."""
-    if args.service is None:
-        return
-    spec = load_spec(args.service)
-    if spec.setup and not args.skip_setup:
-        run_setup(spec)
-    os.environ["GAMEDAY_SERVICE"] = str(args.service.resolve())
+    service = prepared_service(args)
+    if service is not None:
+        os.environ["GAMEDAY_SERVICE"] = str(service)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from gameday.contract import DEFAULT_ORDER_BODY, ORDER_VALUES, fill_order
+from gameday.contract import DEFAULT_ORDER_BODY, ORDER_VALUES, fill_placeholders
 from gameday.load.output import LiveHeader, OutcomeLog, live_document
 from gameday.load.stats import LoadStats, RunFacts, build_summary, classify_status
 
@@ -55,7 +55,7 @@ class LoadSettings:
         method: ``POST`` or ``PUT`` sends a new order (unique client order id) each time;
             ``GET`` sends no body.
         order_template: the order's JSON body with placeholders (a service spec's
-            ``order.body``, see :func:`gameday.contract.fill_order`); None = the contract's.
+            ``order.body``, see :func:`gameday.contract.fill_placeholders`); None = the contract's.
         late_threshold_ms: a start later than this after its due time is a late start.
         in_time_s: an answer within this many seconds of its due time is "in time".
         worker_index, worker_count: this process sends requests i with
@@ -110,13 +110,23 @@ def new_order(client_order_id: str,
     """A small market order with the given client order id, in the shape of ``template``
     (default: the contract's order)."""
     values = {**ORDER_VALUES, "client_order_id": client_order_id}
-    body: dict[str, Any] = fill_order(template or DEFAULT_ORDER_BODY, values)
+    body: dict[str, Any] = fill_placeholders(template or DEFAULT_ORDER_BODY, values)
     return body
 
 
-def _order_body(client_order_id: str, template: Mapping[str, Any] | None) -> bytes:
-    """:func:`new_order` as JSON bytes."""
-    return json.dumps(new_order(client_order_id, template), separators=(",", ":")).encode()
+ID_MARK = "\x00client_order_id\x00"
+
+
+def body_maker(template: Mapping[str, Any] | None) -> Callable[[str], bytes]:
+    """:func:`new_order` as JSON bytes, for one id after another: the template is filled
+    and serialized once, and each order only puts its (JSON-escaped) id in (pure)."""
+    text = json.dumps(new_order(ID_MARK, template), separators=(",", ":"))
+    mark = json.dumps(ID_MARK)[1:-1]
+
+    def body(client_order_id: str) -> bytes:
+        return text.replace(mark, json.dumps(client_order_id)[1:-1]).encode()
+
+    return body
 
 
 @dataclass
@@ -126,14 +136,14 @@ class _Run:
     stats: LoadStats
     outputs: LoadOutputs
     t0: float
+    body: Callable[[str], bytes]
     id_prefix: str = field(default_factory=lambda: f"gd-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 async def _send(run: _Run, order_id: str) -> tuple[str, str]:
     """Send one request; returns (class, order outcome)."""
     settings = run.settings
-    body = None if settings.method == "GET" else _order_body(order_id,
-                                                               settings.order_template)
+    body = None if settings.method == "GET" else run.body(order_id)
     headers = JSON_HEADERS if body is not None else None
     try:
         async with run.session.request(settings.method, settings.url, data=body,
@@ -247,7 +257,7 @@ async def run_load(
     connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         t0, t0_unix = _clock(settings)
-        run = _Run(settings, session, stats, outputs, t0)
+        run = _Run(settings, session, stats, outputs, t0, body_maker(settings.order_template))
         header = _header(settings, t0_unix)
         ticker = asyncio.create_task(_tick(run, header))
         try:

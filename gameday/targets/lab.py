@@ -112,13 +112,13 @@ class LabTarget:
     def program(self) -> ServiceProgram:
         """How the lab runs the service: its spec, in the lab's terms."""
         spec = self.spec()
+        reference = spec.path == reference_spec_path()
         return ServiceProgram(
             command=spec.command, workdir=spec.workdir, env=spec.env,
             stop_signal=spec.stop_signal, stop_grace_s=spec.stop_grace_s,
             health_path=spec.health_path, ready_path=spec.ready_path,
             metrics_path=spec.metrics_path, naming=spec.naming(),
-            takes_sabotage=spec.path == reference_spec_path(),
-            spec_path=None if spec.path == reference_spec_path() else spec.path)
+            takes_sabotage=reference, spec_path=None if reference else spec.path)
 
     def up(self) -> bool:
         """Start the lab and wait until every part answers; False if it already ran

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 
 from gameday.cli.main import build_parser
-from gameday.contract import fill_order
-from gameday.load.generator import LoadSettings, new_order
+from gameday.contract import fill_placeholders
+from gameday.load.generator import LoadSettings, body_maker, new_order
 from gameday.load.workers import order_template_args
 
 
@@ -40,7 +42,7 @@ def test_put_is_a_method_and_others_are_refused() -> None:
 
 def test_an_unknown_placeholder_is_a_key_error() -> None:
     with pytest.raises(KeyError):
-        fill_order({"x": "{side}"}, {"client_order_id": "1"})
+        fill_placeholders({"x": "{side}"}, {"client_order_id": "1"})
 
 
 @pytest.mark.parametrize(("template", "message"), [
@@ -57,3 +59,12 @@ def test_a_bad_order_template_exits_2_naming_it(template: str, message: str,
     err = capsys.readouterr().err
     assert "--order-template" in err
     assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("template", [
+    None, {"id": "{client_order_id}", "note": "x {client_order_id} y", "qty": "{units}",
+           "tags": ["{instrument}"]}])
+def test_the_bodies_sent_are_the_orders_as_json(template: dict[str, Any] | None) -> None:
+    body = body_maker(template)
+    for order_id in ("gd-1-abc-0", 'quote"and\\back', "ünï"):
+        assert json.loads(body(order_id)) == new_order(order_id, template)
