@@ -7,6 +7,10 @@
   its own treats SIGTERM inside an activity as that activity failing.
 - While the rollbacks run, further Ctrl-C/SIGTERM/SIGHUP are noted, not obeyed, for up
   to ``grace_s`` seconds; after that the child is killed.
+- Until Chaos Toolkit has finished importing (about a second), the child ignores SIGINT
+  and tells ``gameday`` when it is ready through a pipe; an interruption before that
+  stops the child outright (nothing can have been injected yet) instead of printing an
+  import-time ``KeyboardInterrupt`` traceback.
 - If ``gameday`` itself is killed outright (SIGKILL), the kernel kills the child at once
   (Linux ``PR_SET_PDEATHSIG``), so nothing more gets injected; ``gameday cleanup`` then
   undoes whatever the injection log still holds.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -37,12 +42,12 @@ class ChaosExit:
 
 
 def die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that has the kernel SIGKILL the child when ``parent_pid`` dies, and
-    lets the child take SIGINT even if ``gameday`` was started with it ignored (``cmd &``)."""
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when ``parent_pid`` dies and
+    starts it with SIGINT ignored: ``child_main`` takes SIGINT again once it is ready."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def arm() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
         if os.getppid() != parent_pid:  # the parent died before the line above
             os._exit(1)
@@ -66,15 +71,25 @@ def signals_noted(message: str) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_chaos(command: Sequence[str], env: Mapping[str, str], grace_s: float) -> ChaosExit:
-    """Run ``chaos``; on KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP turned into one by
-    the caller) pass one SIGINT on and wait up to ``grace_s`` for its rollbacks."""
-    process = subprocess.Popen(list(command), env=dict(env), start_new_session=True,
-                               preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
+def run_chaos(arguments: Sequence[str], env: Mapping[str, str], grace_s: float) -> ChaosExit:
+    """Run ``chaos ARGUMENTS``; on KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP turned into
+    one by the caller) pass one SIGINT on and wait up to ``grace_s`` for its rollbacks, or
+    stop the child at once if Chaos Toolkit had not started yet."""
+    ready_r, ready_w = os.pipe()
     try:
-        return ChaosExit(process.wait(), interrupted=False)
-    except KeyboardInterrupt:
-        pass
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(ready_w), *arguments], env=dict(env),
+            start_new_session=True, pass_fds=(ready_w,),
+            preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
+    finally:
+        os.close(ready_w)
+    with os.fdopen(ready_r, "rb") as ready:
+        try:
+            return ChaosExit(process.wait(), interrupted=False)
+        except KeyboardInterrupt:
+            if not _is_ready(ready.fileno()):
+                process.kill()
+                return ChaosExit(process.wait(), interrupted=True)
     with signals_noted(f"waiting up to {grace_s:.0f} s for the rollbacks to finish"):
         print("gameday: interrupted; Chaos Toolkit is running the rollbacks",
               file=sys.stderr, flush=True)
@@ -85,3 +100,28 @@ def run_chaos(command: Sequence[str], env: Mapping[str, str], grace_s: float) ->
             process.kill()
             code = process.wait()
     return ChaosExit(code, interrupted=True)
+
+
+def _is_ready(fd: int) -> bool:
+    """Whether the child wrote its ready byte (a read end at EOF means it ended)."""
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable) and os.read(fd, 1) == b"1"
+
+
+def child_main(argv: Sequence[str]) -> int:
+    """In the child: import Chaos Toolkit with SIGINT still ignored, take SIGINT again,
+    say so on the ready pipe, then run ``chaos`` (click turns a later Ctrl-C into
+    "Aborted!", and during a run Chaos Toolkit into its rollbacks)."""
+    ready_fd, *arguments = argv
+    from chaostoolkit.__main__ import cli  # noqa: PLC0415  # imported while SIGINT is ignored
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.write(int(ready_fd), b"1")
+    os.close(int(ready_fd))
+    sys.argv = ["chaos", *arguments]
+    cli()  # click exits with chaos's own code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))

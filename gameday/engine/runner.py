@@ -11,7 +11,6 @@ import importlib.util
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -218,9 +217,9 @@ def _tags(experiment: Mapping[str, Any]) -> set[str]:
     return {str(t) for t in tags} if isinstance(tags, list) else set()
 
 
-def _chaos_command(path: Path, journal: Path, log: Path, variables: Mapping[str, Any]) -> list[str]:
-    chaos = str(Path(sys.executable).parent / "chaos")
-    command = [chaos, "--no-version-check", "--log-file", str(log), "run",
+def _chaos_arguments(path: Path, journal: Path, log: Path,
+                     variables: Mapping[str, Any]) -> list[str]:
+    command = ["--no-version-check", "--log-file", str(log), "run",
                "--rollback-strategy", "always", "--journal-path", str(journal)]
     for key, value in variables.items():
         command += ["--var", _chaos_var(key, value)]
@@ -238,7 +237,7 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir),
            "GAMEDAY_TARGET": settings.target}
     source = _chaos_source(path, experiment, settings.reports_dir, stamp)
-    ended = run_chaos(_chaos_command(source, journal_path, log_path, settings.variables), env,
+    ended = run_chaos(_chaos_arguments(source, journal_path, log_path, settings.variables), env,
                       INTERRUPT_GRACE_S)
     leftovers = _leftovers(settings.target)
     notes = _undo_recorded(settings.target) if leftovers else []
