@@ -16,7 +16,8 @@ what it must expose). Paths are relative to the file::
       path: /orders
       body: {client_order_id: "{client_order_id}", instrument: "{instrument}",
              units: "{units}", price: "{price}"}
-      statuses: {filled: [200], rejected: [422], failed: [502, 504], circuit_open: [503]}
+      statuses: {filled: [200], rejected: [422], failed: [500], unknown: [502, 504],
+                 circuit_open: [503]}
     stop: {signal: SIGTERM, grace_s: 10}
     metrics: {}                          # contract metric name -> the service's name
     labels: {}                           # contract label name -> the service's label
@@ -36,7 +37,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -55,6 +56,7 @@ __all__ = ["COMMAND_PLACEHOLDERS", "ORDER_PLACEHOLDERS", "OrderRequest", "Servic
 
 COMMAND_PLACEHOLDERS = ("host", "port", "broker_url", "name", "python", "log_dir")
 OUTCOMES = ("filled", "rejected", "failed", "circuit_open")
+OPTIONAL_OUTCOMES = ("unknown",)
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2")
 METHODS = ("POST", "PUT")
 KEYS = ("name", "description", "setup", "workdir", "command", "env", "replicas", "paths",
@@ -71,7 +73,12 @@ class OrderRequest:
     """How the load generator places an order with the service.
 
     ``body`` is the JSON template; ``statuses`` maps each outcome (filled, rejected,
-    failed, circuit_open) to the HTTP statuses that mean it.
+    failed, circuit_open, and optionally unknown) to the HTTP statuses that mean it.
+    ``failed`` says the order was certainly not filled; ``unknown`` says the service
+    cannot tell (its broker call timed out or lost its reply): the order may have been
+    filled, and its fate is to be resolved by its client order id. Reconciliation holds
+    the service to it: an order answered ``failed`` that the broker filled counts against
+    the experiment, one answered ``unknown`` does not.
     """
 
     method: str = "POST"
@@ -297,6 +304,11 @@ def _body_placeholders(value: object, problems: list[str]) -> None:
             _body_placeholders(item, problems)
 
 
+def _status_list(codes: object) -> TypeGuard[list[int] | tuple[int, ...]]:
+    return isinstance(codes, list | tuple) and bool(codes) and all(
+        isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in codes)
+
+
 def _statuses(value: object, problems: list[str]) -> dict[str, tuple[int, ...]]:
     if not isinstance(value, Mapping):
         problems.append(f"order statuses={value!r}: must map {', '.join(OUTCOMES)} to lists "
@@ -305,15 +317,22 @@ def _statuses(value: object, problems: list[str]) -> dict[str, tuple[int, ...]]:
     result: dict[str, tuple[int, ...]] = {}
     for outcome in OUTCOMES:
         codes = value.get(outcome)
-        if not isinstance(codes, list | tuple) or not codes or not all(
-                isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599
-                for c in codes):
+        if not _status_list(codes):
             problems.append(f"order statuses {outcome}={codes!r}: must be a non-empty list of "
                             "HTTP statuses (100..599)")
             continue
         result[outcome] = tuple(codes)
-    problems += [f"order statuses: unknown outcome {key!r}: valid are {', '.join(OUTCOMES)}"
-                 for key in value if key not in OUTCOMES]
+    for outcome in OPTIONAL_OUTCOMES:
+        if outcome in value:
+            codes = value[outcome]
+            if _status_list(codes):
+                result[outcome] = tuple(codes)
+            else:
+                problems.append(f"order statuses {outcome}={codes!r}: must be a non-empty "
+                                "list of HTTP statuses (100..599)")
+    valid = (*OUTCOMES, *OPTIONAL_OUTCOMES)
+    problems += [f"order statuses: unknown outcome {key!r}: valid are {', '.join(valid)}"
+                 for key in value if key not in valid]
     seen: dict[int, str] = {}
     for outcome, codes in result.items():
         for code in codes:

@@ -48,6 +48,9 @@ def add_parser(subparsers: Any) -> None:
                         help="the order body as a JSON object with placeholders "
                         "{client_order_id}, {instrument}, {units}, {price} (a service "
                         "spec's order.body); default: the contract's order")
+    parser.add_argument("--unknown-status", type=_statuses, default=(), metavar="CODES",
+                        help="comma-separated HTTP statuses by which the service says an "
+                        "order's outcome is unknown (logged 'unknown', not 'failed')")
     parser.add_argument("--method", choices=("POST", "PUT", "GET"), default="POST",
                         help="POST (default) sends a new order each time; GET has no body")
     parser.add_argument("--timeout-s", type=float, default=2.0, help="per-request timeout")
@@ -109,6 +112,19 @@ def _template(text: str) -> dict[str, Any]:
     return template
 
 
+def _statuses(text: str) -> tuple[int, ...]:
+    """``--unknown-status``: e.g. ``502,504``, each 100..599."""
+    try:
+        codes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of HTTP statuses, e.g. 502,504") from None
+    bad = [code for code in codes if not 100 <= code <= 599]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{bad} are not HTTP statuses: valid are 100..599")
+    return codes
+
+
 def _worker(text: str) -> tuple[int, int]:
     """``I/N`` → (I, N): this process is worker I of N."""
     index, _, total = text.partition("/")
@@ -124,6 +140,7 @@ def _settings(args: argparse.Namespace) -> LoadSettings:
     return LoadSettings(url=args.url, rate_rps=args.rate, duration_s=args.duration,
                         timeout_s=args.timeout_s, method=args.method,
                         order_template=args.order_template,
+                        unknown_statuses=args.unknown_status,
                         in_time_s=args.in_time_s, worker_index=index, worker_count=count,
                         start_unix=_handshake() if args.worker else None)
 

@@ -27,6 +27,7 @@ from gameday.contract import ConfigError, GamedayError
 from gameday.engine import listing, plan, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
 from gameday.engine.journal import read_journal
+from gameday.engine.results import ExperimentResult, counts, exit_code
 from gameday.engine.runner import RunSettings, parse_var, run_all, select, shared_rate
 from gameday.engine.verdict import judge
 from gameday.faults import inject
@@ -184,17 +185,15 @@ def _run(args: argparse.Namespace) -> int:
             if interrupted:
                 _undo_leftovers(target)
         pages = write_reports(results, settings.reports_dir)
-    failed = sum(not r.verdict.passed for r in results)
     print("\n" + table(results), flush=True)
     print(f"reports: {pages[0] if pages else settings.reports_dir}", flush=True)
     if args.junit:
         args.junit.parent.mkdir(parents=True, exist_ok=True)
         args.junit.write_text(junit_xml(results), encoding="utf-8")
         print(f"JUnit XML: {args.junit}")
-    print(f"{len(results) - failed} passed, {failed} failed "
-          f"in {time.monotonic() - started:.0f} s" + (" (interrupted)" if interrupted else ""),
-          flush=True)
-    return EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else 0
+    print(f"{counts(results)} in {time.monotonic() - started:.0f} s"
+          + (" (interrupted)" if interrupted else ""), flush=True)
+    return EXIT_INTERRUPTED if interrupted else exit_code(results)
 
 
 @contextmanager
@@ -264,10 +263,10 @@ def _lab_if_needed(target: str) -> Iterator[None]:
 
 def _judge(args: argparse.Namespace) -> int:
     verdict = judge(read_journal(args.journal))
-    print(("PASS" if verdict.passed else "FAIL") + f"  {verdict.title}")
-    for reason in verdict.reasons:
+    print(f"{verdict.kind}  {verdict.title}")
+    for reason in verdict.shown:
         print(f"      {reason}")
-    return 0 if verdict.passed else EXIT_FAILED
+    return exit_code([ExperimentResult(args.journal, verdict, args.journal, 0.0)])
 
 
 def _add_report(subparsers: Any) -> None:

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +254,7 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     verdict = judge(journal, settings.variables, required_controls(experiment), leftovers)
     extra = (*missing_controls(experiment), *notes)
     if extra:
-        verdict = Verdict(verdict.title, verdict.reasons + extra)
+        verdict = replace(verdict, reasons=verdict.reasons + extra)
     return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal),
                             interrupted=ended.interrupted)
 
@@ -279,9 +279,9 @@ def _undo_recorded(target: str) -> list[str]:
 def print_verdict(result: ExperimentResult) -> None:
     """One line per experiment, then one indented line per reason."""
     verdict = result.verdict
-    word = "PASS" if verdict.passed else "FAIL"
-    print(f"{word}  {result.path}  — {verdict.title} ({result.duration_s:.0f} s)", flush=True)
-    for reason in verdict.reasons:
+    print(f"{verdict.kind}  {result.path}  — {verdict.title} ({result.duration_s:.0f} s)",
+          flush=True)
+    for reason in verdict.shown:
         print(f"      {reason}", flush=True)
 
 

@@ -41,8 +41,10 @@ from typing import Any, NamedTuple
 from chaoslib.exceptions import InterruptExecution
 
 from gameday.contract import GamedayError, MeasurementError
+from gameday.engine.orders import reconcile_window
+from gameday.engine.verdict import TRAFFIC_EXTENSION
 from gameday.load.stats import merged_histogram
-from gameday.load.workers import order_template_args
+from gameday.load.workers import order_template_args, unknown_status_args
 from gameday.measurements.client_sla import (
     STALE_S,
     connect_failures,
@@ -65,7 +67,7 @@ __all__ = [
     "traffic_files",
 ]
 
-EXTENSION_NAME = "gameday-traffic"
+EXTENSION_NAME = TRAFFIC_EXTENSION
 STOP_TIMEOUT_S = 15.0
 SHARED_ENV = "GAMEDAY_SHARED_TRAFFIC"
 SHARED_MAX_DURATION_S = 3600.0
@@ -115,6 +117,45 @@ def _start_marker() -> Path:
     return traffic_files().pid.with_suffix(".start")
 
 
+class Window(NamedTuple):
+    """Where an experiment's share of the traffic begins: its wall-clock start and the
+    byte offset of its first order in the outcome log."""
+
+    start_unix: float
+    outcomes_offset: int
+
+
+def _line_offset(path: Path) -> int:
+    """The size of ``path`` up to its last complete line (0 when it does not exist)."""
+    try:
+        with path.open("rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            tail_start = max(0, size - 65536)
+            log.seek(tail_start)
+            tail = log.read()
+    except FileNotFoundError:
+        return 0
+    return tail_start + tail.rfind(b"\n") + 1
+
+
+def _mark_start(files: TrafficFiles) -> None:
+    """Record where this experiment's window begins (see :class:`Window`)."""
+    window = Window(time.time(), _line_offset(outcomes_path(files)))
+    _start_marker().write_text(json.dumps(window._asdict()), encoding="utf-8")
+
+
+def _take_window() -> Window | None:
+    """This experiment's window, once (None when its start was never marked)."""
+    marker = _start_marker()
+    try:
+        window = Window(**json.loads(marker.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+    finally:
+        marker.unlink(missing_ok=True)
+    return window
+
+
 def _join_shared(files: TrafficFiles, warmup_s: float) -> None:
     """Wait until the shared traffic has run ``warmup_s`` in all; mark our start."""
     deadline = time.monotonic() + warmup_s + STALE_S
@@ -131,21 +172,24 @@ def _join_shared(files: TrafficFiles, warmup_s: float) -> None:
         time.sleep(wait_s)
     if time.time() - float(read_live(files.live)["updated_unix"]) > STALE_S:
         raise InterruptExecution(f"the shared traffic has stopped: {files.live} is stale")
-    _start_marker().write_text(repr(time.time()))
+    _mark_start(files)
 
 
 class Orders(NamedTuple):
-    """Where and how the load generator places orders: the service's order request."""
+    """Where and how the load generator places orders: the service's order request, and
+    the statuses by which the service says an order's outcome is unknown."""
 
     url: str
     method: str
     template: Mapping[str, Any]
+    unknown_statuses: tuple[int, ...] = ()
 
 
 def orders_of(target: Target) -> Orders:
     """The target's order request (its service spec's), at its entry point."""
     order = target.order()
-    return Orders(target.entry_url() + order.path, order.method, order.body)
+    return Orders(target.entry_url() + order.path, order.method, order.body,
+                  tuple(order.statuses.get("unknown", ())))
 
 
 def _load_command(orders: Orders, rate_rps: float, max_duration_s: float,
@@ -155,7 +199,7 @@ def _load_command(orders: Orders, rate_rps: float, max_duration_s: float,
         "--duration", str(max_duration_s), "--json", str(files.summary),
         "--live", str(files.live), "--workers", str(workers),
         "--stop-with-parent", str(os.getpid()), "--method", orders.method,
-        *order_template_args(orders.template),
+        *order_template_args(orders.template), *unknown_status_args(orders.unknown_statuses),
     ]
 
 
@@ -207,8 +251,9 @@ def _start_own(orders: Orders, rate_rps: float, warmup_s: float, max_duration_s:
                workers: int) -> None:
     files = traffic_files()
     pid_file, out = files.pid, files.summary
-    for stale in (out, files.live, out.with_suffix(".outcomes.jsonl"), _error_note()):
+    for stale in (out, files.live, outcomes_path(files), _error_note()):
         stale.unlink(missing_ok=True)
+    _mark_start(files)
     command = _load_command(orders, rate_rps, max_duration_s, files, workers)
     with out.with_suffix(".log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -282,10 +327,13 @@ def after_experiment_control(
     **kwargs: Any,
 ) -> None:
     """Stop the traffic and add its summary to the journal (extension ``gameday-traffic``);
-    under a shared load, summarise the seconds this experiment covered."""
+    under a shared load, summarise the seconds this experiment covered. Then reconcile
+    the orders that finished during the experiment with the broker's ledger (the
+    extension's ``orders``, see :mod:`gameday.engine.orders`)."""
     note = _take_error_note()
+    window = _take_window()
     if os.environ.get(SHARED_ENV):
-        extension = _shared_extension()
+        extension = _shared_extension(window)
     else:
         pid_file = traffic_files().pid
         if not pid_file.exists():
@@ -294,8 +342,19 @@ def after_experiment_control(
         pid_file.unlink(missing_ok=True)
     if note:
         extension["error"] = note
+    if window is not None:
+        extension["orders"] = _reconcile(window)
     extension["service"] = _service_name()
     state.setdefault("extensions", []).append(extension)
+
+
+def _reconcile(window: Window) -> dict[str, Any]:
+    try:
+        target = get_target()
+    except GamedayError as exc:
+        return {"error": f"no target to read the ledger of: {exc}"}
+    return reconcile_window(target, outcomes_path(current_files()), window.outcomes_offset,
+                            window.start_unix)
 
 
 def _service_name() -> str:
@@ -332,18 +391,18 @@ def _t0_unix(live: Path) -> float | None:
         return None
 
 
-def _shared_extension() -> dict[str, Any]:
+def _shared_extension(window: Window | None) -> dict[str, Any]:
     extension: dict[str, Any] = {"name": EXTENSION_NAME}
-    marker = _start_marker()
+    if window is None:
+        extension["error"] = "no figures from the shared traffic: the experiment never joined it"
+        return extension
     try:
-        start = float(marker.read_text())
         live = read_live(current_files().live)
-        extension.update(shared_mark(live, start, time.time()))
+        extension.update(shared_mark(live, window.start_unix, time.time()))
         if "summary" in extension:
             extension["summary"]["outcomes_path"] = str(outcomes_path(current_files()))
-    except (OSError, ValueError, MeasurementError) as exc:
+    except MeasurementError as exc:
         extension["error"] = f"no figures from the shared traffic: {exc}"
-    marker.unlink(missing_ok=True)
     return extension
 
 

@@ -6,8 +6,17 @@ as a mere failure. A resilience job must not pass on any of those. An experiment
 only when: the status is ``completed``; it did not deviate; the steady state was met
 before and after; every continuous check was met; every action and probe of the method
 succeeded and every method probe with a tolerance is within it; every rollback
-succeeded; every required control left its mark; and the cleanup check found nothing
-left injected.
+succeeded; every required control left its mark; the cleanup check found nothing
+left injected; and the experiment's own orders reconcile with the broker's ledger (none
+lost, none filled twice, no more told "failed" but filled than
+``orders_failed_but_filled_max``, default 0).
+
+A third verdict, INCONCLUSIVE, is for an experiment that found nothing wrong but whose
+evidence cannot be trusted: its fault left no trace (an evidence probe such as
+``probes.broker.mode_hits`` out of its tolerance: the fault hit nothing, so it proved
+nothing), the load generator fell behind (more than ``load_late_share_max``, default
+0.10, of the orders started over 10 ms late: the machine was starved), or the orders
+could not be reconciled. Any reason to fail makes it FAIL instead.
 """
 
 from __future__ import annotations
@@ -21,22 +30,40 @@ from typing import Any
 from chaoslib import substitute
 from chaoslib.hypothesis import within_tolerance
 
-__all__ = ["Verdict", "judge"]
+__all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "Verdict", "judge", "traffic_extension"]
 
 MAX_SHOWN_CHARS = 160
+TRAFFIC_EXTENSION = "gameday-traffic"
+EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits")})
+DEFAULT_FAILED_BUT_FILLED_MAX = 0
+DEFAULT_LATE_SHARE_MAX = 0.10
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether an experiment passed, and every reason it did not."""
+    """Whether an experiment passed: every reason it failed, and every reason its
+    evidence cannot be trusted (``inconclusive``; only shown when nothing failed)."""
 
     title: str
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    inconclusive: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def passed(self) -> bool:
-        """True when there is no reason to fail."""
-        return not self.reasons
+        """True when nothing failed and the evidence holds."""
+        return not self.reasons and not self.inconclusive
+
+    @property
+    def kind(self) -> str:
+        """``PASS``, ``FAIL`` or ``INCONCLUSIVE``."""
+        if self.reasons:
+            return "FAIL"
+        return "INCONCLUSIVE" if self.inconclusive else "PASS"
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The reasons that explain :attr:`kind`."""
+        return self.reasons or self.inconclusive
 
 
 def _short(value: Any) -> str:
@@ -113,8 +140,17 @@ def _steady_state_reasons(journal: Mapping[str, Any], has_method_run: bool) -> l
     return reasons
 
 
-def _method_reasons(runs: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) -> list[str]:
-    reasons = []
+def _is_evidence(activity: Mapping[str, Any]) -> bool:
+    provider = activity.get("provider") or {}
+    return (provider.get("module"), provider.get("func")) in EVIDENCE_PROBES
+
+
+def _method_reasons(runs: Iterable[Mapping[str, Any]],
+                    config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(reasons to fail, reasons the evidence is missing): an evidence probe out of its
+    tolerance means the fault did not land, not that the service failed."""
+    reasons: list[str] = []
+    missing: list[str] = []
     for run in runs:
         activity = run.get("activity", {})
         kind, name = activity.get("type", "activity"), activity.get("name", "?")
@@ -123,9 +159,13 @@ def _method_reasons(runs: Iterable[Mapping[str, Any]], config: Mapping[str, Any]
         elif kind == "probe" and "tolerance" in activity:
             tolerance = substitute(activity["tolerance"], dict(config), {})
             if not within_tolerance(tolerance, run.get("output"), dict(config), {}):
-                reasons.append(f"method: {name} returned {_describe(run.get('output'))}, "
-                               f"tolerance {_short(tolerance)}")
-    return reasons
+                text = (f"{name} returned {_describe(run.get('output'))}, "
+                        f"tolerance {_short(tolerance)}")
+                if _is_evidence(activity):
+                    missing.append(f"the fault left no evidence that it took effect: {text}")
+                else:
+                    reasons.append(f"method: {text}")
+    return reasons, missing
 
 
 def _rollback_reasons(journal: Mapping[str, Any]) -> list[str]:
@@ -168,8 +208,73 @@ def judge(
     if journal.get("deviated"):
         reasons.append("the steady state deviated after the method")
     reasons += _steady_state_reasons(journal, bool(runs))
-    reasons += _method_reasons(runs, config)
+    method, missing = _method_reasons(runs, config)
+    reasons += method
     reasons += _rollback_reasons(journal)
     reasons += _control_reasons(journal, required_controls)
     reasons += [f"left injected after the run: {item}" for item in leftovers]
-    return Verdict(title=str(experiment.get("title", "?")), reasons=tuple(reasons))
+    traffic = traffic_extension(journal)
+    orders_failed, orders_unknown = _order_reasons(traffic.get("orders"), config)
+    reasons += orders_failed
+    missing += orders_unknown + _load_reasons(traffic.get("summary"), config)
+    return Verdict(title=str(experiment.get("title", "?")), reasons=tuple(reasons),
+                   inconclusive=tuple(missing))
+
+
+def traffic_extension(journal: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The traffic control's mark in the journal (empty when it left none)."""
+    for extension in journal.get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("name") == TRAFFIC_EXTENSION:
+            return extension
+    return {}
+
+
+def _order_reasons(orders: Any, config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(reasons to fail, reasons it is inconclusive) from the experiment's reconciliation."""
+    if not isinstance(orders, Mapping):
+        return [], []
+    if orders.get("error"):
+        return [], [f"orders: could not reconcile {orders.get('orders', '?')} orders with the "
+                    f"broker's ledger: {orders['error']}"]
+    reasons = []
+    if orders.get("duplicated"):
+        reasons.append(f"orders: {orders['duplicated']} of {orders.get('orders')} filled twice "
+                       "or more by the broker")
+    if orders.get("lost"):
+        reasons.append(f"orders: {orders['lost']} acknowledged to the client as filled but "
+                       "not in the broker's ledger (lost)")
+    bound = _number(config, "orders_failed_but_filled_max", DEFAULT_FAILED_BUT_FILLED_MAX)
+    if (orders.get("failed_but_filled") or 0) > bound:
+        reasons.append(f"orders: {orders['failed_but_filled']} answered as failed to the client "
+                       f"but filled by the broker (orders_failed_but_filled_max {bound:g}; a "
+                       "service that cannot tell should answer 'outcome unknown')")
+    return reasons, []
+
+
+def _load_reasons(summary: Any, config: Mapping[str, Any]) -> list[str]:
+    """Why the traffic's own figures cannot be trusted: its starts fell behind schedule."""
+    if not isinstance(summary, Mapping):
+        return []
+    late, started = _late_starts(summary)
+    bound = _number(config, "load_late_share_max", DEFAULT_LATE_SHARE_MAX)
+    if started and late / started > bound:
+        return [f"the load generator fell behind: {late} of {started} orders "
+                f"({late / started:.0%}) started late (load_late_share_max {bound:g}); the "
+                "machine is starved, so the figures measure it, not the service"]
+    return []
+
+
+def _late_starts(summary: Mapping[str, Any]) -> tuple[int, int]:
+    """(late starts, orders started) over the summary's seconds or its totals."""
+    timeline = summary.get("timeline")
+    if isinstance(timeline, list) and timeline:
+        return (sum(int(s.get("late_starts") or 0) for s in timeline if isinstance(s, Mapping)),
+                sum(int(s.get("sent") or 0) for s in timeline if isinstance(s, Mapping)))
+    return int(summary.get("late_starts") or 0), int(summary.get("sent") or 0)
+
+
+def _number(config: Mapping[str, Any], key: str, default: float) -> float:
+    try:
+        return float(config.get(key, default))
+    except (TypeError, ValueError):
+        return default

@@ -61,6 +61,9 @@ class LoadSettings:
         worker_index, worker_count: this process sends requests i with
             i % worker_count == worker_index (``--workers`` splits the rate this way).
         start_unix: wall-clock time of the run's second 0 (None = now); workers share it.
+        unknown_statuses: HTTP statuses by which the service says an order's outcome is
+            unknown (it may have been filled: a service spec's ``order.statuses.unknown``);
+            such an order is logged ``unknown``, any other non-2xx answer ``failed``.
     """
 
     url: str
@@ -74,6 +77,7 @@ class LoadSettings:
     worker_count: int = 1
     start_unix: float | None = None
     order_template: Mapping[str, Any] | None = None
+    unknown_statuses: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.rate_rps > 0:
@@ -140,6 +144,15 @@ class _Run:
     id_prefix: str = field(default_factory=lambda: f"gd-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+def answer_outcome(status: int, unknown_statuses: tuple[int, ...]) -> tuple[str, str]:
+    """An HTTP answer's class and the order's outcome (pure): ``ok`` for 2xx, ``unknown``
+    for one of ``unknown_statuses``, else ``failed``."""
+    klass = classify_status(status)
+    if klass == "2xx":
+        return klass, "ok"
+    return klass, "unknown" if status in unknown_statuses else "failed"
+
+
 async def _send(run: _Run, order_id: str) -> tuple[str, str]:
     """Send one request; returns (class, order outcome)."""
     settings = run.settings
@@ -149,8 +162,7 @@ async def _send(run: _Run, order_id: str) -> tuple[str, str]:
         async with run.session.request(settings.method, settings.url, data=body,
                                        headers=headers) as response:
             await response.read()
-            klass = classify_status(response.status)
-            return klass, "ok" if klass == "2xx" else "failed"
+            return answer_outcome(response.status, settings.unknown_statuses)
     except TimeoutError:
         return "timeout", "unknown"
     except aiohttp.ClientConnectorError:

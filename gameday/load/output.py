@@ -64,8 +64,13 @@ class OutcomeLog:
 def read_outcomes(path: Path) -> dict[str, str]:
     """Every order's outcome (id → ok, failed or unknown) from an outcome log written by
     :class:`OutcomeLog`; lines that cannot be read (one cut short, say) are skipped."""
+    return parse_outcomes(path.read_text(encoding="utf-8"))
+
+
+def parse_outcomes(text: str) -> dict[str, str]:
+    """The outcomes in the text of (part of) an outcome log; see :func:`read_outcomes`."""
     outcomes = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             entry = json.loads(line)
             outcomes[str(entry["id"])] = str(entry["outcome"])

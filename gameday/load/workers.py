@@ -70,12 +70,18 @@ def worker_command(settings: LoadSettings, index: int, count: int, files: Worker
         "--json", str(files.summary(index)), "--live", str(files.live(index)),
         "--stop-with-parent", str(parent_pid),
         *order_template_args(settings.order_template),
+        *unknown_status_args(settings.unknown_statuses),
     ]
 
 
 def order_template_args(template: Mapping[str, Any] | None) -> list[str]:
     """``--order-template JSON`` for a load command, when there is a template."""
     return [] if template is None else ["--order-template", json.dumps(template)]
+
+
+def unknown_status_args(statuses: Sequence[int]) -> list[str]:
+    """``--unknown-status 502,504`` for a load command, when there are such statuses."""
+    return ["--unknown-status", ",".join(str(s) for s in statuses)] if statuses else []
 
 
 async def _spawn(commands: Sequence[list[str]]) -> list[asyncio.subprocess.Process]:

@@ -52,12 +52,16 @@ def reconcile(
             ``fill_id``; fills of ids not in ``outcomes`` (other clients) are ignored.
 
     Returns:
-        ``{"acked", "filled", "lost", "duplicated", "unknown_outcome"}``, all counts of
-        client order ids: acked = ``ok`` ids; filled = our ids with at least one fill;
-        lost = ``ok`` ids with no fill; duplicated = ids with more than one fill;
-        unknown_outcome = ids not ``ok`` that the broker filled. A clean run has
+        ``{"acked", "filled", "lost", "duplicated", "unknown_outcome",
+        "failed_but_filled", "unknown", "unknown_filled"}``, all counts of client order
+        ids: acked = ``ok`` ids; filled = our ids with at least one fill; lost = ``ok``
+        ids with no fill; duplicated = ids with more than one fill; unknown_outcome = ids
+        not ``ok`` that the broker filled, of which failed_but_filled were answered as a
+        definite failure (the client was told "not filled": a lie) and unknown_filled
+        were answered "outcome unknown" (timeout, lost reply: resolvable by the id);
+        unknown = ids whose outcome the client did not learn. A clean run has
         ``lost == 0`` and ``duplicated == 0`` (pair with ``tolerance: 0``);
-        ``unknown_outcome`` is to be reported, and bounded by the failures injected.
+        ``failed_but_filled`` is bounded by configuration (default 0).
 
     Raises:
         ValueError: an outcome other than ok/failed/unknown, or a fill without a
@@ -67,10 +71,14 @@ def reconcile(
     by_order = _fills_by_order(fills, outcomes)
     acked = {cid for cid, outcome in outcomes.items() if outcome == "ok"}
     filled = {cid for cid, found in by_order.items() if found}
+    unknown = {cid for cid, outcome in outcomes.items() if outcome == "unknown"}
     return {
         "acked": len(acked),
         "filled": len(filled),
         "lost": len(acked - filled),
         "duplicated": sum(1 for found in by_order.values() if len(found) > 1),
         "unknown_outcome": len(filled - acked),
+        "failed_but_filled": len(filled - acked - unknown),
+        "unknown": len(unknown),
+        "unknown_filled": len(filled & unknown),
     }

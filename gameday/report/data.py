@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from gameday.engine.results import key_figures
-from gameday.engine.verdict import Verdict
+from gameday.engine.verdict import Verdict, traffic_extension
 from gameday.measurements.sla import SlaTargets
 
 __all__ = ["Activity", "ClientSecond", "ExperimentData", "FaultWindow", "Scorecard",
@@ -244,7 +244,16 @@ def client_series(journal: Mapping[str, Any], start_unix: float,
     return seconds, note
 
 
+ORDER_KEYS = ("orders", "acked", "lost", "duplicated", "failed_but_filled", "unknown",
+              "unknown_filled")
+
+
 def _orders(journal: Mapping[str, Any]) -> dict[str, int]:
+    """The experiment's own reconciliation (the traffic control's), else a reconcile
+    probe's output in the method."""
+    own = traffic_extension(journal).get("orders")
+    if isinstance(own, dict) and "error" not in own:
+        return {k: int(own[k]) for k in ORDER_KEYS if isinstance(own.get(k), int)}
     for run in journal.get("run") or []:
         output = run.get("output")
         if _call(run.get("activity") or {})[1] == "reconcile" and isinstance(output, dict):

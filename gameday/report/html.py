@@ -29,6 +29,10 @@ def _bound(data: ExperimentData, key: str) -> float | None:
         return None
 
 
+ORDER_FIGURES = ("orders", "acked", "lost", "duplicated", "failed_but_filled", "unknown_filled",
+                 "unknown_outcome")
+
+
 def _scorecard(data: ExperimentData) -> str:
     card, orders = data.scorecard, data.scorecard.orders
     cells = [
@@ -47,8 +51,8 @@ def _scorecard(data: ExperimentData) -> str:
                card.failed),
     ]
     if orders:
-        cells += [figure(k, f"orders {k.replace('_outcome', '')}", fmt(orders.get(k)),
-                         orders.get(k)) for k in ("acked", "lost", "duplicated", "unknown_outcome")]
+        cells += [figure(k, f"orders {k.replace('_', ' ')}", fmt(orders.get(k)), orders.get(k))
+                  for k in ORDER_FIGURES if k in orders]
     else:
         cells.append(figure("orders", "orders acked / lost / duplicated / unknown",
                             "not reconciled in this experiment"))
@@ -155,5 +159,5 @@ def experiment_page(data: ExperimentData, server: ServerSeries, window_s: float)
         "<h2>Steady-state hypothesis</h2>", _activity_rows(data.steady),
         "<h2>Method and rollbacks</h2>", _activity_rows([*data.method, *data.rollbacks]),
     ]
-    return page(f"{'PASS' if data.verdict.passed else 'FAIL'} {data.name}", CSS, "".join(body))
+    return page(f"{data.verdict.kind} {data.name}", CSS, "".join(body))
 

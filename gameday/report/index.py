@@ -66,8 +66,8 @@ def _brief(reason: str, chars: int = BRIEF_CHARS) -> str:
 
 
 def _html_row(row: IndexRow) -> str:
-    kind = "pass" if row.verdict.passed else "fail"
-    why = "".join(f"<li>{escape(_brief(r))}</li>" for r in row.verdict.reasons)
+    kind = row.verdict.kind.lower()
+    why = "".join(f"<li>{escape(_brief(r))}</li>" for r in row.verdict.shown)
     flags = "".join(f"<li>{escape(r)}</li>" for r in row.regressions)
     cells = "".join(f'<td class="num">{escape(v)}</td>' for v in _figures(row.entry))
     trends = "".join(f"<td>{sparkline(row.trends.get(m, ()))}</td>"
@@ -80,12 +80,16 @@ def _html_row(row: IndexRow) -> str:
 
 
 def _headline(rows: Sequence[IndexRow]) -> tuple[str, str]:
-    failed = sum(not r.verdict.passed for r in rows)
+    kinds = [r.verdict.kind for r in rows]
     regressed = sum(bool(r.regressions) for r in rows)
-    text = f"{len(rows) - failed} passed, {failed} failed"
+    text = f"{kinds.count('PASS')} passed, {kinds.count('FAIL')} failed"
+    if "INCONCLUSIVE" in kinds:
+        text += f", {kinds.count('INCONCLUSIVE')} inconclusive"
     if regressed:
         text += f", {regressed} with a regression"
-    return text, "fail" if failed or regressed else "pass"
+    if "FAIL" in kinds or regressed:
+        return text, "fail"
+    return text, "inconclusive" if "INCONCLUSIVE" in kinds else "pass"
 
 
 def index_page(rows: Sequence[IndexRow], title: str = "Game day") -> str:
@@ -111,17 +115,18 @@ def _md_cell(text: str) -> str:
 def markdown_summary(rows: Sequence[IndexRow], title: str = "Game day") -> str:
     """GitHub-flavoured Markdown for a CI job page: headline, table, failure reasons."""
     headline, kind = _headline(rows)
-    mark = {"pass": "✅", "fail": "❌"}
+    mark = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
     lines = [f"## {mark[kind]} {title}: {headline}", "",
              "| experiment | verdict | trip | recover | p95 (client) | budget burned "
              "| regressions |", "|---|---|---|---|---|---|---|"]
     for row in _ordered(rows):
-        verdict = "✅ PASS" if row.verdict.passed else "❌ FAIL"
+        kind = row.verdict.kind
+        verdict = f"{mark[kind.lower()]} {kind}"
         figures = " | ".join(_figures(row.entry))
         flags = "; ".join(row.regressions) or "none"
         lines.append(f"| {_md_cell(row.name)} | {verdict} | {figures} | {_md_cell(flags)} |")
     for row in _ordered(rows):
         if not row.verdict.passed:
-            lines += ["", f"### ❌ {_md_cell(row.name)}", ""]
-            lines += [f"- {_md_cell(reason)}" for reason in row.verdict.reasons]
+            lines += ["", f"### {mark[row.verdict.kind.lower()]} {_md_cell(row.name)}", ""]
+            lines += [f"- {_md_cell(reason)}" for reason in row.verdict.shown]
     return "\n".join(lines) + "\n"

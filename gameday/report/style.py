@@ -16,9 +16,11 @@ h1{margin:0;font-size:26px} h2{margin:28px 0 8px;font-size:18px;border-bottom:1p
 .verdict{padding:14px 18px;border-radius:6px;margin-bottom:10px}
 .verdict.fail{background:#fde8e8;border:3px solid #c62828;color:#7f1010}
 .verdict.pass{background:#e7f5ec;border:2px solid #2e7d32;color:#1b4d20}
+.verdict.inconclusive{background:#fff4e0;border:3px solid #b26a00;color:#5c3700}
 .verdict ul{margin:8px 0 0;padding-left:22px} .verdict li{margin:2px 0}
 .badge{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:700}
 .badge.fail{background:#c62828} .badge.pass{background:#2e7d32}
+.badge.inconclusive{background:#b26a00}
 .meta,.note,.muted{color:#555} .note{font-size:13px}
 .warning{background:#fff4d6;border:1px solid #e0a100;padding:8px 12px;border-radius:4px}
 .scorecard{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:8px}
@@ -83,9 +85,10 @@ def figure(key: str, label: str, value: str, raw: float | int | None = None,
 
 
 def verdict_banner(verdict: Verdict, name: str) -> str:
-    """The first thing on a page: PASS in green, or FAIL in red with every reason."""
-    kind = "pass" if verdict.passed else "fail"
-    reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.reasons)
+    """The first thing on a page: PASS in green, FAIL in red or INCONCLUSIVE in amber,
+    with every reason."""
+    kind = verdict.kind.lower()
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.shown)
     detail = f'<ul class="reasons">{reasons}</ul>' if reasons else \
         "<div>Every check held: steady state before and after, every activity, cleanup.</div>"
     return (f'<header class="verdict {kind}" data-verdict="{kind}"><h1>'

@@ -28,7 +28,7 @@ from typing import Any
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import DEFAULT_SELECTOR, ConfigError, GamedayError, MetricNaming
 from gameday.engine.journal import read_journal
-from gameday.engine.results import ExperimentResult, key_figures
+from gameday.engine.results import ExperimentResult, exit_code, key_figures
 from gameday.engine.verdict import judge
 from gameday.report.data import ExperimentData, experiment_data
 from gameday.report.history import (
@@ -194,4 +194,4 @@ def run_report(args: argparse.Namespace) -> int:
     written = write_reports(results, args.out, settings)
     for path in written:
         print(path)
-    return 1 if any(not r.verdict.passed for r in results) else 0
+    return exit_code(results)

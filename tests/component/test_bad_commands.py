@@ -98,6 +98,8 @@ LOAD = ["load", "--url", "http://127.0.0.1:9/orders", "--rate", "5", "--duration
     (["--live", "/nonexistent-dir/live.json"], "expected a file in an existing directory"),
     (["--stop-with-parent", "-3"], "--stop-with-parent must be a process id > 0"),
     (["--method", "DELETE"], "argument --method: invalid choice: 'DELETE'"),
+    (["--unknown-status", "502,x"], "is not a comma-separated list of HTTP statuses"),
+    (["--unknown-status", "700"], "[700] are not HTTP statuses: valid are 100..599"),
 ], ids=str)
 def test_bad_load_options_are_refused(no_lab: RunningLab, args: list[str],
                                       message: str) -> None:

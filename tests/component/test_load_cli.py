@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.procs import start_broker, start_service, stop
 
 from gameday.cli.main import main
 from gameday.engine import traffic
@@ -170,11 +171,15 @@ def _wait_for_seconds(path: Path, seconds: int, timeout_s: float) -> dict[str, A
 
 
 class _Target:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, broker: str | None = None) -> None:
         self.url = url
+        self.broker = broker or url
 
     def entry_url(self) -> str:
         return self.url
+
+    def broker_url(self) -> str:
+        return self.broker
 
     @staticmethod
     def order() -> OrderRequest:
@@ -205,3 +210,29 @@ def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
     assert summary["ok"] == summary["sent"] >= 100
     assert len(_outcomes(Path(summary["outcomes_path"]))) == summary["sent"]
     assert not files.pid.exists()
+    # the stand-in says "filled" to every order but its ledger holds none: all lost
+    orders = extension["orders"]
+    assert orders["orders"] == orders["acked"] == orders["lost"] == summary["sent"]
+
+
+def test_traffic_control_reconciles_the_experiments_own_orders_with_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = start_broker(tmp_path / "broker.log", "--host", "127.0.0.1", "--port", "0",
+                          "--admin-port", "0", "--latency-ms", "2")
+    service = start_service(tmp_path / "service.log", broker.url)
+    try:
+        monkeypatch.setenv("GAMEDAY_RUN_DIR", str(tmp_path))
+        monkeypatch.setattr(traffic, "get_target", lambda: _Target(service.url, broker.url))
+        traffic.before_experiment_control({}, rate_rps=50, warmup_s=2, max_duration_s=60)
+        state: dict[str, Any] = {}
+        traffic.after_experiment_control({}, state)
+    finally:
+        stop(service.proc)
+        stop(broker.proc)
+    extension = state["extensions"][0]
+    orders, sent = extension["orders"], extension["summary"]["sent"]
+    assert sent >= 20
+    assert orders == {"orders": sent, "acked": sent, "filled": sent, "lost": 0,
+                      "duplicated": 0, "unknown_outcome": 0, "failed_but_filled": 0,
+                      "unknown": 0, "unknown_filled": 0}

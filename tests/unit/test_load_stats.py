@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from gameday.load.generator import answer_outcome
 from gameday.load.merge import LiveMerger, merge_entries, merge_summaries
 from gameday.load.output import LiveHeader, live_document
 from gameday.load.stats import (
@@ -156,3 +157,11 @@ def test_live_merger_waits_for_the_slowest_worker_and_merges_each_second_once() 
     whole = _live(header, rows, 10, done=True)["timeline"]
     assert final["timeline"] == whole  # both hold seconds 5..9 (keep_s=5)
     assert final["updated_unix"] == 3.0
+
+
+def test_an_answer_the_service_declares_unknown_is_an_unknown_outcome() -> None:
+    assert answer_outcome(200, (502, 504)) == ("2xx", "ok")
+    assert answer_outcome(504, (502, 504)) == ("5xx", "unknown")
+    assert answer_outcome(500, (502, 504)) == ("5xx", "failed")
+    assert answer_outcome(422, ()) == ("4xx", "failed")
+    assert answer_outcome(504, ()) == ("5xx", "failed")

@@ -9,7 +9,8 @@ import pytest
 
 from gameday.measurements.reconcile import OUTCOMES, reconcile
 
-CLEAN = {"acked": 0, "filled": 0, "lost": 0, "duplicated": 0, "unknown_outcome": 0}
+CLEAN = {"acked": 0, "filled": 0, "lost": 0, "duplicated": 0, "unknown_outcome": 0,
+         "failed_but_filled": 0, "unknown": 0, "unknown_filled": 0}
 
 
 def fill(client_order_id: str, fill_id: str) -> dict[str, object]:
@@ -24,7 +25,7 @@ def test_nothing_to_reconcile() -> None:
 def test_a_clean_run() -> None:
     outcomes = {"a": "ok", "b": "ok", "c": "failed", "d": "unknown"}
     assert reconcile(outcomes, [fill("a", "1"), fill("b", "2")]) == {
-        **CLEAN, "acked": 2, "filled": 2
+        **CLEAN, "acked": 2, "filled": 2, "unknown": 1
     }  # fmt: skip
 
 
@@ -50,16 +51,22 @@ def test_fills_without_a_fill_id_count_one_each() -> None:
     assert reconcile({"a": "ok"}, fills)["duplicated"] == 1
 
 
-@pytest.mark.parametrize("outcome", ["failed", "unknown"])
-def test_a_fill_the_client_did_not_see_is_an_unknown_outcome(outcome: str) -> None:
-    assert reconcile({"a": outcome}, [fill("a", "1")]) == {
-        **CLEAN, "filled": 1, "unknown_outcome": 1
+def test_a_fill_of_an_order_the_client_was_told_had_failed_is_failed_but_filled() -> None:
+    assert reconcile({"a": "failed"}, [fill("a", "1")]) == {
+        **CLEAN, "filled": 1, "unknown_outcome": 1, "failed_but_filled": 1
+    }  # fmt: skip
+
+
+def test_a_fill_of_an_order_of_unknown_outcome_is_unknown_filled() -> None:
+    assert reconcile({"a": "unknown"}, [fill("a", "1")]) == {
+        **CLEAN, "filled": 1, "unknown_outcome": 1, "unknown": 1, "unknown_filled": 1
     }  # fmt: skip
 
 
 def test_unknown_outcome_and_duplicate_together() -> None:
     assert reconcile({"a": "unknown"}, [fill("a", "1"), fill("a", "2")]) == {
-        **CLEAN, "filled": 1, "duplicated": 1, "unknown_outcome": 1
+        **CLEAN, "filled": 1, "duplicated": 1, "unknown_outcome": 1, "unknown": 1,
+        "unknown_filled": 1,
     }  # fmt: skip
 
 
@@ -93,6 +100,9 @@ def test_every_outcome_with_every_fill_count(outcome: str, fill_count: int) -> N
         "lost": int(outcome == "ok" and fill_count == 0),
         "duplicated": int(fill_count > 1),
         "unknown_outcome": int(outcome != "ok" and fill_count > 0),
+        "failed_but_filled": int(outcome == "failed" and fill_count > 0),
+        "unknown": int(outcome == "unknown"),
+        "unknown_filled": int(outcome == "unknown" and fill_count > 0),
     }
 
 
@@ -105,4 +115,5 @@ def test_counts_add_up_on_random_runs() -> None:
         acked_filled = result["acked"] - result["lost"]
         assert result["filled"] == acked_filled + result["unknown_outcome"]
         assert result["duplicated"] <= result["filled"] <= len(outcomes)
+        assert result["unknown_outcome"] == result["failed_but_filled"] + result["unknown_filled"]
         assert all(value >= 0 for value in result.values())

@@ -36,6 +36,7 @@ def test_the_example_specs_parse(path: Path) -> None:
     command = spec.command_for(values)
     assert "18021" in command and "http://127.0.0.1:18010" in command
     assert spec.order.statuses["filled"] == (200,)
+    assert spec.order.statuses["unknown"] == (502, 504)
 
 
 def test_there_are_two_independent_examples_each_with_a_fixed_variant() -> None:
@@ -78,6 +79,15 @@ def test_renamed_metrics_and_labels_are_read_through_the_spec(tmp_path: Path) ->
     ({"order": {"statuses": {"filled": [200], "rejected": [200], "failed": [502],
                              "circuit_open": [503]}}}, "200 means both filled and rejected"),
     ({"order": {"statuses": {"filled": [200]}}}, "order statuses rejected=None"),
+    ({"order": {"statuses": {"filled": [200], "rejected": [422], "failed": [500],
+                             "circuit_open": [503], "unknown": []}}},
+     "order statuses unknown=[]: must be a non-empty list"),
+    ({"order": {"statuses": {"filled": [200], "rejected": [422], "failed": [500],
+                             "circuit_open": [503], "unknown": [500]}}},
+     "500 means both failed and unknown"),
+    ({"order": {"statuses": {"filled": [200], "rejected": [422], "failed": [500],
+                             "circuit_open": [503], "maybe": [502]}}},
+     "unknown outcome 'maybe': valid are filled, rejected, failed, circuit_open, unknown"),
     ({"stop": {"signal": "SIGKILL"}}, "stop signal='SIGKILL': valid are SIGTERM"),
     ({"stop": {"grace_s": 0}}, "stop grace_s=0: valid is a number of seconds 0.1..120"),
     ({"metrics": {"orders_total": "x"}}, "'orders_total' is not a contract name"),

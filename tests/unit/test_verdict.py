@@ -180,3 +180,83 @@ def test_an_sla_report_failure_names_the_figures_out_of_bounds() -> None:
     assert reasons[0].startswith(
         "baseline (before): sla-within-targets returned availability 0.99 under its minimum "
         "0.995; throughput_rps 50.0 under its minimum 100.0, tolerance")
+
+
+CLEAN_ORDERS = {"orders": 2000, "acked": 1990, "filled": 1995, "lost": 0, "duplicated": 0,
+                "unknown_outcome": 5, "failed_but_filled": 0, "unknown": 8,
+                "unknown_filled": 5}
+
+
+def _with_orders(**counts: Any) -> dict[str, Any]:
+    journal = passing_journal()
+    journal["extensions"][0]["orders"] = {**CLEAN_ORDERS, **counts}
+    return journal
+
+
+def test_clean_orders_pass() -> None:
+    verdict = judge(_with_orders())
+    assert verdict.passed and verdict.kind == "PASS", verdict.shown
+
+
+@pytest.mark.parametrize(("counts", "words"), [
+    ({"duplicated": 3}, "3 of 2000 filled twice"),
+    ({"lost": 1}, "1 acknowledged to the client as filled but not in the broker's ledger"),
+    ({"failed_but_filled": 2}, "2 answered as failed to the client but filled by the broker"),
+])
+def test_an_order_filled_twice_lost_or_filled_after_failing_fails(
+        counts: dict[str, int], words: str) -> None:
+    verdict = judge(_with_orders(**counts))
+    assert verdict.kind == "FAIL"
+    assert any(words in reason for reason in verdict.reasons), verdict.reasons
+
+
+def test_failed_but_filled_is_bounded_by_configuration() -> None:
+    journal = _with_orders(failed_but_filled=2)
+    assert judge(journal, {"orders_failed_but_filled_max": 2}).passed
+    assert not judge(journal, {"orders_failed_but_filled_max": 1}).passed
+
+
+def test_orders_that_could_not_be_reconciled_make_it_inconclusive() -> None:
+    journal = passing_journal()
+    journal["extensions"][0]["orders"] = {"orders": 10, "error": "ledger answered 500"}
+    verdict = judge(journal)
+    assert verdict.kind == "INCONCLUSIVE" and not verdict.passed
+    assert "ledger answered 500" in verdict.shown[0]
+
+
+EVIDENCE = {"type": "probe", "name": "mode-hits",
+            "tolerance": {"type": "range", "range": [1, 1000000000]},
+            "provider": {"type": "python", "module": "probes.broker", "func": "mode_hits"}}
+
+
+def test_a_fault_that_hit_nothing_is_inconclusive_not_pass() -> None:
+    journal = passing_journal()
+    journal["experiment"]["method"].append(EVIDENCE)
+    journal["run"].append(_run(EVIDENCE, output=0))
+    verdict = judge(journal)
+    assert verdict.kind == "INCONCLUSIVE"
+    assert verdict.shown == ("the fault left no evidence that it took effect: mode-hits "
+                             "returned 0, tolerance {\"type\": \"range\", \"range\": [1, "
+                             "1000000000]}",)
+    journal["run"][-1]["output"] = 12
+    assert judge(journal).passed
+
+
+def test_a_failure_outranks_missing_evidence() -> None:
+    journal = _with_orders(duplicated=1)
+    journal["experiment"]["method"].append(EVIDENCE)
+    journal["run"].append(_run(EVIDENCE, output=0))
+    verdict = judge(journal)
+    assert verdict.kind == "FAIL" and verdict.inconclusive
+    assert all("filled twice" in reason for reason in verdict.shown)
+
+
+def test_a_starved_load_generator_makes_it_inconclusive() -> None:
+    journal = passing_journal()
+    journal["extensions"][0]["summary"] = {
+        "sent": 400, "timeline": [{"sent": 200, "late_starts": 150},
+                                  {"sent": 200, "late_starts": 10}]}
+    verdict = judge(journal)
+    assert verdict.kind == "INCONCLUSIVE"
+    assert "160 of 400 orders (40%) started late" in verdict.shown[0]
+    assert judge(journal, {"load_late_share_max": 0.5}).passed
