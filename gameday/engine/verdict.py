@@ -13,10 +13,12 @@ lost, none filled twice, no more told "failed" but filled than
 
 A third verdict, INCONCLUSIVE, is for an experiment that found nothing wrong but whose
 evidence cannot be trusted: its fault left no trace (an evidence probe such as
-``probes.broker.mode_hits`` out of its tolerance: the fault hit nothing, so it proved
-nothing), the load generator fell behind (more than ``load_late_share_max``, default
-0.10, of the orders started over 10 ms late: the machine was starved), or the orders
-could not be reconciled. Any reason to fail makes it FAIL instead.
+``probes.broker.mode_hits`` or ``probes.network.link_traffic`` out of its tolerance: the
+fault hit nothing, so it proved nothing, and the method's other probe misses are
+consequences of that, not findings), the load generator fell behind (more than
+``load_late_share_max``, default 0.10, of the orders started over 10 ms late: the
+machine was starved), or the orders could not be reconciled. Any other reason to fail
+makes it FAIL instead.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ __all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "Verdict", "judge", "traffic_
 
 MAX_SHOWN_CHARS = 160
 TRAFFIC_EXTENSION = "gameday-traffic"
-EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits")})
+EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits"),
+                             ("probes.network", "link_traffic")})
 DEFAULT_FAILED_BUT_FILLED_MAX = 0
 DEFAULT_LATE_SHARE_MAX = 0.10
 
@@ -147,9 +150,11 @@ def _is_evidence(activity: Mapping[str, Any]) -> bool:
 
 def _method_reasons(runs: Iterable[Mapping[str, Any]],
                     config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(reasons to fail, reasons the evidence is missing): an evidence probe out of its
-    tolerance means the fault did not land, not that the service failed."""
+    """(reasons to fail, reasons the evidence is missing). An evidence probe out of its
+    tolerance means the fault did not land: then the method's other probes measured a
+    service that was never faulted, and their misses are not held against it either."""
     reasons: list[str] = []
+    misses: list[str] = []
     missing: list[str] = []
     for run in runs:
         activity = run.get("activity", {})
@@ -164,8 +169,10 @@ def _method_reasons(runs: Iterable[Mapping[str, Any]],
                 if _is_evidence(activity):
                     missing.append(f"the fault left no evidence that it took effect: {text}")
                 else:
-                    reasons.append(f"method: {text}")
-    return reasons, missing
+                    misses.append(f"method: {text}")
+    if missing:
+        return reasons, missing + [f"not judged, as the fault did not land: {m}" for m in misses]
+    return reasons + misses, []
 
 
 def _rollback_reasons(journal: Mapping[str, Any]) -> list[str]:

@@ -24,8 +24,9 @@ def _in_the_repository(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_a_plan_lists_each_fault_in_order_with_its_blast_radius() -> None:
     plan = plan_of(Path("experiments/broker-down.yaml"), {})
-    assert [(s.kind, s.name) for s in plan.steps][:1] == [("action", "take-broker-link-down")]
-    assert plan.steps[0].blast == "the link to the broker, for every replica (all orders)"
+    assert [(s.kind, s.name) for s in plan.steps][:2] == [
+        ("probe", "broker-link-carries-the-service-traffic"), ("action", "take-broker-link-down")]
+    assert plan.steps[1].blast == "the link to the broker, for every replica (all orders)"
     assert [s.kind for s in plan.steps].count("undo") == 1
     assert plan.traffic == "200 orders/s, warm-up 12 s"
     assert plan.safeguard == "interrupt when fewer than 2 replicas are ready"
@@ -60,7 +61,9 @@ def test_a_bad_experiment_in_the_set_exits_2_naming_the_problem(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text((ROOT / "experiments" / "broker-down.yaml").read_text(encoding="utf-8")
-                   .replace("link: service-broker", "link: nowhere", 1), encoding="utf-8")
+                   .replace("func: partition\n      arguments:\n        link: service-broker",
+                            "func: partition\n      arguments:\n        link: nowhere", 1),
+                   encoding="utf-8")
     assert main(["plan", "experiments/pod-kill.yaml", str(bad)]) == 2
     captured = capsys.readouterr()
     assert "nowhere" in captured.err and captured.out == ""

@@ -260,3 +260,31 @@ def test_a_starved_load_generator_makes_it_inconclusive() -> None:
     assert verdict.kind == "INCONCLUSIVE"
     assert "160 of 400 orders (40%) started late" in verdict.shown[0]
     assert judge(journal, {"load_late_share_max": 0.5}).passed
+
+
+LINK_EVIDENCE = {"type": "probe", "name": "link-carries-broker-calls",
+                 "tolerance": {"type": "range", "range": [1, 1.0e15]},
+                 "provider": {"type": "python", "module": "probes.network",
+                              "func": "link_traffic"}}
+
+
+def test_a_fault_off_the_services_path_makes_method_misses_inconclusive() -> None:
+    journal = passing_journal()
+    journal["experiment"]["method"].insert(0, LINK_EVIDENCE)
+    journal["run"].insert(0, _run(LINK_EVIDENCE, output=0.0))
+    journal["run"][-1]["output"] = 5.0  # p95 out of range, but the fault never landed
+    verdict = judge(journal)
+    assert verdict.kind == "INCONCLUSIVE", verdict.shown
+    assert verdict.shown[0].startswith("the fault left no evidence that it took effect: "
+                                       "link-carries-broker-calls returned 0.0")
+    assert verdict.shown[1].startswith("not judged, as the fault did not land: method: "
+                                       "p95-during returned 5.0")
+
+
+def test_with_evidence_a_method_miss_fails() -> None:
+    journal = passing_journal()
+    journal["experiment"]["method"].insert(0, LINK_EVIDENCE)
+    journal["run"].insert(0, _run(LINK_EVIDENCE, output=52000.0))
+    journal["run"][-1]["output"] = 5.0
+    verdict = judge(journal)
+    assert verdict.kind == "FAIL" and verdict.reasons[0].startswith("method: p95-during")

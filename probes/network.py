@@ -1,0 +1,48 @@
+"""Network evidence probes: proof that a link fault sits on the service's path.
+
+A partition of the ``service-broker`` link proves nothing when the service does not send
+its broker calls over that link (a replica configured with the broker's direct address,
+a sidecar that bypasses the proxy): the fault lands on an idle link and the service
+"passes". ``link_traffic`` measures the bytes the fault proxy carried on the link —
+Toxiproxy's own counters ``toxiproxy_proxy_{received,sent}_bytes_total{proxy}``, which
+the lab's fault proxy exports under the same names — over a trailing window, from the
+target's Prometheus. It is an *evidence* probe: out of its tolerance, the verdict is
+INCONCLUSIVE (the fault did not land), not PASS.
+"""
+
+from gameday.contract import ConfigError, window_selector
+from gameday.engine.activity import activity
+from gameday.targets import get_target
+
+__all__ = ["link_traffic"]
+
+LINK_BYTES = ("toxiproxy_proxy_received_bytes_total", "toxiproxy_proxy_sent_bytes_total")
+
+
+def _link(link: str) -> str:
+    links = get_target().links()
+    if link not in links:
+        raise ConfigError(f"unknown link {link!r}: valid are {', '.join(links)}")
+    return link
+
+
+@activity
+def link_traffic(link: str = "service-broker", window_s: float = 10) -> float:
+    """Bytes the fault proxy carried on ``link`` (both ways) over the trailing window.
+
+    Call it just before injecting a fault on the link, with a tolerance such as
+    ``{type: range, range: [1, 1.0e15]}``: a link that carried nothing is not on the
+    service's path, so a fault on it cannot take effect.
+
+    Args:
+        link: a link of the target (``service-broker`` by default).
+        window_s: the window, in seconds (2..3600).
+
+    Raises when the counters cannot be read (the fault proxy not scraped, Prometheus
+    unreachable): no traffic measured is not "no traffic".
+    """
+    name, window = _link(str(link)), window_selector(window_s)
+    selector = f'proxy="{name}"'
+    promql = " + ".join(f"sum(increase({metric}{{{selector}}}[{window}]))"
+                        for metric in LINK_BYTES)
+    return get_target().prometheus().scalar(promql)
