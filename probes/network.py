@@ -38,7 +38,7 @@ def link_traffic(link: str = "service-broker", window_s: float = 10) -> float:
         link: a link of the target (``service-broker`` by default).
         window_s: the window, in seconds (2..3600).
 
-    Raises when the counters cannot be read (the fault proxy not scraped, Prometheus
+    Returns the byte count (a float). Raises when the counters cannot be read (the fault proxy not scraped, Prometheus
     unreachable): no traffic measured is not "no traffic".
     """
     name, window = _link(str(link)), window_selector(window_s)
