@@ -30,8 +30,8 @@ def _link(link: str) -> str:
 def link_traffic(link: str = "service-broker", window_s: float = 10) -> float:
     """Bytes the fault proxy carried on ``link`` (both ways) over the trailing window.
 
-    Call it just before injecting a fault on the link, with a tolerance such as
-    ``{type: range, range: [1, 1.0e15]}``: a link that carried nothing is not on the
+    Call it just before injecting a fault on the link; pair it with a tolerance such as
+    ``{type: range, range: [1, 1000000000000000]}``: a link that carried nothing is not on the
     service's path, so a fault on it cannot take effect.
 
     Args:
