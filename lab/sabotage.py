@@ -8,7 +8,11 @@
 - ``no-lb-retries``: HAProxy does not retry a request whose replica failed;
 - ``breaker-thrash``: the breakers try the broker again after 0.1 s instead of 5 s;
 - ``retry-storm``: the replicas retry a failed call up to 10 times, ignoring
-  ``Retry-After``.
+  ``Retry-After``;
+- ``breaker-leaks``: the breakers open as usual (state and metric) but every order is
+  still sent to the broker;
+- ``ambiguous-as-failed``: an order whose outcome is unknown (timeout, connection broken
+  after sending) is answered 500, the definite-failure status, instead of 502/504.
 
 A sabotaged lab is for tests of the experiments themselves, never for a game day.
 """
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 from lab.layout import LayoutError
 
 KINDS = ("no-breaker", "no-health-checks", "no-idempotency", "no-lb-retries",
-         "breaker-thrash", "retry-storm")
+         "breaker-thrash", "retry-storm", "breaker-leaks", "ambiguous-as-failed")
+DEFINITE_FAILURE_STATUS = 500
 NEVER = 1_000_000_000
 
 
@@ -52,6 +57,10 @@ class Sabotage:
             args += ["--reset-timeout-s", "0.1"]
         if "retry-storm" in self.kinds:
             args += ["--max-attempts", "10", "--ignore-retry-after"]
+        if "breaker-leaks" in self.kinds:
+            args += ["--breaker-leaks"]
+        if "ambiguous-as-failed" in self.kinds:
+            args += ["--ambiguous-status", str(DEFINITE_FAILURE_STATUS)]
         return args
 
     def broker_args(self) -> str:

@@ -1,32 +1,46 @@
-"""Circuit-breaker probes: the state of the replicas, and how fast they tripped and recovered.
+"""Circuit-breaker probes: the state of the replicas, how fast they tripped and recovered,
+and whether an open breaker actually protects (``fails_fast``).
 
 States are read from the target's Prometheus (``broker_circuit_breaker_state``), so they
 lag the service by up to one scrape interval; times come from the exact transition
 timestamps the service exports. ``since`` defaults to the moment the last fault was
 injected (for tripping) or removed (for recovering), as recorded by ``actions``.
+
+A breaker's metric is the service's own word. ``fails_fast`` checks it against evidence
+the service does not write: the clients' latency (the load generator's live file) and
+the broker's own count of orders received.
 """
 
 
+import math
 import time
 from typing import Any
 
 from gameday.contract import DEFAULT_SELECTOR, ConfigError, MeasurementError
 from gameday.engine.activity import activity
+from gameday.engine.traffic import current_files
 from gameday.faults.record import InjectionLog
 from gameday.measurements.breaker import (
+    BROKER_RECEIVED_METRIC,
+    BROKER_SELECTOR,
     FRESH_AFTER_S,
     SCRAPE_SLACK_S,
     BreakerView,
     all_in,
+    broker_received,
+    protection,
     time_since,
     time_to_first_change,
 )
+from gameday.measurements.client_sla import read_live
 from gameday.targets import get_target
 
-__all__ = ["all_closed", "closed_within", "max_transitions", "opened_within", "state",
-           "states", "time_to_recover_s", "time_to_trip_s"]
+__all__ = ["all_closed", "closed_within", "fails_fast", "max_transitions", "opened_within",
+           "state", "states", "time_to_recover_s", "time_to_trip_s"]
 
 FAULT_KINDS = ("partition", "degrade", "broker")
+OPEN_P95_MAX_MS = 50.0
+OPEN_BROKER_CALL_SHARE_MAX = 0.05
 
 
 def _view(configuration: dict[str, Any] | None) -> BreakerView:
@@ -172,6 +186,52 @@ def closed_within(seconds: float = 30, since: float | None = None,
     time.sleep(max(0.0, start + FRESH_AFTER_S - time.time()))
     seen = view.wait_for("closed", start + bound + SCRAPE_SLACK_S - time.time())
     return all_in(seen, "closed") and time_since(view.last_transitions(), start) <= bound
+
+
+def _bound(config: dict[str, Any], key: str, default: float) -> float:
+    try:
+        value = float(config.get(key, default))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={config.get(key)!r} is not a number") from None
+    if not 0 <= value < math.inf:
+        raise ConfigError(f"{key}={value} is out of range: valid is a number >= 0")
+    return value
+
+
+@activity
+def fails_fast(since: float | None = None,
+               configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Whether the open breakers really protect: fast answers, no orders to the broker.
+
+    Args:
+        since: when the fault started, unix seconds; none = the last fault recorded by
+            gameday's actions.
+
+    Over the finished seconds since the fault during which every replica's breaker was
+    open, from evidence the service does not write itself: the clients' p95 latency (the
+    experiment's traffic) must be at most ``open_p95_max_ms`` (configuration key,
+    default 50), and the orders the broker received (its own counter,
+    ``broker_sim_orders_received_total{job="broker-sim"}``; keys
+    ``broker_received_metric`` and ``prometheus_broker_selector``) per order the clients
+    sent at most ``open_broker_call_share_max`` (default 0.05: half-open trial calls
+    are few). Call it after the breaker has tripped, while it is still open.
+
+    Returns ``{"open_s", "orders", "p95_ms", "p95_max_ms", "p95_ms_ok", "broker_calls",
+    "broker_call_share", "broker_call_share_max", "broker_call_share_ok", "ok"}``.
+    Raises when it cannot tell: no second with every breaker open, no traffic, no
+    broker counter. Pair it with a jsonpath tolerance on ``$.ok``.
+    """
+    config = configuration or {}
+    p95_max_ms = _bound(config, "open_p95_max_ms", OPEN_P95_MAX_MS)
+    share_max = _bound(config, "open_broker_call_share_max", OPEN_BROKER_CALL_SHARE_MAX)
+    start, now = _since(since, "injected"), time.time()
+    view = _view(configuration)
+    spans = view.open_spans(start, now)
+    live = read_live(current_files().live)
+    counters = broker_received(
+        view.prometheus, str(config.get("prometheus_broker_selector", BROKER_SELECTOR)),
+        str(config.get("broker_received_metric", BROKER_RECEIVED_METRIC)), start, now)
+    return protection(live, spans, counters, p95_max_ms, share_max)
 
 
 @activity

@@ -15,6 +15,7 @@
                     200 {"fills": [fill, ...]} oldest first | 400 {"error", "field"}
     GET  /health    200 {"status": "ok"}
     GET  /metrics   Prometheus text: broker_sim_orders_total{result},
+                    broker_sim_orders_received_total (every POST /orders, on arrival),
                     broker_sim_order_seconds, broker_sim_mode_info{mode},
                     broker_sim_ledger_fills, broker_sim_hanging_requests
 
@@ -89,6 +90,15 @@ def _error_response(verdict: Verdict) -> web.Response:
         headers["Retry-After"] = str(math.ceil(verdict.retry_after_s))
     status = verdict.error_status or 500
     return web.json_response({"error": verdict.error}, status=status, headers=headers)
+
+
+@web.middleware
+async def count_received(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every order request as it arrives, whatever the answer (or none) will be:
+    the broker's own evidence of how many orders reached it."""
+    if request.method == "POST" and request.path == "/orders":
+        request.app[STATE].metrics.orders_received.inc()
+    return await handler(request)
 
 
 @web.middleware
@@ -183,7 +193,7 @@ def _closing(state: BrokerState) -> web.Application:
         yield
         await state.close()
 
-    app = web.Application(middlewares=[json_errors, maintenance])
+    app = web.Application(middlewares=[count_received, json_errors, maintenance])
     app.cleanup_ctx.append(close)
     return app
 

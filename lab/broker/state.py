@@ -64,6 +64,11 @@ class BrokerMetrics:
         )  # fmt: skip
         for result in RESULTS:
             self.orders_total.labels(result=result)
+        self.orders_received = Counter(
+            "broker_sim_orders_received",
+            "Order requests received (POST /orders), counted on arrival, before any answer.",
+            registry=reg,
+        )  # fmt: skip
         self.order_seconds = Histogram(
             "broker_sim_order_seconds", "Time to answer an order request.",
             buckets=LATENCY_BUCKETS_S, registry=reg,

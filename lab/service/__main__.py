@@ -10,7 +10,10 @@ Options (defaults in brackets):
   last ``--window-s`` [10]; ``--reset-timeout-s`` [5]; ``--success-threshold`` [2];
   ``--half-open-max-calls`` [1];
 - drain on SIGTERM: ``--drain-delay-s`` [1.0] not ready but serving, then
-  ``--drain-timeout-s`` [5] for in-flight orders.
+  ``--drain-timeout-s`` [5] for in-flight orders;
+- sabotage (:mod:`lab.sabotage`): ``--ignore-retry-after``; ``--breaker-leaks``: call
+  the broker even when the breaker is open; ``--ambiguous-status N``: answer N instead
+  of 502/504 when an order's outcome is unknown.
 
 First stdout line: ``listening http://HOST:PORT``; logs are JSON lines on stderr, or
 appended to ``--log-file PATH`` (see :mod:`lab.service.logs`).
@@ -48,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     add("--max-attempts", type=int, default=2)
     add("--ignore-retry-after", action="store_true",
         help="sabotage: do not wait a 429's Retry-After before retrying")
+    add("--breaker-leaks", action="store_true",
+        help="sabotage: call the broker even when the breaker is open")
+    add("--ambiguous-status", type=int, default=None, metavar="N",
+        help="sabotage: answer N (e.g. 500) when the order's outcome is unknown")
     add("--failure-threshold", type=int, default=5)
     add("--failure-rate-threshold", type=float, default=0.5)
     add("--min-calls", type=int, default=20)
@@ -73,7 +80,7 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
     drain = DrainSettings(args.drain_delay_s, args.drain_timeout_s)
     return ServiceSettings(
         args.broker_url, args.name, args.host, args.port, args.timeout_s, breaker, retry, drain,
-        args.log_file,
+        args.log_file, args.breaker_leaks, args.ambiguous_status,
     )
 
 
@@ -87,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> ServiceSettings:
         parser.error("--broker-url must be an http:// or https:// URL")
     if not args.timeout_s > 0:
         parser.error("--timeout-s must be > 0")
+    if args.ambiguous_status is not None and not 100 <= args.ambiguous_status <= 599:
+        parser.error("--ambiguous-status must be an HTTP status, 100..599")
     try:
         return _settings(args)
     except ValueError as exc:

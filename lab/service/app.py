@@ -7,10 +7,18 @@ HTTP API::
                         "units", "fill_price", "filled_at"}
                    400 {"error": "...", "field": name}          invalid order
                    422 {"status": "rejected", "reason": "..."}  broker refused it (4xx)
-                   502 {"error": "broker_unavailable", "detail": "..."}  5xx/429/no connection
+                   500 {"error": "broker_failed", "detail": "..."}  definitely not filled:
+                       the broker answered 5xx/429, or it could not be reached at all
                        (+ Retry-After when the broker sent one)
+                   502 {"error": "broker_unavailable", "detail": "..."}  outcome unknown:
+                       the connection broke after the order was sent, or an unreadable fill
                    503 {"error": "circuit_open"} + Retry-After  breaker open, broker not called
-                   504 {"error": "broker_timeout", "detail": "..."}      no answer in time
+                   504 {"error": "broker_timeout", "detail": "..."}  outcome unknown: no
+                       answer in time
+
+A client must treat 502 and 504 as "maybe filled" (look the order up, or retry with the
+same client order id), and 500 and 503 as "not filled"; the service says which because
+only it knows whether the order left.
     GET  /health   200 {"status": "ok", "name": NAME, "breaker": STATE} (alive; never asks
                    the broker)
     GET  /ready    200 {"status": "ready", "name": NAME} | 503 {"status": "starting" |
@@ -19,6 +27,11 @@ HTTP API::
 
 An order goes to the broker through the circuit breaker with a per-call timeout,
 retried with the same client order id where that is safe (:mod:`lab.service.retry`).
+
+Two sabotages, to prove that the experiments catch them (:mod:`lab.sabotage`):
+``breaker_leaks`` calls the broker even when the breaker says no (its state and metric
+still open as usual); ``ambiguous_status`` answers an unknown outcome with that status
+(e.g. 500, as if the order had definitely failed).
 """
 
 from __future__ import annotations
@@ -59,6 +72,9 @@ class ServiceSettings:
     port: 0 = any free port. retry: retries and the order's time budget.
     drain: what SIGTERM does (not ready for ``delay_s``, then in-flight orders finish).
     log_file: where the JSON logs go; None = stderr.
+    breaker_leaks: sabotage — call the broker even when the breaker refuses.
+    ambiguous_status: sabotage — answer an unknown outcome with this HTTP status instead
+        of 502/504 (None = no sabotage).
     """
 
     broker_url: str
@@ -70,6 +86,8 @@ class ServiceSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     drain: DrainSettings = field(default_factory=lambda: DrainSettings(1.0, 5.0))
     log_file: Path | None = None
+    breaker_leaks: bool = False
+    ambiguous_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +123,8 @@ async def _handle_order(request: web.Request) -> Outcome:
         return Outcome("invalid", web.json_response(exc.to_json(), status=400), detail=str(exc))
     attempt = _attempt(request.app, order)
     settings = parts.settings
-    placement = await place(attempt, parts.breaker, settings.retry, settings.timeout_s)
+    placement = await place(attempt, parts.breaker, settings.retry, settings.timeout_s,
+                            leaks=settings.breaker_leaks)
     outcome = _answer(parts, order, placement)
     parts.metrics.count_order(outcome.status)
     return outcome
@@ -132,30 +151,38 @@ def _answer(parts: Parts, order: Order, placement: Placement) -> Outcome:
         headers = {"Retry-After": str(retry_after_s)}
         response = web.json_response({"error": "circuit_open"}, status=503, headers=headers)
         return Outcome("circuit_open", response, order.client_order_id)
-    return _answer_reply(parts.metrics, order, reply, placement.attempts)
+    return _answer_reply(parts, order, reply, placement.attempts)
 
 
-def _answer_reply(metrics: ServiceMetrics, order: Order, reply: BrokerReply,
-                  attempts: int) -> Outcome:  # fmt: skip
+def _answer_reply(parts: Parts, order: Order, reply: BrokerReply, attempts: int) -> Outcome:
     def outcome(status: str, response: web.Response) -> Outcome:
         return Outcome(status, response, order.client_order_id, attempts, reply.status_label,
                        reply.detail)  # fmt: skip
 
     if reply.kind == "filled":
         fill_price = float(reply.fill["fill_price"])
-        metrics.slippage_pips.observe(slippage_pips(order.instrument, order.price, fill_price))
+        parts.metrics.slippage_pips.observe(
+            slippage_pips(order.instrument, order.price, fill_price))
         return outcome("filled", web.json_response({"status": "filled", **reply.fill}))
     if reply.kind == "rejected":
         body = {"status": "rejected", "reason": reply.detail}
         return outcome("rejected", web.json_response(body, status=422))
-    if reply.kind == "timeout":
-        body = {"error": "broker_timeout", "detail": reply.detail}
-        return outcome("failed", web.json_response(body, status=504))
+    if reply.ambiguous:
+        return outcome("failed", _unknown_outcome(reply, parts.settings.ambiguous_status))
     headers = {}
     if reply.retry_after_s is not None:
         headers["Retry-After"] = str(math.ceil(reply.retry_after_s))
-    body = {"error": "broker_unavailable", "detail": reply.detail}
-    return outcome("failed", web.json_response(body, status=502, headers=headers))
+    body = {"error": "broker_failed", "detail": reply.detail}
+    return outcome("failed", web.json_response(body, status=500, headers=headers))
+
+
+def _unknown_outcome(reply: BrokerReply, sabotaged_status: int | None) -> web.Response:
+    """504 (no answer in time) or 502 (connection broken, unreadable fill): the order may
+    be filled; ``sabotaged_status`` replaces either."""
+    timeout = reply.kind == "timeout"
+    body = {"error": "broker_timeout" if timeout else "broker_unavailable",
+            "detail": reply.detail}
+    return web.json_response(body, status=sabotaged_status or (504 if timeout else 502))
 
 
 async def get_health(request: web.Request) -> web.Response:

@@ -5,11 +5,15 @@
 
 - ``filled``: 200 with a fill body;
 - ``rejected``: a 4xx other than 429 (the broker works, it refused the order);
-- ``unavailable``: 5xx, 429, another status, an unreadable 200, or no connection;
-- ``timeout``: no complete answer within the call's timeout.
+- ``unavailable``: a definite failure: the broker answered 5xx, 429 or another status
+  (it did not take the order), or no connection could be made (the order never left);
+- ``lost``: the outcome is unknown: the connection broke after the order was sent
+  (reset, closed without an answer) or the 200 could not be read — it may be filled;
+- ``timeout``: the outcome is unknown: no complete answer within the call's timeout.
 
-``filled`` and ``rejected`` count as breaker successes, the others as failures. A
-``Retry-After`` header given in seconds is kept in ``retry_after_s``.
+``filled`` and ``rejected`` count as breaker successes, the others as failures;
+``lost`` and ``timeout`` are :attr:`BrokerReply.ambiguous`. A ``Retry-After`` header
+given in seconds is kept in ``retry_after_s``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from lab.broker.orders import Order
 
 __all__ = ["BrokerReply", "classify", "parse_retry_after", "place_order"]
 
-ReplyKind = Literal["filled", "rejected", "unavailable", "timeout"]
+ReplyKind = Literal["filled", "rejected", "unavailable", "lost", "timeout"]
 MAX_RETRY_AFTER_S = 3600.0
 
 
@@ -51,6 +55,11 @@ class BrokerReply:
         """Whether this counts as a breaker success (and needs no retry)."""
         return self.kind in ("filled", "rejected")
 
+    @property
+    def ambiguous(self) -> bool:
+        """Whether the order may have been filled although no fill came back."""
+        return self.kind in ("lost", "timeout")
+
 
 def parse_retry_after(value: str | None) -> float | None:
     """``Retry-After`` in seconds (0..3600), or None when absent or not delta-seconds."""
@@ -73,7 +82,7 @@ def classify(status: int, body: object, retry_after_s: float | None = None) -> B
     if status == 200:
         if isinstance(body, dict) and isinstance(body.get("fill_price"), int | float):
             return BrokerReply("filled", label, True, fill=body)
-        return BrokerReply("unavailable", label, True, detail="invalid fill from broker")
+        return BrokerReply("lost", label, True, detail="invalid fill from broker")
     if 400 <= status < 500 and status != 429:
         return BrokerReply("rejected", label, True, detail=_reason(body, status))
     detail = f"broker answered {status}" + (f" ({_reason(body, status)})" if body else "")
@@ -97,9 +106,14 @@ async def _post(
             return classify(response.status, await _read_json(response), retry_after_s)
     except TimeoutError:
         return BrokerReply("timeout", "timeout", False, detail="no answer in time")
-    except aiohttp.ClientError as exc:
-        detail = str(exc) or type(exc).__name__
-        return BrokerReply("unavailable", "connection_error", False, detail=detail)
+    except aiohttp.ClientConnectorError as exc:  # not connected: the order never left
+        return BrokerReply("unavailable", "connection_error", False, detail=_error_detail(exc))
+    except aiohttp.ClientError as exc:  # the connection broke once the order was sent
+        return BrokerReply("lost", "connection_error", False, detail=_error_detail(exc))
+
+
+def _error_detail(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
 
 
 async def place_order(

@@ -54,15 +54,19 @@ async def place(
     retry: RetrySettings,
     timeout_s: float,
     clock: Clock = time.monotonic,
+    *,
+    leaks: bool = False,
 ) -> Placement:
     """Call ``attempt`` through ``breaker`` until it succeeds or retrying must stop.
 
     Each attempt's timeout is ``timeout_s`` cut to what is left of ``retry.budget_s``.
+    ``leaks`` is a sabotage: the call goes out even when the breaker refuses it (the
+    breaker still changes state as usual, it just protects nothing).
     """
     started = clock()
     reply: BrokerReply | None = None
     attempts = 0
-    while breaker.allow():
+    while breaker.allow() or leaks:
         attempts += 1
         left_s = attempt_timeout_s(timeout_s, retry.budget_s, clock() - started)
         reply = await _recorded(attempt, breaker, left_s)

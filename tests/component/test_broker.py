@@ -414,6 +414,16 @@ def test_maintenance_is_503_everywhere_but_metrics(broker: Proc) -> None:
     assert http("GET", broker.admin_url + "/admin/mode")[2]["mode"] == "maintenance"
 
 
+def test_every_order_request_is_counted_as_it_arrives(broker: Proc) -> None:
+    received = metric(broker.url, "broker_sim_orders_received_total")
+    http("POST", broker.url + "/orders", order("rx-1"))
+    http("POST", broker.url + "/orders", {"units": 1})  # invalid, still received
+    set_mode(broker, mode="maintenance")
+    http("POST", broker.url + "/orders", order("rx-2"))
+    http("GET", broker.url + "/fills")
+    assert metric(broker.url, "broker_sim_orders_received_total") == received + 3
+
+
 def test_duplicate_mode_fills_a_repeated_id_again(broker: Proc) -> None:
     first = http("POST", broker.url + "/orders", order("dup-1"))[2]
     set_mode(broker, mode="duplicate")

@@ -50,7 +50,8 @@ TIMEOUT = BrokerReply("timeout", "timeout", False)
 def test_classify_broker_answers() -> None:
     fill = {"fill_price": 1.1}
     assert classify(200, fill) == BrokerReply("filled", "200", True, fill=fill)
-    assert classify(200, {}).kind == "unavailable"
+    assert classify(200, {}).kind == "lost", "an unreadable fill may still be a fill"
+    assert classify(200, {}).ambiguous and not classify(503, None).ambiguous
     rejected = classify(422, {"error": "rejected", "reason": "unknown_instrument"})
     assert (rejected.kind, rejected.detail) == ("rejected", "unknown_instrument")
     assert classify(400, {"error": "broker_error"}).detail == "broker_error"
@@ -151,8 +152,12 @@ def test_cli_defaults_and_errors() -> None:
         2.0, 2.0, 2
     )  # fmt: skip
     assert settings.breaker == BreakerSettings()
+    assert (settings.breaker_leaks, settings.ambiguous_status) == (False, None)
+    sabotaged = parse_args(["--broker-url", "http://b", "--name", "n", "--breaker-leaks",
+                            "--ambiguous-status", "500"])  # fmt: skip
+    assert (sabotaged.breaker_leaks, sabotaged.ambiguous_status) == (True, 500)
     for bad in (["--broker-url", "b"], ["--min-calls", "0"], ["--max-attempts", "0"],
-                ["--drain-delay-s", "-1"]):  # fmt: skip
+                ["--drain-delay-s", "-1"], ["--ambiguous-status", "99"]):  # fmt: skip
         with pytest.raises(SystemExit):
             parse_args(["--broker-url", "http://b", "--name", "n", *bad])
 
@@ -327,7 +332,7 @@ def test_breaker_opens_within_failure_threshold_and_stops_calling(
     calls = broker_calls(broker)
     for i in range(2):  # 2 attempts, then 1 attempt whose retry the open breaker refuses
         status, _, body = place_order(svc, f"down-{i}")
-        assert (status, body["error"]) == (502, "broker_unavailable")
+        assert (status, body["error"]) == (500, "broker_failed")
     assert broker_calls(broker) == calls + 3, "opened on exactly the 3rd failure"
     for i in range(5):
         status, headers, body = place_order(svc, f"open-{i}")
@@ -364,12 +369,12 @@ def test_breaker_opens_on_the_failure_rate(broker: Proc, service: StartService) 
     svc = service(broker.url, *args)
     for i in range(3):  # F S F S F S: 3 of 6 failed, but the last result is a success
         set_mode(broker, mode="error", status=500)
-        assert place_order(svc, f"rate-f{i}")[0] == 502
+        assert place_order(svc, f"rate-f{i}")[0] == 500
         http("POST", broker.admin_url + "/admin/reset")
         assert place_order(svc, f"rate-s{i}")[0] == 200
     assert http("GET", svc.url + "/health")[2]["breaker"] == "closed"
     set_mode(broker, mode="error", status=500)
-    assert place_order(svc, "rate-f3")[0] == 502
+    assert place_order(svc, "rate-f3")[0] == 500
     assert http("GET", svc.url + "/health")[2]["breaker"] == "open", "4 of 7 failed"
 
 
@@ -377,7 +382,7 @@ def test_breaker_half_opens_trials_and_closes(broker: Proc, service: StartServic
     args = ("--failure-threshold", "2", "--reset-timeout-s", "0.5", "--success-threshold", "2")
     svc = service(broker.url, *args)
     set_mode(broker, mode="error", status=500)
-    assert [place_order(svc, f"r-{i}")[0] for i in range(2)] == [502, 503]
+    assert [place_order(svc, f"r-{i}")[0] for i in range(2)] == [500, 503]
     http("POST", broker.admin_url + "/admin/reset")
     time.sleep(0.55)
     calls = broker_calls(broker)
@@ -394,10 +399,10 @@ def test_breaker_half_opens_trials_and_closes(broker: Proc, service: StartServic
 def test_a_failed_trial_reopens_the_breaker(broker: Proc, service: StartService) -> None:
     svc = service(broker.url, "--failure-threshold", "1", "--reset-timeout-s", "0.3")
     set_mode(broker, mode="error", status=503)
-    assert place_order(svc, "t-0")[0] == 502
+    assert place_order(svc, "t-0")[0] == 500
     time.sleep(0.35)
     calls = broker_calls(broker)
-    assert [place_order(svc, f"t-{i}")[0] for i in (1, 2)] == [502, 503]
+    assert [place_order(svc, f"t-{i}")[0] for i in (1, 2)] == [500, 503]
     assert broker_calls(broker) == calls + 1, "one trial, not retried"
     assert transitions(svc, "half_open", "open") == 1
 
@@ -410,7 +415,7 @@ def test_429_is_retried_after_retry_after_within_the_budget(
     started = time.monotonic()
     status, headers, body = place_order(svc, "busy-1")
     assert time.monotonic() - started >= 1.0, "waited Retry-After before the retry"
-    assert (status, body["error"], headers["Retry-After"]) == (502, "broker_unavailable", "1")
+    assert (status, body["error"], headers["Retry-After"]) == (500, "broker_failed", "1")
     assert api_calls(svc, "429") == 2
 
 
@@ -419,15 +424,15 @@ def test_429_past_the_budget_fails_at_once(broker: Proc, service: StartService) 
     set_mode(broker, mode="rate_limit", retry_after_s=5)
     started = time.monotonic()
     status, headers, _ = place_order(svc, "busy-2")
-    assert (status, headers["Retry-After"]) == (502, "5")
+    assert (status, headers["Retry-After"]) == (500, "5")
     assert time.monotonic() - started < 0.5
     assert (api_calls(svc, "429"), place_order(svc, "busy-3")[0]) == (1, 503)
 
 
-def test_unreachable_broker_is_502_and_a_failure(service: StartService) -> None:
+def test_unreachable_broker_is_500_a_definite_failure(service: StartService) -> None:
     svc = service(closed_port_url(), "--max-attempts", "1")
     status, _, body = place_order(svc, "gone-1")
-    assert (status, body["error"]) == (502, "broker_unavailable")
+    assert (status, body["error"]) == (500, "broker_failed"), "never sent: surely not filled"
     assert body["detail"]
     assert orders(svc, "failed") == 1
     assert metric(svc.url, "broker_connection_status") == 0
@@ -498,3 +503,31 @@ def test_json_logs_go_to_the_log_file_when_given(broker: Proc, service: StartSer
     assert (line["replica"], line["level"], line["logger"]) == ("svc-a", "INFO", "lab.service")
     assert line["timestamp"].endswith("+00:00")
     assert events(svc, "order") == [], "nothing on stderr"
+
+
+def test_ambiguous_status_sabotage_answers_a_timeout_as_a_definite_failure(
+    broker: Proc, service: StartService
+) -> None:
+    args = ("--timeout-s", "0.2", "--max-attempts", "1", "--failure-threshold", "50")
+    honest, sabotaged = service(broker.url, *args), service(broker.url, *args,
+                                                           "--ambiguous-status", "500")
+    set_mode(broker, mode="hang")
+    assert place_order(honest, "amb-1")[0] == 504, "unknown outcome: maybe filled"
+    status, _, body = place_order(sabotaged, "amb-2")
+    assert (status, body["error"]) == (500, "broker_timeout")
+    assert orders(sabotaged, "failed") == 1
+
+
+def test_breaker_leaks_sabotage_calls_the_broker_while_open(
+    broker: Proc, service: StartService
+) -> None:
+    svc = service(broker.url, "--failure-threshold", "1", "--reset-timeout-s", "30",
+                  "--max-attempts", "1", "--breaker-leaks")  # fmt: skip
+    set_mode(broker, mode="error", status=503)
+    assert place_order(svc, "leak-0")[0] == 500
+    assert http("GET", svc.url + "/health")[2]["breaker"] == "open"
+    calls = broker_calls(broker)
+    assert [place_order(svc, f"leak-{i}")[0] for i in (1, 2)] == [500, 500]
+    assert broker_calls(broker) == calls + 2, "open, yet every order went to the broker"
+    assert metric(svc.url, "broker_circuit_breaker_state",
+                  broker_circuit_breaker_state="open") == 1  # fmt: skip

@@ -1,9 +1,9 @@
 """Each experiment catches the failure it is about: against a deliberately broken lab it
 fails, with the reason that names that failure.
 
-Two broken labs: one without breaker, health checks and idempotency, whose replicas
-retry in a storm; one whose load
-balancer neither checks nor retries and whose breakers retry the broker every 0.1 s.
+Three broken labs: one without breaker, health checks and idempotency, whose replicas
+retry in a storm; one whose load balancer neither checks nor retries and whose breakers
+retry the broker every 0.1 s; one whose breakers open but still let every order through.
 """
 
 from __future__ import annotations
@@ -85,6 +85,16 @@ def test_without_load_balancer_retries_and_with_a_thrashing_breaker(
     assert "method: breaker-does-not-thrash returned" in verdicts["broker-flapping"]
 
 
+def test_a_breaker_that_opens_but_still_calls_the_broker_fails(tmp_path: Path,
+                                                               port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), "breaker-leaks") as lab:
+        verdicts = _verdicts(lab, tmp_path / "reports", "broker-down")
+    down = verdicts["broker-down"]
+    assert "method: breaker-opened-within-bound returned" not in down, "the metric opens"
+    assert "method: breaker-fails-fast-while-open returned" in down
+    assert "over its maximum" in down.split("breaker-fails-fast-while-open", 1)[1]
+
+
 def test_sabotage_kinds_are_checked() -> None:
     assert Sabotage.from_env({}).kinds == frozenset()
     sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": f"{BROKEN},{UNGUARDED}"})
@@ -94,5 +104,7 @@ def test_sabotage_kinds_are_checked() -> None:
     assert "--ignore-retry-after" in argv
     assert sabotage.broker_args() == " --no-idempotency" and sabotage.server_check() == ""
     assert sabotage.lb_retries() == 0 and Sabotage().lb_retries() == 2
+    leaks = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "breaker-leaks,ambiguous-as-failed"})
+    assert leaks.replica_argv() == ["--breaker-leaks", "--ambiguous-status", "500"]
     with pytest.raises(LayoutError, match="valid are no-breaker, no-health-checks"):
         Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "no-breakers"})
