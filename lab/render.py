@@ -20,7 +20,7 @@ from string import Template
 import yaml
 
 from gameday.contract import SERVICE_BROKER_LINK, MetricNaming, fill_placeholders, recording_rules
-from lab.layout import HOST, LabLayout
+from lab.layout import HOST, LabLayout, LayoutError
 from lab.sabotage import Sabotage
 
 CONF_DIR = Path(__file__).parent / "conf"
@@ -117,11 +117,21 @@ def proxies_json(layout: LabLayout) -> str:
     return json.dumps(links, indent=2) + "\n"
 
 
+def _broker_url(layout: LabLayout, sabotage: Sabotage) -> str:
+    """The broker URL the replicas call: the fault proxy's link, unless sabotaged."""
+    if not sabotage.bypasses_fault_proxy():
+        return layout.broker_link_url()
+    if layout.netns:
+        raise LayoutError("GAMEDAY_LAB_SABOTAGE=fault-bypass needs GAMEDAY_LAB_NETNS=0: in "
+                          "their namespaces the replicas cannot reach the broker directly")
+    return layout.url("broker")
+
+
 def _replica_program(template: Template, layout: LabLayout, exe: Executables, *,
                      program: ServiceProgram, name: str, sabotage: Sabotage) -> str:
     values = {"python": exe.python, "name": name, "port": str(layout.replica_port(name)),
               "host": NETNS_LISTEN_HOST if layout.netns else HOST,
-              "broker_url": layout.broker_link_url(), "log_dir": str(layout.log_dir)}
+              "broker_url": _broker_url(layout, sabotage), "log_dir": str(layout.log_dir)}
     argv = program.argv(values) + (sabotage.replica_argv() if program.takes_sabotage else [])
     if layout.netns:
         argv = [exe.ip, "netns", "exec", layout.netns_name(name), *argv]

@@ -12,7 +12,10 @@
 - ``breaker-leaks``: the breakers open as usual (state and metric) but every order is
   still sent to the broker;
 - ``ambiguous-as-failed``: an order whose outcome is unknown (timeout, connection broken
-  after sending) is answered 500, the definite-failure status, instead of 502/504.
+  after sending) is answered 500, the definite-failure status, instead of 502/504;
+- ``fault-bypass``: the replicas call the broker directly instead of through the fault
+  proxy's ``service-broker`` link, so faults on that link never reach them (not with
+  ``GAMEDAY_LAB_NETNS=1``, where the replicas cannot reach the broker directly).
 
 A sabotaged lab is for tests of the experiments themselves, never for a game day.
 """
@@ -25,7 +28,8 @@ from dataclasses import dataclass
 from lab.layout import LayoutError
 
 KINDS = ("no-breaker", "no-health-checks", "no-idempotency", "no-lb-retries",
-         "breaker-thrash", "retry-storm", "breaker-leaks", "ambiguous-as-failed")
+         "breaker-thrash", "retry-storm", "breaker-leaks", "ambiguous-as-failed",
+         "fault-bypass")
 DEFINITE_FAILURE_STATUS = 500
 NEVER = 1_000_000_000
 
@@ -62,6 +66,10 @@ class Sabotage:
         if "ambiguous-as-failed" in self.kinds:
             args += ["--ambiguous-status", str(DEFINITE_FAILURE_STATUS)]
         return args
+
+    def bypasses_fault_proxy(self) -> bool:
+        """Whether the replicas call the broker directly (``fault-bypass``)."""
+        return "fault-bypass" in self.kinds
 
     def broker_args(self) -> str:
         """Extra command-line arguments for the broker simulator."""

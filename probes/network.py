@@ -10,7 +10,7 @@ target's Prometheus. It is an *evidence* probe: out of its tolerance, the verdic
 INCONCLUSIVE (the fault did not land), not PASS.
 """
 
-from gameday.contract import ConfigError, window_selector
+from gameday.contract import ConfigError, MeasurementError, window_selector
 from gameday.engine.activity import activity
 from gameday.targets import get_target
 
@@ -31,18 +31,30 @@ def link_traffic(link: str = "service-broker", window_s: float = 10) -> float:
     """Bytes the fault proxy carried on ``link`` (both ways) over the trailing window.
 
     Call it just before injecting a fault on the link; pair it with a tolerance such as
-    ``{type: range, range: [1, 1000000000000000]}``: a link that carried nothing is not on the
-    service's path, so a fault on it cannot take effect.
+    ``{type: range, range: [1, 1000000000000000]}``: a link that carried nothing is not
+    on the service's path, so a fault on it cannot take effect.
 
     Args:
         link: a link of the target (``service-broker`` by default).
         window_s: the window, in seconds (2..3600).
 
-    Returns the byte count (a float). Raises when the counters cannot be read (the fault proxy not scraped, Prometheus
-    unreachable): no traffic measured is not "no traffic".
+    Returns the byte count (a float; 0 when Prometheus holds the proxy's other series
+    but no byte on the link). Raises when nothing of the proxy can be read (not scraped,
+    Prometheus unreachable): no traffic measured is not "no traffic".
     """
     name, window = _link(str(link)), window_selector(window_s)
     selector = f'proxy="{name}"'
     promql = " + ".join(f"sum(increase({metric}{{{selector}}}[{window}]))"
                         for metric in LINK_BYTES)
-    return get_target().prometheus().scalar(promql)
+    prometheus = get_target().prometheus()
+    try:
+        return prometheus.scalar(promql)
+    except MeasurementError as missing:
+        # The byte counters appear with the link's first byte. If Prometheus holds other
+        # series of this proxy (its state gauges), the proxy is scraped and the link has
+        # carried nothing; if not, nothing was measured, and that is not "no traffic".
+        try:
+            prometheus.vector(f"count({{{selector}}})")
+        except MeasurementError:
+            raise missing from None
+        return 0.0

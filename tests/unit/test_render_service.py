@@ -106,3 +106,15 @@ def test_a_program_fills_every_placeholder() -> None:
               "name": "replica-1", "log_dir": "/logs"}
     assert program.argv(values) == ["py", "-m", "svc", "--log", "/logs/replica-1.log"]
     assert program.environment(values) == {"URL": "http://b", "H": "h:1"}
+
+
+def test_a_fault_bypass_points_the_replicas_at_the_broker_itself(tmp_path: Path) -> None:
+    layout = LabLayout(tmp_path / "state", port_base=30000)
+    program = LabTarget(layout).program()
+    bypass = Sabotage(frozenset({"fault-bypass"}))
+    conf = all_files(layout, EXE, tmp_path, program, bypass)["supervisord.conf"]
+    argv = shlex.split(_program_line(conf, "replica-1", "command"))
+    assert argv[argv.index("--broker-url") + 1] == layout.url("broker")
+    normal = all_files(layout, EXE, tmp_path, program, Sabotage())["supervisord.conf"]
+    argv = shlex.split(_program_line(normal, "replica-1", "command"))
+    assert argv[argv.index("--broker-url") + 1] == layout.broker_link_url()
