@@ -12,14 +12,16 @@ with the cause; it never returns a default.
 import time
 from typing import Any
 
-from gameday.contract import DEFAULT_SELECTOR, ConfigError
+from gameday.contract import DEFAULT_SELECTOR, ConfigError, MeasurementError
 from gameday.engine.activity import activity
 from gameday.engine.traffic import current_files
-from gameday.measurements.client_sla import client_sla, read_live
+from gameday.faults.record import InjectionLog
+from gameday.measurements.client_sla import client_sla, figures, read_live, seconds_between
 from gameday.measurements.sla import SOURCES, ServerSla, SlaTargets, sla_report
 from gameday.targets import get_target
 
-__all__ = ["availability", "error_rate", "p95_latency_s", "report", "throughput_rps"]
+__all__ = ["availability", "error_rate", "fault_window", "p95_latency_s", "report",
+           "throughput_rps"]
 
 
 SLA_NAMES = ("availability", "p95_latency_s", "error_rate", "throughput_rps")
@@ -129,3 +131,46 @@ def report(window_s: float = 10, source: str = "prometheus",
         client = _client(window_s, source)
         values = {name: float(client[name]) for name in SLA_NAMES}
     return {"source": source, **sla_report(values, targets)}
+
+
+@activity
+def fault_window(since: float | None = None,
+                 configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every SLA value over the whole fault so far, client-side, with its bound and verdict.
+
+    The window runs from the second the last fault was injected (as recorded by gameday's
+    actions; or ``since``, unix seconds) to now: every faulty second counts, the ones
+    before the breaker trips included, not only a trailing window at one moment. The
+    figures are the load generator's for the experiment's traffic (latency from each
+    order's due time).
+
+    Args:
+        since: when the fault began, in unix seconds (default: the last injection).
+
+    Bounds as in :func:`report` (``sla_*`` configuration keys). Returns the same flat
+    dict plus ``seconds`` (how many whole seconds were covered); pair it with
+    ``{type: jsonpath, path: "$.ok", expect: true}``, or with ``$.p95_latency_s_ok`` when
+    only latency must hold through the fault (errors are expected while a breaker is
+    open). Raises when no fault was recorded or no whole second has passed since.
+    """
+    start = _fault_start(since)
+    now = time.time()
+    live = read_live(current_files().live)
+    window = seconds_between(live, start, now)
+    if not window:
+        raise MeasurementError(f"no whole second of traffic since the fault began "
+                               f"{now - start:.1f} s ago")
+    client = figures(window)
+    values = {name: float(client[name]) for name in SLA_NAMES}
+    targets = SlaTargets.from_configuration(configuration)
+    return {"source": "client", "seconds": len(window), **sla_report(values, targets)}
+
+
+def _fault_start(since: float | None) -> float:
+    if since is not None:
+        return float(since)
+    recorded = InjectionLog(get_target().state_dir()).last()
+    if recorded is None:
+        raise MeasurementError("no fault was injected by gameday's actions: pass `since` "
+                               "(unix seconds) to say when the fault began")
+    return recorded

@@ -151,6 +151,8 @@ def _answer(parts: Parts, order: Order, placement: Placement) -> Outcome:
         headers = {"Retry-After": str(retry_after_s)}
         response = web.json_response({"error": "circuit_open"}, status=503, headers=headers)
         return Outcome("circuit_open", response, order.client_order_id)
+    if reply.kind not in ("filled", "rejected") and placement.unknown is not None:
+        reply = placement.unknown  # an earlier attempt may have filled it: still unknown
     return _answer_reply(parts, order, reply, placement.attempts)
 
 

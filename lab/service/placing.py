@@ -29,10 +29,14 @@ class Placement:
 
     reply: the last attempt's reply; None when the breaker refused the first attempt.
     attempts: broker calls made (0 when the breaker refused the first).
+    unknown: the last reply whose outcome was unknown (the order may have been filled
+        then), if any: a later definite failure (e.g. the retry's connection refused)
+        does not undo it, so the order's outcome stays unknown.
     """
 
     reply: BrokerReply | None
     attempts: int
+    unknown: BrokerReply | None = None
 
 
 async def _recorded(attempt: Attempt, breaker: CircuitBreaker, timeout_s: float) -> BrokerReply:
@@ -65,13 +69,15 @@ async def place(
     """
     started = clock()
     reply: BrokerReply | None = None
+    unknown: BrokerReply | None = None
     attempts = 0
     while breaker.allow() or leaks:
         attempts += 1
         left_s = attempt_timeout_s(timeout_s, retry.budget_s, clock() - started)
         reply = await _recorded(attempt, breaker, left_s)
+        unknown = reply if reply.ambiguous else unknown
         delay_s = retry_delay_s(reply, attempts, clock() - started, retry)
         if delay_s is None:
             break
         await asyncio.sleep(delay_s)
-    return Placement(reply, attempts)
+    return Placement(reply, attempts, unknown)

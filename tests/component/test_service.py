@@ -126,6 +126,15 @@ def test_place_retries_failures_until_a_fill() -> None:
     assert timeouts == [0.8, 0.8, 0.8]
 
 
+def test_an_unknown_outcome_stays_unknown_after_a_definite_failure() -> None:
+    breaker = CircuitBreaker(BreakerSettings(failure_threshold=5), time.monotonic)
+    retry = RetrySettings(max_attempts=2, budget_s=5.0, backoff_s=0.0)
+    placement, _ = run_place([TIMEOUT, DOWN], breaker, retry)
+    assert (placement.reply, placement.unknown, placement.attempts) == (DOWN, TIMEOUT, 2)
+    clean, _ = run_place([DOWN, DOWN], breaker, retry)
+    assert clean.unknown is None
+
+
 def test_place_stops_when_the_breaker_opens_mid_order() -> None:
     breaker = CircuitBreaker(BreakerSettings(failure_threshold=2), time.monotonic)
     retry = RetrySettings(max_attempts=5, budget_s=5.0, backoff_s=0.0)
