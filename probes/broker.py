@@ -11,6 +11,7 @@ order proves nothing. Only where a broker simulator runs (the lab).
 import time
 from typing import Any
 
+from gameday.clients.prometheus import Prometheus
 from gameday.contract import ConfigError, MeasurementError
 from gameday.engine.activity import activity
 from gameday.faults.record import InjectionLog
@@ -22,6 +23,9 @@ __all__ = ["mode_hits"]
 
 HITS_METRIC = "broker_sim_mode_hits_total"
 FAULT_KIND = "broker"
+FRESH_WAIT_S = 3.0
+POLL_S = 0.2
+SAMPLE_SLACK_S = 0.01  # past the sample's millisecond time and the step's rounding
 
 
 def _mode(mode: str) -> str:
@@ -56,25 +60,41 @@ def mode_hits(mode: str, since: float | None = None,
         since: unix seconds; none = when the last broker fault was injected by
             gameday's actions.
 
-    Reads the counter itself every second from ``since`` to now (not ``increase()``,
-    which extrapolates): the exact count, a restart of the simulator included, up to
-    its last scrape (at most a second or two old on the lab). Orders the mode's
-    ``probability`` left alone are not counted. Raises, never returns 0, when it cannot
-    measure: Prometheus unreachable, or no such counter (no broker simulator on the
-    target, or not scraped).
+    Reads the counter itself every second from ``since`` to the first scrape after the
+    call (waiting up to 3 s for it), not ``increase()``, which extrapolates: the exact
+    count, across a restart of the simulator. Orders the mode's ``probability`` left
+    alone are not counted. Raises, never returns 0, when it cannot measure: Prometheus
+    unreachable, or no such counter (no broker simulator on the target, or not
+    scraped).
 
     Returns a count of orders. Pair it with a range tolerance from 1, e.g.
     ``[1, 1000000000]``: a fault that hit nothing proves nothing.
     """
     name = _mode(mode)
     target = get_target()
-    start, end = _since(target, since), time.time()
-    if start > end:
-        raise ConfigError(f"since={start} is in the future (now {end:.3f})")
-    query = f'sum({HITS_METRIC}{{mode="{name}"}})'
-    series = target.prometheus().query_range(query, start, end, sample_step_s(end - start))
+    start, called = _since(target, since), time.time()
+    if start > called:
+        raise ConfigError(f"since={start} is in the future (now {called:.3f})")
+    prometheus, counter = target.prometheus(), f'{HITS_METRIC}{{mode="{name}"}}'
+    end = _scraped_after(prometheus, counter, called)
+    series = prometheus.query_range(f"sum({counter})", start, end, sample_step_s(end - start))
     if not series or not series[0].points:
         raise MeasurementError(
             f"no {HITS_METRIC} in the target's Prometheus ({target.prometheus_url()}) from "
             f"{start:.3f}: is a broker simulator running, and scraped?")
     return counter_increase(series[0].points, start)
+
+
+def _scraped_after(prometheus: Prometheus, counter: str, moment: float) -> float:
+    """Just after the counter's newest sample, once one is no older than ``moment``
+    (waiting up to FRESH_WAIT_S for the next scrape), so that every hit until then counts."""
+    deadline = moment + FRESH_WAIT_S
+    while True:
+        try:
+            newest = max(s.value for s in prometheus.vector(f"timestamp({counter})"))
+        except MeasurementError as exc:
+            raise MeasurementError(f"{exc} (is a broker simulator running, and scraped?)"
+                                   ) from exc
+        if newest >= moment or time.time() >= deadline:
+            return max(newest, moment) + SAMPLE_SLACK_S
+        time.sleep(POLL_S)
