@@ -63,7 +63,8 @@ def mode_hits(mode: str, since: float | None = None,
     Reads the counter itself every second from ``since`` to the first scrape after the
     call (waiting up to 3 s for it), not ``increase()``, which extrapolates: the exact
     count, across a restart of the simulator. Orders the mode's ``probability`` left
-    alone are not counted. Raises, never returns 0, when it cannot measure: Prometheus
+    alone are not counted, nor orders still in the simulator when it is called (after
+    ``actions.broker.recover``, wait a second for those). Raises, never returns 0, when it cannot measure: Prometheus
     unreachable, or no such counter (no broker simulator on the target, or not
     scraped).
 
