@@ -64,9 +64,9 @@ def mode_hits(mode: str, since: float | None = None,
     call (waiting up to 3 s for it), not ``increase()``, which extrapolates: the exact
     count, across a restart of the simulator. Orders the mode's ``probability`` left
     alone are not counted, nor orders still in the simulator when it is called (after
-    ``actions.broker.recover``, wait a second for those). Raises, never returns 0, when it cannot measure: Prometheus
-    unreachable, or no such counter (no broker simulator on the target, or not
-    scraped).
+    ``actions.broker.recover``, wait a second for those). Raises, never returns 0, when
+    it cannot measure: Prometheus unreachable, or no such counter (no broker simulator
+    on the target, or not scraped).
 
     Returns a count of orders. Pair it with a range tolerance from 1, e.g.
     ``[1, 1000000000]``: a fault that hit nothing proves nothing.

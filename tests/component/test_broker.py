@@ -480,6 +480,7 @@ def test_mode_hits_count_only_affected_orders(broker: Proc) -> None:
     statuses = [http("POST", broker.url + "/orders", order(f"half-{i}"))[0] for i in range(40)]
     assert 0 < statuses.count(500) < 40
     assert hits(broker, "error") == before + statuses.count(500)
+    set_mode(broker, mode="normal")
     first = http("POST", broker.url + "/orders", order("dup-hit"))[2]
     set_mode(broker, mode="duplicate")
     dup_before = hits(broker, "duplicate")
