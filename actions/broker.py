@@ -25,9 +25,11 @@ def fail(mode: str = "error", status: int | None = None, probability: float | No
         mode: ``error`` (answer ``status``, e.g. 500 or 503), ``rate_limit`` (429 with a
             ``Retry-After`` of ``retry_after_s``), ``slow`` (add ``latency_ms``), ``hang``
             (accept, never answer), ``flap`` (up ``up_s`` seconds, down ``down_s``),
-            ``maintenance`` (503 on everything). The simulator lists the valid modes
-            and fields when it refuses one.
-        status: HTTP status for ``error``.
+            ``maintenance`` (503 on everything), ``reply_lost`` (fill, then drop the
+            connection unanswered), ``error_after_fill`` (fill, then answer ``status``,
+            500..599). The simulator lists the valid modes and fields when it refuses
+            one.
+        status: HTTP status for ``error`` and ``error_after_fill``.
         probability: share (0..1) of orders affected, where the mode takes one.
         latency_ms: added latency for ``slow``, in milliseconds.
         retry_after_s: ``Retry-After`` for ``rate_limit``, in seconds.

@@ -27,7 +27,7 @@ __all__ = ["ACTIVITY_MODULES", "ActivityConfigError", "ActivityGamedayError",
 
 ACTIVITY_MODULES = {
     "probes.sla": "probe", "probes.breaker": "probe", "probes.replicas": "probe",
-    "probes.orders": "probe", "probes.network": "probe",
+    "probes.orders": "probe", "probes.network": "probe", "probes.broker": "probe",
     "actions.network": "action", "actions.broker": "action", "actions.pods": "action",
 }
 

@@ -17,7 +17,7 @@ from typing import Any
 from gameday.contract import ConfigError, window_selector
 from gameday.faults.inject import EVERYTHING_SELECTORS, toxic_body
 from gameday.measurements.sla import SOURCES
-from gameday.targets.lab import check_broker_mode
+from gameday.targets.lab import broker_fault_modes, check_broker_mode
 
 __all__ = ["VALUE_CHECKS", "Links"]
 
@@ -73,6 +73,13 @@ def _broker_mode(args: Mapping[str, Any], links: Links) -> None:
     check_broker_mode({k: v for k, v in args.items() if v is not None})
 
 
+def _fault_mode(args: Mapping[str, Any], links: Links) -> None:
+    valid = broker_fault_modes()
+    if args["mode"] not in valid:
+        raise ConfigError(f"unknown broker simulator mode {args['mode']!r}"
+                          f"{_close(args['mode'], valid)}: valid are {', '.join(valid)}")
+
+
 def _traffic(args: Mapping[str, Any], links: Links) -> None:
     for name in ("rate_rps", "max_duration_s"):
         if not args[name] > 0:
@@ -90,6 +97,7 @@ VALUE_CHECKS: Mapping[str, Callable[[Mapping[str, Any], Links], None]] = {
     "probes.breaker.opened_within": _seconds,
     "probes.breaker.closed_within": _seconds,
     "probes.breaker.max_transitions": _window,
+    "probes.broker.mode_hits": _fault_mode,
     "actions.network.partition": _link,
     "actions.network.heal": _link,
     "actions.network.degrade": _degrade,

@@ -34,7 +34,8 @@ from gameday.contract import (
 from gameday.service_spec import OrderRequest, ServiceSpec, load_spec
 from gameday.settings import LabLocation, Settings
 from lab import netns, stack
-from lab.broker.modeparse import InvalidMode, parse_mode
+from lab.broker.modeparse import MODES, InvalidMode, parse_mode
+from lab.broker.modes import NormalMode
 from lab.layout import LabLayout
 from lab.render import ServiceProgram
 from lab.sabotage import Sabotage
@@ -51,6 +52,11 @@ def reference_spec_path() -> Path:
 def service_spec(path: Path | None) -> ServiceSpec:
     """The spec at ``path``, or the reference service's when None."""
     return load_spec(path or reference_spec_path())
+
+
+def broker_fault_modes() -> tuple[str, ...]:
+    """The broker simulator's failure modes: every mode of its admin API but ``normal``."""
+    return tuple(name for name in MODES if name != NormalMode.name)
 
 
 def check_broker_mode(body: dict[str, Any]) -> None:

@@ -10,14 +10,17 @@
                     422 {"error": "rejected", "reason"}    refused (unknown_instrument,
                                                            units_limit_exceeded)
                     or the current mode's answer: {"error": "broker_error" | "broker_down"
-                    | "rate_limited" | "maintenance"} (+ Retry-After), or no answer (hang)
+                    | "rate_limited" | "maintenance"} (+ Retry-After), no answer (hang),
+                    the connection dropped unanswered after the fill (reply_lost), or
+                    {"error": "broker_error"} with a 5xx after the fill (error_after_fill)
     GET  /fills     ?since=UNIX_S&until=UNIX_S&client_order_id=ID (all optional)
                     200 {"fills": [fill, ...]} oldest first | 400 {"error", "field"}
     GET  /health    200 {"status": "ok"}
     GET  /metrics   Prometheus text: broker_sim_orders_total{result},
                     broker_sim_orders_received_total (every POST /orders, on arrival),
                     broker_sim_order_seconds, broker_sim_mode_info{mode},
-                    broker_sim_ledger_fills, broker_sim_hanging_requests
+                    broker_sim_ledger_fills, broker_sim_hanging_requests,
+                    broker_sim_mode_hits_total{mode}
 
 An unknown route, a wrong method or a body over 1 MiB is a 404, 405 or 413
 ``{"error", "status"}``; a body that is not JSON (or is nested too deeply) a 400.
@@ -25,6 +28,16 @@ An unknown route, a wrong method or a body over 1 MiB is a 404, 405 or 413
 An order the broker has taken is completed even when the client goes away before the
 answer (its fill is in the ledger: an "unknown outcome" for that client). In
 ``maintenance`` mode every route but ``/metrics`` answers 503.
+
+``broker_sim_mode_hits_total{mode}`` counts, per mode, the orders a mode other than
+``normal`` actually affected: answered with its error (``error``, ``rate_limit``, a
+flap's down phase, ``maintenance``), delayed (``slow``), held (``hang``), filled again
+(``duplicate``: only a repeated id), or filled and then left unanswered (``reply_lost``)
+or answered with an error (``error_after_fill``). An order the ``probability`` roll left
+alone is not a hit, nor is a rejected order under a mode that fills first. Every mode
+but ``normal`` has its series from the start, at 0. It is the evidence that a fault
+landed; ``broker_sim_orders_total`` counts the same orders by what the ledger did
+(``filled``/``replayed`` for the two modes that fill first).
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from lab.broker.ledger import InvalidQuery, parse_fill_query
 from lab.broker.modes import Verdict, decide, maintenance_verdict
 from lab.broker.orders import (
+    Fill,
     InvalidOrder,
     Order,
     fill_price,
@@ -109,6 +123,7 @@ async def maintenance(request: web.Request, handler: Handler) -> web.StreamRespo
     if verdict is None:
         return await handler(request)
     if request.path == "/orders":
+        state.hit(state.mode.name)
         state.count("failed")
     return _error_response(verdict)
 
@@ -122,12 +137,22 @@ async def post_order(request: web.Request) -> web.Response:
     except InvalidOrder as exc:
         state.count("invalid")
         return web.json_response(exc.to_json(), status=400)
-    verdict = decide(state.mode, state.rng, state.mode_elapsed_s())
+    mode = state.mode
+    verdict = decide(mode, state.rng, state.mode_elapsed_s())
     if verdict.hang:
+        state.hit(mode.name)
         await _hang(state)
-    response = await state.detach(_process(state, order, verdict))
+    response = await state.detach(_process(state, order, verdict, mode.name))
     state.metrics.order_seconds.observe(time.perf_counter() - started)
-    return response
+    return _drop_reply(request) if response is None else response
+
+
+def _drop_reply(request: web.Request) -> web.Response:
+    """Abort the request's connection: the client sees it reset, with no HTTP answer.
+    The response returned is never sent (aiohttp finds the connection gone)."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=500)
 
 
 async def _hang(state: BrokerState) -> None:
@@ -140,31 +165,46 @@ async def _hang(state: BrokerState) -> None:
         state.metrics.hanging.dec()
 
 
-async def _process(state: BrokerState, order: Order, verdict: Verdict) -> web.Response:
+async def _process(
+    state: BrokerState, order: Order, verdict: Verdict, mode: str
+) -> web.Response | None:
+    """The answer to ``order`` as ``verdict`` says (``mode`` set it); None = drop the
+    connection unanswered. Runs detached: it completes when the client has gone."""
+    if verdict.added_latency_ms > 0:
+        state.hit(mode)
     if verdict.latency:
         settings = state.settings
         delay_ms = sample_latency_ms(state.rng, settings.latency_ms, settings.latency_sigma)
         await asyncio.sleep((delay_ms + verdict.added_latency_ms) / 1000)
-    if verdict.error_status is not None:
+    if verdict.error_status is not None and not verdict.book_first:
+        state.hit(mode)
         state.count("rate_limited" if verdict.error_status == 429 else "failed")
         return _error_response(verdict)
     reason = rejection_reason(order)
     if reason is not None:
         state.count("rejected")
         return web.json_response({"error": "rejected", "reason": reason}, status=422)
-    return _book(state, order, verdict.duplicate or state.settings.no_idempotency)
+    fill = _book(state, order, verdict, mode)
+    if not verdict.book_first:
+        return web.json_response(fill.to_json())
+    state.hit(mode)
+    return None if verdict.drop_reply else _error_response(verdict)
 
 
-def _book(state: BrokerState, order: Order, duplicate: bool) -> web.Response:
-    """The fill of ``order``: the one booked before under its id, else a new one."""
-    booked = None if duplicate else state.ledger.first_fill(order.client_order_id)
-    if booked is not None:
+def _book(state: BrokerState, order: Order, verdict: Verdict, mode: str) -> Fill:
+    """The fill of ``order``: the one booked before under its id, else a new one (a new
+    one in any case under ``duplicate`` or the no-idempotency sabotage); committed to the
+    ledger when this returns."""
+    booked = state.ledger.first_fill(order.client_order_id)
+    if booked is not None and not (verdict.duplicate or state.settings.no_idempotency):
         state.count("replayed")
-        return web.json_response(booked.to_json())
+        return booked
+    if booked is not None and verdict.duplicate:
+        state.hit(mode)
     fill = state.ledger.add(order, fill_price(order, state.rng), state.wall_clock())
     state.metrics.ledger_fills.inc()
     state.count("filled")
-    return web.json_response(fill.to_json())
+    return fill
 
 
 async def get_fills(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from typing import Any
 
 from lab.broker.modes import (
     DuplicateMode,
+    ErrorAfterFillMode,
     ErrorMode,
     FlapMode,
     HangMode,
@@ -22,6 +23,7 @@ from lab.broker.modes import (
     Mode,
     NormalMode,
     RateLimitMode,
+    ReplyLostMode,
     SlowMode,
 )
 
@@ -30,7 +32,7 @@ __all__ = ["MODES", "InvalidMode", "parse_mode"]
 MODES: Mapping[str, type[Mode]] = {
     cls.name: cls
     for cls in (NormalMode, ErrorMode, RateLimitMode, SlowMode, HangMode, FlapMode,
-                MaintenanceMode, DuplicateMode)
+                MaintenanceMode, DuplicateMode, ReplyLostMode, ErrorAfterFillMode)
 }
 # parameter -> (lowest, highest, must be an integer)
 _BOUNDS: Mapping[str, tuple[float, float, bool]] = {
@@ -40,6 +42,10 @@ _BOUNDS: Mapping[str, tuple[float, float, bool]] = {
     "latency_ms": (0.0, 600_000.0, False),
     "down_s": (0.01, 86_400.0, False),
     "up_s": (0.01, 86_400.0, False),
+}
+# (mode, parameter) -> bounds, where a mode narrows the common ones
+_MODE_BOUNDS: Mapping[tuple[str, str], tuple[float, float, bool]] = {
+    ("error_after_fill", "status"): (500, 599, True),
 }
 
 
@@ -61,8 +67,8 @@ def _number(name: str, value: object, low: float, high: float) -> float:
     return float(value)
 
 
-def _parameter(name: str, value: object) -> int | float:
-    low, high, integer = _BOUNDS[name]
+def _parameter(mode: str, name: str, value: object) -> int | float:
+    low, high, integer = _MODE_BOUNDS.get((mode, name), _BOUNDS[name])
     return _integer(name, value, low, high) if integer else _number(name, value, low, high)
 
 
@@ -76,7 +82,7 @@ def _parameters(cls: type[Mode], body: Mapping[str, Any]) -> dict[str, Any]:
             valid = ", ".join(known) or "none"
             raise InvalidMode(f"{_shown(name)} is not a parameter of mode {cls.name}; "
                               f"valid: {valid}")
-        values[name] = _parameter(name, value)
+        values[name] = _parameter(cls.name, name, value)
     return values
 
 
@@ -94,7 +100,7 @@ def parse_mode(body: object) -> Mode:
         raise InvalidMode(f"unknown mode {_shown(name)}; valid modes: {valid}")
     cls = MODES[name]
     if cls is NormalMode and "probability" in body:
-        _parameter("probability", body["probability"])
+        _parameter(name, "probability", body["probability"])
         body = {key: value for key, value in body.items() if key != "probability"}
     return cls(**_parameters(cls, body))
 

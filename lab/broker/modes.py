@@ -9,6 +9,8 @@ Admin JSON (``GET``/``POST /admin/mode``), with the defaults::
     {"mode": "error", "status": 500}                  # answer status 400..599
     {"mode": "rate_limit", "retry_after_s": 1}         # 429 + Retry-After, at once
     {"mode": "slow", "latency_ms": 1000}               # added to the normal latency
+    {"mode": "reply_lost"}                             # fill, then drop the connection
+    {"mode": "error_after_fill", "status": 500}        # fill, then answer status 500..599
     {"mode": "hang"}                                   # accept, never answer
     {"mode": "flap", "down_s": 5, "up_s": 5, "status": 503}  # down first, then up, ...
     {"mode": "maintenance", "retry_after_s": 60}       # 503 + Retry-After on everything
@@ -17,6 +19,19 @@ Admin JSON (``GET``/``POST /admin/mode``), with the defaults::
 ``maintenance`` covers every route of the order API but ``/metrics``; the others affect
 ``POST /orders`` only. ``duplicate`` is sabotage for testing reconciliation: the broker
 forgets idempotency and books a second fill for a client order id it has seen.
+
+``reply_lost`` and ``error_after_fill`` are the ambiguous outcomes: the broker books the
+fill (idempotently: a repeated client order id replays its fill, as in normal mode) and
+then the client learns nothing of it — the connection is dropped unanswered (a reset /
+server disconnect, no HTTP answer) or it gets an error. A client that retries with the
+same client order id gets the fill back; one that does not, or a broker without
+idempotency, ends with an order the client thinks failed but is filled, or filled twice.
+A ``slow`` order that outlasts the client's timeout is the third such case: the broker
+keeps processing it after the client has gone and books it once the delay is over.
+
+Every order a mode other than ``normal`` actually affects (not one the ``probability``
+roll left alone, nor a flap's up phase, nor a rejected order under a mode that fills
+first) is one hit of ``broker_sim_mode_hits_total{mode}`` (see :mod:`lab.broker.app`).
 :func:`decide` is the pure per-order decision; parsing admin input is in
 :mod:`lab.broker.modeparse`.
 """
@@ -29,6 +44,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "DuplicateMode",
+    "ErrorAfterFillMode",
     "ErrorMode",
     "FlapMode",
     "HangMode",
@@ -36,6 +52,7 @@ __all__ = [
     "Mode",
     "NormalMode",
     "RateLimitMode",
+    "ReplyLostMode",
     "SlowMode",
     "Verdict",
     "decide",
@@ -51,6 +68,8 @@ class Verdict:
     added_latency_ms: delay on top of it. error_status / error: the answer instead of a
     fill (None = fill). retry_after_s: sent as ``Retry-After``. hang: never answer.
     duplicate: book a new fill even if the client order id has one.
+    book_first: book the fill (idempotently) before answering ``error_status`` or, with
+    drop_reply, before dropping the connection unanswered.
     """
 
     latency: bool = True
@@ -60,6 +79,8 @@ class Verdict:
     retry_after_s: float | None = None
     hang: bool = False
     duplicate: bool = False
+    book_first: bool = False
+    drop_reply: bool = False
 
 
 class _ModeJson:
@@ -110,7 +131,12 @@ class RateLimitMode(_ModeJson):
 
 @dataclass(frozen=True)
 class SlowMode(_ModeJson):
-    """Add ``latency_ms`` to the order's normal latency."""
+    """Add ``latency_ms`` to the order's normal latency.
+
+    The order is processed apart from its request: when the client gives up first (a
+    ``latency_ms`` beyond its timeout), the broker still books the fill once the delay
+    is over — a fill the client was never told about.
+    """
 
     name = "slow"
     latency_ms: float = 1000.0
@@ -177,9 +203,35 @@ class DuplicateMode(_ModeJson):
         return Verdict(duplicate=True)
 
 
+@dataclass(frozen=True)
+class ReplyLostMode(_ModeJson):
+    """Book the fill as a normal order would, then drop the connection unanswered."""
+
+    name = "reply_lost"
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(book_first=True, drop_reply=True)
+
+
+@dataclass(frozen=True)
+class ErrorAfterFillMode(_ModeJson):
+    """Book the fill as a normal order would, then answer HTTP ``status`` (500..599) with
+    ``{"error": "broker_error"}`` instead of it."""
+
+    name = "error_after_fill"
+    status: int = 500
+    probability: float = 1.0
+
+    def verdict(self, elapsed_s: float) -> Verdict:
+        """See :meth:`_ModeJson.verdict`."""
+        return Verdict(error_status=self.status, error="broker_error", book_first=True)
+
+
 Mode = (
     NormalMode | ErrorMode | RateLimitMode | SlowMode | HangMode | FlapMode
-    | MaintenanceMode | DuplicateMode
+    | MaintenanceMode | DuplicateMode | ReplyLostMode | ErrorAfterFillMode
 )
 
 

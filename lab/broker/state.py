@@ -80,6 +80,14 @@ class BrokerMetrics:
         self.ledger_fills = Gauge(
             "broker_sim_ledger_fills", "Fills in the ledger.", registry=reg
         )
+        self.mode_hits = Counter(
+            "broker_sim_mode_hits_total",
+            "Orders a failure mode actually affected (evidence that the fault landed).",
+            ["mode"], registry=reg,
+        )  # fmt: skip
+        for name in MODES:
+            if name != NormalMode.name:
+                self.mode_hits.labels(mode=name)
         self.hanging = Gauge(
             "broker_sim_hanging_requests", "Order requests held unanswered (hang mode).",
             registry=reg,
@@ -132,6 +140,10 @@ class BrokerState:
     def count(self, result: str) -> None:
         """Count one order request by result (one of :data:`RESULTS`)."""
         self.metrics.orders_total.labels(result=result).inc()
+
+    def hit(self, mode: str) -> None:
+        """Count one order that mode ``mode`` affected."""
+        self.metrics.mode_hits.labels(mode=mode).inc()
 
     def detach(self, work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run ``work`` to completion even if the request that wants it is cancelled

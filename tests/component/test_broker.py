@@ -434,6 +434,78 @@ def test_duplicate_mode_fills_a_repeated_id_again(broker: Proc) -> None:
     ]  # fmt: skip
 
 
+def hits(broker: Proc, mode: str) -> float:
+    return metric(broker.url, "broker_sim_mode_hits_total", mode=mode)
+
+
+def test_reply_lost_fills_once_and_drops_the_connection(broker: Proc) -> None:
+    set_mode(broker, mode="reply_lost")
+    before = hits(broker, "reply_lost")
+    for _ in range(2):  # the client retries with the same id: the fill is replayed
+        with pytest.raises(ConnectionError):
+            http("POST", broker.url + "/orders", order("lost-1"))
+    booked = fills(broker, "client_order_id=lost-1")
+    assert [f["client_order_id"] for f in booked] == ["lost-1"]
+    assert hits(broker, "reply_lost") == before + 2
+    set_mode(broker, mode="normal")
+    assert http("POST", broker.url + "/orders", order("lost-1"))[::2] == (200, booked[0])
+
+
+def test_error_after_fill_fills_once_and_answers_the_status(broker: Proc) -> None:
+    set_mode(broker, mode="error_after_fill", status=502)
+    before = hits(broker, "error_after_fill")
+    for _ in range(2):
+        assert http("POST", broker.url + "/orders", order("eaf-1"))[::2] == (
+            502, {"error": "broker_error"}
+        )  # fmt: skip
+    assert len(fills(broker, "client_order_id=eaf-1")) == 1
+    assert hits(broker, "error_after_fill") == before + 2
+    status, _, body = http("POST", broker.url + "/orders", order("eaf-2", instrument="X"))
+    assert (status, body["reason"]) == (422, "unknown_instrument")
+    assert hits(broker, "error_after_fill") == before + 2, "a rejected order is not a hit"
+
+
+def test_error_after_fill_defaults_to_500(broker: Proc) -> None:
+    assert set_mode(broker, mode="error_after_fill") == {
+        "mode": "error_after_fill", "status": 500, "probability": 1.0
+    }  # fmt: skip
+    assert http("POST", broker.url + "/orders", order("eaf-3"))[0] == 500
+    assert len(fills(broker, "client_order_id=eaf-3")) == 1
+
+
+@pytest.mark.parametrize(("mode", "extra"), [("reply_lost", {}), ("error_after_fill", {}),
+                                             ("error", {"status": 503}), ("hang", {})])
+def test_a_mode_at_probability_zero_hits_nothing(
+        broker: Proc, mode: str, extra: dict[str, object]) -> None:
+    set_mode(broker, mode=mode, probability=0, **extra)
+    before = hits(broker, mode)
+    for i in range(5):
+        assert http("POST", broker.url + "/orders", order(f"p0-{mode}-{i}"))[0] == 200
+    assert hits(broker, mode) == before
+
+
+def test_mode_hits_count_only_affected_orders(broker: Proc) -> None:
+    set_mode(broker, mode="error", status=500, probability=0.5)
+    before = hits(broker, "error")
+    statuses = [http("POST", broker.url + "/orders", order(f"half-{i}"))[0] for i in range(40)]
+    assert 0 < statuses.count(500) < 40
+    assert hits(broker, "error") == before + statuses.count(500)
+    set_mode(broker, mode="normal")
+    first = http("POST", broker.url + "/orders", order("dup-hit"))[2]
+    set_mode(broker, mode="duplicate")
+    dup_before = hits(broker, "duplicate")
+    http("POST", broker.url + "/orders", order("dup-new"))
+    assert hits(broker, "duplicate") == dup_before, "a first fill is not a duplicate"
+    assert http("POST", broker.url + "/orders", order("dup-hit"))[2] != first
+    assert hits(broker, "duplicate") == dup_before + 1
+
+
+def test_mode_hits_start_at_zero_for_every_mode_but_normal(broker: Proc) -> None:
+    text = http("GET", broker.url + "/metrics")[2]
+    for name in MODES:
+        assert (f'broker_sim_mode_hits_total{{mode="{name}"}}' in text) is (name != "normal")
+
+
 def test_an_order_taken_is_filled_even_if_the_client_gives_up(broker: Proc) -> None:
     set_mode(broker, mode="slow", latency_ms=300)
     with pytest.raises(TimeoutError):

@@ -1,8 +1,9 @@
 """The README's results table (experiment x service) and the runs that check it.
 
 The table sits between ``<!-- results:begin -->`` and ``<!-- results:end -->`` in the
-README. Each cell is ``PASS`` or ``FAIL: <probe> — <why>``: a FAIL names the probe whose
-result fails the experiment, and the verdict of a real run must name it too.
+README. Each cell is ``PASS``, ``FAIL: <probe> — <why>`` or ``not run`` (an experiment
+newer than the service's runs; nothing to check): a FAIL names the probe whose result
+fails the experiment, and the verdict of a real run must name it too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SPECS = {
     "node-opossum-fixed": ROOT / "examples" / "services" / "node-opossum" / "service-fixed.yaml",
 }
 EXAMPLES = ("python-fastapi", "python-fastapi-fixed", "node-opossum", "node-opossum-fixed")
+NOT_RUN = "not run"
 _CELL = re.compile(r"^(PASS|FAIL): ([a-z0-9-]+) — .+$")
 
 
@@ -51,10 +53,11 @@ def results_table(text: str | None = None) -> dict[str, dict[str, Expected]]:
 
 
 def _expected(cell: str) -> Expected:
-    if cell == "PASS":
-        return Expected("PASS")
+    if cell in ("PASS", NOT_RUN):
+        return Expected(cell)
     match = _CELL.match(cell)
-    assert match, f"README results cell {cell!r}: expected PASS or FAIL: <probe> — <why>"
+    assert match, (f"README results cell {cell!r}: expected PASS, FAIL: <probe> — <why> "
+                   f"or {NOT_RUN}")
     return Expected(match.group(1), match.group(2))
 
 

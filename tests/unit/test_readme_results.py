@@ -31,3 +31,11 @@ def test_a_malformed_cell_is_named() -> None:
             "| `pod-kill` | FAILED somehow |\n<!-- results:end -->\n")
     with pytest.raises(AssertionError, match="FAILED somehow"):
         results_table(text)
+
+
+def test_a_cell_not_run_is_nothing_to_check() -> None:
+    text = ("<!-- results:begin -->\n| experiment | reference | x |\n|---|---|---|\n"
+            "| `pod-kill` | PASS | not run |\n<!-- results:end -->\n")
+    table = results_table(text)
+    assert table["pod-kill"]["x"].verdict == "not run"
+    assert to_run(table, "x") == []
