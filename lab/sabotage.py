@@ -13,6 +13,8 @@
   still sent to the broker;
 - ``ambiguous-as-failed``: an order whose outcome is unknown (timeout, connection broken
   after sending) is answered 500, the definite-failure status, instead of 502/504;
+- ``retry-new-id``: the replicas retry an order under a new client order id, so a
+  retry after a lost reply or a timeout fills it twice (under two ids);
 - ``fault-bypass``: the replicas call the broker directly instead of through the fault
   proxy's ``service-broker`` link, so faults on that link never reach them (not with
   ``GAMEDAY_LAB_NETNS=1``, where the replicas cannot reach the broker directly).
@@ -29,7 +31,7 @@ from lab.layout import LayoutError
 
 KINDS = ("no-breaker", "no-health-checks", "no-idempotency", "no-lb-retries",
          "breaker-thrash", "retry-storm", "breaker-leaks", "ambiguous-as-failed",
-         "fault-bypass")
+         "fault-bypass", "retry-new-id")
 DEFINITE_FAILURE_STATUS = 500
 NEVER = 1_000_000_000
 
@@ -63,6 +65,8 @@ class Sabotage:
             args += ["--max-attempts", "10", "--ignore-retry-after"]
         if "breaker-leaks" in self.kinds:
             args += ["--breaker-leaks"]
+        if "retry-new-id" in self.kinds:
+            args += ["--retry-new-id"]
         if "ambiguous-as-failed" in self.kinds:
             args += ["--ambiguous-status", str(DEFINITE_FAILURE_STATUS)]
         return args

@@ -6,24 +6,30 @@ generator's outcome log written since the experiment started: under a shared gam
 load, each order belongs to the experiment during which it finished) and the broker's
 fills (``GET /fills`` on the broker API), and counts, over those orders only (see
 :func:`gameday.measurements.reconcile.reconcile`): acked, lost, duplicated,
-failed-but-filled, unknown, unknown-filled. The verdict fails an experiment with any
-order lost or filled twice, or with more failed-but-filled orders than configured.
+failed-but-filled, unknown, unknown-filled — and ``unexplained``: fills under an id
+derived from one the clients sent (``ID-r2``), booked during the experiment (a service
+that retries under a new id fills the order twice, invisibly to matching by id; see
+:func:`gameday.measurements.reconcile.unexplained_fills`). The verdict fails an
+experiment with any order lost, filled twice or unexplained, or with more
+failed-but-filled orders than configured.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from gameday.clients.http import HttpUnreachable, request_json
 from gameday.contract import MeasurementError
 from gameday.load.output import parse_outcomes
-from gameday.measurements.reconcile import reconcile
+from gameday.measurements.reconcile import reconcile, unexplained_fills
 from gameday.targets import Target
 
 __all__ = ["ledger_fills", "reconcile_window", "window_outcomes"]
 
 FILLS_SLACK_S = 60.0
+IN_FLIGHT_S = 5.0
 LEDGER_TIMEOUT_S = 30.0
 
 
@@ -60,9 +66,13 @@ def reconcile_window(target: Target, log: Path, offset: int, since_unix: float) 
     outcomes = window_outcomes(log, offset)
     result: dict[str, Any] = {"orders": len(outcomes)}
     if not outcomes:
-        return {**result, **reconcile({}, [])}
+        return {**result, **reconcile({}, []), "unexplained": 0}
     try:
-        result.update(reconcile(outcomes, ledger_fills(target, since_unix)))
+        fills = ledger_fills(target, since_unix)
+        result.update(reconcile(outcomes, fills))
     except (MeasurementError, ValueError) as exc:
         return {"orders": len(outcomes), "error": str(exc)}
+    sent = outcomes.keys() | window_outcomes(log, 0).keys()
+    result["unexplained"] = unexplained_fills(fills, sent, since_unix,
+                                              time.time() - IN_FLIGHT_S)
     return result

@@ -14,7 +14,7 @@ __all__ = ["ExperimentResult", "exit_code", "key_figures", "orders_cell"]
 EXIT_FAILED, EXIT_INCONCLUSIVE = 1, 4
 
 TIMING_PROBES = {"time_to_trip_s": "trip_s", "time_to_recover_s": "recover_s"}
-ORDER_PROBLEMS = (("duplicated", "dup"), ("lost", "lost"),
+ORDER_PROBLEMS = (("duplicated", "dup"), ("unexplained", "unexplained"), ("lost", "lost"),
                   ("failed_but_filled", "failed-but-filled"))
 
 

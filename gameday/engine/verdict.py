@@ -247,6 +247,10 @@ def _order_reasons(orders: Any, config: Mapping[str, Any]) -> tuple[list[str], l
     if orders.get("duplicated"):
         reasons.append(f"orders: {orders['duplicated']} of {orders.get('orders')} filled twice "
                        "or more by the broker")
+    if orders.get("unexplained"):
+        reasons.append(f"orders: {orders['unexplained']} fills under ids derived from the "
+                       "clients' but never sent by them (the service placed orders again "
+                       "under ids of its own: filled twice)")
     if orders.get("lost"):
         reasons.append(f"orders: {orders['lost']} acknowledged to the client as filled but "
                        "not in the broker's ledger (lost)")

@@ -10,9 +10,10 @@ broker's fills (``GET /fills`` on the broker API).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 
-__all__ = ["OUTCOMES", "reconcile"]
+__all__ = ["OUTCOMES", "reconcile", "unexplained_fills"]
 
 OUTCOMES = ("ok", "failed", "unknown")
 
@@ -82,3 +83,46 @@ def reconcile(
         "unknown": len(unknown),
         "unknown_filled": len(filled & unknown),
     }
+
+
+def _filled_at_unix(fill: Mapping[str, object]) -> float | None:
+    value = fill.get("filled_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def unexplained_fills(fills: Iterable[Mapping[str, object]], sent: Collection[str],
+                      since_unix: float, until_unix: float) -> int:
+    """Fills no client asked for under an id derived from one a client sent.
+
+    A client order id ``ID`` is the client's; a fill under ``ID-r2`` (or any ``ID-...``)
+    that the clients never sent means the service placed the order again under an id of
+    its own, so the broker could not tell it was the same order: a duplicate that
+    matching by id alone cannot see. Counts the fills booked between ``since_unix`` and
+    ``until_unix`` (leave the orders still in flight out) whose id starts with one of
+    ``sent`` plus ``-`` and is not itself in ``sent``; fills without a readable
+    ``filled_at`` are left out. Fills of other clients (ids unlike ours) never count.
+    """
+    known = set(sent)
+    count = 0
+    for fill in fills:
+        client_order_id, at = fill.get("client_order_id"), _filled_at_unix(fill)
+        if not isinstance(client_order_id, str) or client_order_id in known or at is None:
+            continue
+        if since_unix <= at <= until_unix and _derived(client_order_id, known):
+            count += 1
+    return count
+
+
+def _derived(client_order_id: str, known: set[str]) -> bool:
+    """Whether ``client_order_id`` is a known id with a suffix (``ID-...``)."""
+    head = client_order_id
+    while "-" in head:
+        head = head.rsplit("-", 1)[0]
+        if head in known:
+            return True
+    return False

@@ -13,7 +13,8 @@ Options (defaults in brackets):
   ``--drain-timeout-s`` [5] for in-flight orders;
 - sabotage (:mod:`lab.sabotage`): ``--ignore-retry-after``; ``--breaker-leaks``: call
   the broker even when the breaker is open; ``--ambiguous-status N``: answer N instead
-  of 502/504 when an order's outcome is unknown.
+  of 502/504 when an order's outcome is unknown; ``--retry-new-id``: retry under a new
+  client order id (``ID-rN``), so a retry after a lost reply fills the order twice.
 
 First stdout line: ``listening http://HOST:PORT``; logs are JSON lines on stderr, or
 appended to ``--log-file PATH`` (see :mod:`lab.service.logs`).
@@ -55,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         help="sabotage: call the broker even when the breaker is open")
     add("--ambiguous-status", type=int, default=None, metavar="N",
         help="sabotage: answer N (e.g. 500) when the order's outcome is unknown")
+    add("--retry-new-id", action="store_true",
+        help="sabotage: retry under a new client order id (ID-rN)")
     add("--failure-threshold", type=int, default=5)
     add("--failure-rate-threshold", type=float, default=0.5)
     add("--min-calls", type=int, default=20)
@@ -80,7 +83,7 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
     drain = DrainSettings(args.drain_delay_s, args.drain_timeout_s)
     return ServiceSettings(
         args.broker_url, args.name, args.host, args.port, args.timeout_s, breaker, retry, drain,
-        args.log_file, args.breaker_leaks, args.ambiguous_status,
+        args.log_file, args.breaker_leaks, args.ambiguous_status, args.retry_new_id,
     )
 
 

@@ -31,7 +31,8 @@ retried with the same client order id where that is safe (:mod:`lab.service.retr
 Two sabotages, to prove that the experiments catch them (:mod:`lab.sabotage`):
 ``breaker_leaks`` calls the broker even when the breaker says no (its state and metric
 still open as usual); ``ambiguous_status`` answers an unknown outcome with that status
-(e.g. 500, as if the order had definitely failed).
+(e.g. 500, as if the order had definitely failed); ``retry_new_id`` sends each retry
+under a new client order id, so the broker cannot tell it is the same order.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -75,6 +76,7 @@ class ServiceSettings:
     breaker_leaks: sabotage — call the broker even when the breaker refuses.
     ambiguous_status: sabotage — answer an unknown outcome with this HTTP status instead
         of 502/504 (None = no sabotage).
+    retry_new_id: sabotage — retry under client order id ``ID-rN`` instead of ``ID``.
     """
 
     broker_url: str
@@ -88,6 +90,7 @@ class ServiceSettings:
     log_file: Path | None = None
     breaker_leaks: bool = False
     ambiguous_status: int | None = None
+    retry_new_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,15 @@ def _attempt(app: web.Application, order: Order) -> Attempt:
     parts, session = app[PARTS], app[SESSION]
     url = parts.settings.broker_url.rstrip("/") + ENDPOINT
 
+    attempts = 0
+
     async def attempt(timeout_s: float) -> BrokerReply:
-        reply = await place_order(session, url, order, timeout_s)
+        nonlocal attempts
+        attempts += 1
+        sent = order
+        if parts.settings.retry_new_id and attempts > 1:
+            sent = replace(order, client_order_id=f"{order.client_order_id}-r{attempts}")
+        reply = await place_order(session, url, sent, timeout_s)
         api_seconds = parts.metrics.api_request_seconds.labels(ENDPOINT, reply.status_label)
         api_seconds.observe(reply.elapsed_s)
         parts.metrics.connection_status.set(1 if reply.reached else 0)

@@ -235,4 +235,4 @@ def test_traffic_control_reconciles_the_experiments_own_orders_with_the_ledger(
     assert sent >= 20
     assert orders == {"orders": sent, "acked": sent, "filled": sent, "lost": 0,
                       "duplicated": 0, "unknown_outcome": 0, "failed_but_filled": 0,
-                      "unknown": 0, "unknown_filled": 0}
+                      "unknown": 0, "unknown_filled": 0, "unexplained": 0}

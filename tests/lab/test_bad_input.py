@@ -19,8 +19,17 @@ from gameday.faults.record import InjectionLog
 BASE = yaml.safe_load((ROOT / "experiments" / "broker-down.yaml").read_text())
 Mutation = Callable[[dict[str, Any]], None]
 # A lab that never runs: commands refused for bad input must not need one.
-def _args(section: str, index: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda e: e[section][index]["provider"].setdefault("arguments", {})
+def step(experiment: dict[str, Any], name: str) -> dict[str, Any]:
+    """The method's activity called ``name``."""
+    return next(a for a in experiment["method"] if isinstance(a, dict) and a["name"] == name)
+
+
+PARTITION, OPENED, TRIP, P95 = ("take-broker-link-down", "breaker-opened-within-bound",
+                                "time-to-trip", "p95-latency-during-outage")
+
+
+def _args(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda e: step(e, name)["provider"].setdefault("arguments", {})
 
 
 def _action(module: str, func: str, **arguments: Any) -> dict[str, Any]:
@@ -28,7 +37,7 @@ def _action(module: str, func: str, **arguments: Any) -> dict[str, Any]:
         "type": "python", "module": module, "func": func, "arguments": arguments}}
 
 
-partition_args, opened_args, p95_args = _args("method", 0), _args("method", 1), _args("method", 3)
+partition_args, opened_args, p95_args = _args(PARTITION), _args(OPENED), _args(P95)
 
 
 def sla_report_args(experiment: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +60,9 @@ EXPERIMENTS: dict[str, tuple[Mutation, str]] = {
                  "actions.pods.kill: argument qty='many' is not a number"),
     "match-everything": (lambda e: e["method"].insert(0, _action(
         "actions.pods", "kill", selector="*")), "selector '*' would match everything"),
-    "unknown-module": (lambda e: e["method"][1]["provider"].update(module="probes.breakr"),
+    "unknown-module": (lambda e: step(e, OPENED)["provider"].update(module="probes.breakr"),
                        "module 'probes.breakr' does not exist (did you mean probes.breaker?)"),
-    "unknown-function": (lambda e: e["method"][1]["provider"].update(func="opened_withn"),
+    "unknown-function": (lambda e: step(e, OPENED)["provider"].update(func="opened_withn"),
                          "probes.breaker has no function 'opened_withn' (did you mean "
                          "opened_within?)"),
     "foreign-module": (lambda e: e["method"].append({"type": "probe", "name": "x", "provider": {
@@ -62,7 +71,7 @@ EXPERIMENTS: dict[str, tuple[Mutation, str]] = {
     "unknown-config-key": (lambda e: opened_args(e).update(seconds="${breaker_open_within}"),
                            "argument seconds='${breaker_open_within}': no configuration key "
                            "breaker_open_within (did you mean breaker_open_within_s?)"),
-    "bad-pause": (lambda e: e["method"][2]["pauses"].update(after="${outage_rst_s}"),
+    "bad-pause": (lambda e: step(e, TRIP)["pauses"].update(after="${outage_rst_s}"),
                   "pauses: no configuration key outage_rst_s (did you mean outage_rest_s?)"),
     "window-out-of-range": (lambda e: p95_args(e).update(window_s=1),
                             "window_s=1.0 is out of range: valid is 2..3600 seconds"),
@@ -89,9 +98,9 @@ EXPERIMENTS: dict[str, tuple[Mutation, str]] = {
         "provider"]["arguments"].update(selectr="x"),
         "probe 'enough-replicas-alive': probes.replicas.enough_ready: unknown argument "
         "'selectr'"),
-    "arguments-not-mapping": (lambda e: e["method"][0]["provider"].update(arguments=["x"]),
+    "arguments-not-mapping": (lambda e: step(e, PARTITION)["provider"].update(arguments=["x"]),
                               "arguments must be a mapping of name: value"),
-    "provider-not-mapping": (lambda e: e["method"][0].update(provider="actions.network"),
+    "provider-not-mapping": (lambda e: step(e, PARTITION).update(provider="actions.network"),
                              "provider must be a mapping"),
     "activity-not-mapping": (lambda e: e["method"].insert(0, "partition the broker"),
                              "method item #1 must be a mapping (one of the activities)"),
@@ -106,7 +115,7 @@ EXPERIMENTS: dict[str, tuple[Mutation, str]] = {
                          "the order of the gameday extension must be a number"),
     "no-tolerance": (lambda e: e["steady-state-hypothesis"]["probes"][1].pop("tolerance"),
                      "Chaos Toolkit: hypothesis probe must have a tolerance entry"),
-    "timeout-not-number": (lambda e: e["method"][0].update(timeout="soon"),
+    "timeout-not-number": (lambda e: step(e, PARTITION).update(timeout="soon"),
                            "Chaos Toolkit: activity timeout must be a number"),
     "several-at-once": (lambda e: (partition_args(e).update(link="nope"),
                                    opened_args(e).update(secs=3), e.pop("description")),

@@ -5,8 +5,8 @@ Broken labs: one without breaker, health checks and idempotency, whose replicas
 retry in a storm; one whose load balancer neither checks nor retries and whose breakers
 retry the broker every 0.1 s; one whose breakers open but still let every order through;
 one that answers "failed" for orders whose outcome it does not know (and the broker
-filled); one whose replicas bypass the link the faults are injected on (INCONCLUSIVE:
-the fault never landed).
+filled); one that retries an order under a new id; one whose replicas bypass the link
+the faults are injected on (INCONCLUSIVE: the fault never landed).
 """
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ def test_an_unknown_outcome_answered_as_failed_fails_on_the_orders(
     with broken_lab(tmp_path, port_bases.take(), "ambiguous-as-failed") as lab:
         slow = _verdict(lab, tmp_path / "reports", "broker-slow")
     assert "answered as failed to the client but filled by the broker" in slow
+
+
+def test_a_retry_under_a_new_id_fails_on_the_orders(tmp_path: Path,
+                                                     port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), "retry-new-id") as lab:
+        lost = _verdict(lab, tmp_path / "reports", "broker-reply-lost")
+    assert "fills under ids derived from the clients' but never sent by them" in lost
 
 
 def test_a_fault_that_never_reaches_the_service_is_inconclusive(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 import random
+from datetime import UTC, datetime
 
 import pytest
 
-from gameday.measurements.reconcile import OUTCOMES, reconcile
+from gameday.measurements.reconcile import OUTCOMES, reconcile, unexplained_fills
 
 CLEAN = {"acked": 0, "filled": 0, "lost": 0, "duplicated": 0, "unknown_outcome": 0,
          "failed_but_filled": 0, "unknown": 0, "unknown_filled": 0}
@@ -117,3 +118,24 @@ def test_counts_add_up_on_random_runs() -> None:
         assert result["duplicated"] <= result["filled"] <= len(outcomes)
         assert result["unknown_outcome"] == result["failed_but_filled"] + result["unknown_filled"]
         assert all(value >= 0 for value in result.values())
+
+
+def _at(client_order_id: str, at_unix: float) -> dict[str, object]:
+    stamp = datetime.fromtimestamp(at_unix, UTC).isoformat(timespec="milliseconds")
+    return {"fill_id": client_order_id, "client_order_id": client_order_id, "filled_at": stamp}
+
+
+def test_a_fill_under_an_id_derived_from_a_clients_is_unexplained() -> None:
+    sent = {"gd-1-ab-57", "gd-1-ab-58"}
+    fills = [_at("gd-1-ab-57", 100.0), _at("gd-1-ab-57-r2", 101.0), _at("gd-1-ab-58", 102.0)]
+    assert unexplained_fills(fills, sent, 90.0, 200.0) == 1
+
+
+def test_fills_of_other_clients_in_flight_or_outside_the_window_are_not_unexplained() -> None:
+    sent = {"gd-1-ab-57"}
+    fills = [_at("someone-else-1", 100.0),  # another client's id
+             _at("gd-1-ab-570", 100.0),  # our order still in flight, not derived
+             _at("gd-1-ab-57-r2", 80.0),  # before the window
+             _at("gd-1-ab-57-r3", 300.0),  # after it (in flight)
+             {"client_order_id": "gd-1-ab-57-r4", "filled_at": "not a time"}]
+    assert unexplained_fills(fills, sent, 90.0, 200.0) == 0

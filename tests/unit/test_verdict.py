@@ -201,6 +201,7 @@ def test_clean_orders_pass() -> None:
 @pytest.mark.parametrize(("counts", "words"), [
     ({"duplicated": 3}, "3 of 2000 filled twice"),
     ({"lost": 1}, "1 acknowledged to the client as filled but not in the broker's ledger"),
+    ({"unexplained": 4}, "4 fills under ids derived from the clients' but never sent"),
     ({"failed_but_filled": 2}, "2 answered as failed to the client but filled by the broker"),
 ])
 def test_an_order_filled_twice_lost_or_filled_after_failing_fails(
