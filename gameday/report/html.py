@@ -33,6 +33,10 @@ ORDER_FIGURES = ("orders", "acked", "lost", "duplicated", "failed_but_filled", "
                  "unknown_outcome")
 
 
+def _order_label(key: str) -> str:
+    return "orders of this experiment" if key == "orders" else f"orders {key.replace('_', ' ')}"
+
+
 def _scorecard(data: ExperimentData) -> str:
     card, orders = data.scorecard, data.scorecard.orders
     cells = [
@@ -51,7 +55,7 @@ def _scorecard(data: ExperimentData) -> str:
                card.failed),
     ]
     if orders:
-        cells += [figure(k, f"orders {k.replace('_', ' ')}", fmt(orders.get(k)), orders.get(k))
+        cells += [figure(k, _order_label(k), fmt(orders.get(k)), orders.get(k))
                   for k in ORDER_FIGURES if k in orders]
     else:
         cells.append(figure("orders", "orders acked / lost / duplicated / unknown",

@@ -166,3 +166,28 @@ def test_the_report_names_the_service_under_test() -> None:
     assert data.service == "node-opossum-fixed"
     page = experiment_page(data, ServerSeries(), 10.0)
     assert "service node-opossum-fixed ·" in page
+
+
+def test_an_inconclusive_run_is_amber_skipped_and_exits_4(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = _journal(PASSING)
+    probe = {"type": "probe", "name": "broker-fault-hit-orders",
+             "tolerance": {"type": "range", "range": [1, 1000000000]},
+             "provider": {"type": "python", "module": "probes.broker", "func": "mode_hits",
+                          "arguments": {"mode": "error"}}}
+    journal["experiment"]["method"].append(probe)
+    journal["run"].append({"activity": probe, "status": "succeeded", "output": 0})
+    path = tmp_path / "broker-down-20261202T150000.journal.json"
+    path.write_text(json.dumps(journal), encoding="utf-8")
+    step = tmp_path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    code = main(["report", str(path), "-o", str(tmp_path / "out"), "--prometheus", ""])
+    assert code == 4
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert 'data-verdict="inconclusive"' in index and "0 passed, 0 failed, 1 inconclusive" in index
+    page = (tmp_path / "out" / "broker-down-20261202T150000.html").read_text()
+    assert "the fault left no evidence that it took effect: broker-fault-hit-orders" in page
+    assert step.read_text().startswith("## ⚠️ Game day: 0 passed, 0 failed, 1 inconclusive")
+    history = read_history(tmp_path / "out" / "history.jsonl")
+    assert history[0]["verdict"] == "INCONCLUSIVE" and history[0]["passed"] is False
