@@ -118,7 +118,7 @@ def _blast(module: str, func: str, arguments: Mapping[str, Any], replicas: int) 
     if (module, func) in UNDO_FUNCS or not module.startswith("actions."):
         return ""
     if module == "actions.broker":
-        return "the broker API, for every replica (all orders)"
+        return f"the broker API, for every replica ({_share(arguments.get('probability', 1))})"
     if module == "actions.pods":
         qty = arguments.get("qty", 1)
         return f"{qty} of {replicas} replicas killed"
@@ -126,6 +126,15 @@ def _blast(module: str, func: str, arguments: Mapping[str, Any], replicas: int) 
     if link == "service-broker":
         return "the link to the broker, for every replica (all orders)"
     return f"{link}: 1 of {replicas} replicas (about 1/{replicas} of the orders)"
+
+
+def _share(probability: Any) -> str:
+    """``all orders`` or ``about 5 % of the orders`` for a fault's probability."""
+    try:
+        share = float(probability)
+    except (TypeError, ValueError):
+        return f"a share {probability!r} of the orders"
+    return "all orders" if share >= 1 else f"about {share:.0%} of the orders"
 
 
 def _waits(activity: Mapping[str, Any]) -> float:

@@ -77,3 +77,11 @@ def test_one_shared_load_warms_up_once() -> None:
     assert high == low + sum(p.waits_up_to_s for p in plans)
     assert total_s(plans[:1]) == (plans[0].estimate_s,
                                   plans[0].estimate_s + plans[0].waits_up_to_s)
+
+
+def test_a_broker_faults_blast_radius_is_its_share_of_the_orders() -> None:
+    errors = plan_of(Path("experiments/broker-errors.yaml"), {})
+    action = next(s for s in errors.steps if s.kind == "action")
+    assert action.blast == "the broker API, for every replica (about 50% of the orders)"
+    slow = plan_of(Path("experiments/broker-slow.yaml"), {})
+    assert next(s for s in slow.steps if s.kind == "action").blast.endswith("(all orders)")
