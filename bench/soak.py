@@ -107,8 +107,9 @@ def reasons(result: SoakResult, settings: SoakSettings) -> list[str]:
     """Why the soak failed; empty when it passed (pure)."""
     found = [f"memory: {row.role}: {row.note}" for row in result.rows if not row.ok]
     rec = result.reconciliation
-    if rec["lost"] or rec["duplicated"]:
-        found.append(f"reconciliation: {rec['lost']} lost, {rec['duplicated']} duplicated")
+    if rec["lost"] or rec["duplicated"] or rec.get("failed_but_filled"):
+        found.append(f"reconciliation: {rec['lost']} lost, {rec['duplicated']} duplicated, "
+                     f"{rec.get('failed_but_filled', 0)} answered failed but filled")
     achieved = float(result.load.get("achieved_rps", 0.0))
     if achieved < MIN_ACHIEVED_SHARE * settings.rate_rps:
         found.append(f"load: {achieved:.1f} orders/s achieved, under "

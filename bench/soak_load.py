@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from gameday.clients.http import HttpUnreachable, request_json
+from gameday.load.workers import unknown_status_args
+from gameday.service_spec import load_spec
+from gameday.targets.lab import reference_spec_path
 from lab.layout import LabLayout
 from lab.stack import LabError
 
@@ -72,11 +75,13 @@ class LoadRun:
 def running_load(url: str, rate_rps: float, bound_s: float, summary_path: Path
                  ) -> Iterator[LoadRun]:
     """``gameday load`` at ``rate_rps`` for at most ``bound_s`` seconds; stopped at the
-    end of the block if still running."""
+    end of the block if still running. The reference service's "outcome unknown"
+    statuses (its spec's ``order.statuses.unknown``) are logged as unknown outcomes."""
+    unknown = load_spec(reference_spec_path()).order.statuses.get("unknown", ())
     command = [sys.executable, "-m", "gameday", "load", "--url", url,
                "--rate", f"{rate_rps:g}", "--duration", f"{bound_s:g}",
                "--json", str(summary_path), "--live", str(summary_path.with_suffix(".live.json")),
-               "--stop-with-parent", str(os.getpid())]
+               "--stop-with-parent", str(os.getpid()), *unknown_status_args(unknown)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, text=True)
     try:
         yield LoadRun(process, summary_path)

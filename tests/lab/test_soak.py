@@ -54,7 +54,8 @@ def test_short_soak_end_to_end(port_bases: PortBases) -> None:
         assert row[7] in ("PASS", "FAIL", "-"), role
     assert rows["prometheus"][7] == "-" and rows["replica-1"][7] in ("PASS", "FAIL")
     reconciliation = re.search(r"^reconciliation: acked=(\d+) filled=(\d+) lost=(\d+) "
-                               r"duplicated=(\d+) unknown_outcome=(\d+)$", out, re.MULTILINE)
+                               r"duplicated=(\d+) unknown_outcome=(\d+) failed_but_filled=(\d+) "
+                               r"unknown=(\d+) unknown_filled=(\d+)$", out, re.MULTILINE)
     assert reconciliation, out
     orders = re.search(r"^orders: due=(\d+) sent=(\d+) ok=(\d+) failed=(\d+) unknown=(\d+)",
                        out, re.MULTILINE)

@@ -241,6 +241,8 @@ def test_reasons_of_a_clean_soak_are_none(soak: SimpleNamespace) -> None:
 @pytest.mark.parametrize(("changes", "reason"), [
     ({"reconciliation": {"lost": 1, "duplicated": 0}}, "1 lost, 0 duplicated"),
     ({"reconciliation": {"lost": 0, "duplicated": 2}}, "0 lost, 2 duplicated"),
+    ({"reconciliation": {"lost": 0, "duplicated": 0, "failed_but_filled": 3}},
+     "3 answered failed but filled"),
     ({"load": {"achieved_rps": 150.0}}, "150.0 orders/s achieved"),
     ({"leftovers": ["proxy service-broker is disabled"]}, "service-broker is disabled"),
     ({"recorded": {"pending": 1}}, "1 fault(s) still pending"),
