@@ -27,6 +27,11 @@ const RETRY_BACKOFF_MS = 100; // when the broker sent no Retry-After
 const MIN_ATTEMPT_MS = 200; // do not start an attempt with less time than this left
 const DRAIN_DELAY_MS = 1000; // keep serving while the load balancer notices /ready = 503
 const DRAIN_TIMEOUT_MS = 5000; // then wait at most this long for orders in flight
+// An attempt sent but unanswered (timeout, connection broken after sending) may have
+// been filled; when a later attempt then fails definitely (breaker open, connection
+// refused), the default answers that failure and the client believes the order was not
+// placed. KEEP_SENT_OUTCOME=1 (service-fixed.yaml) answers "outcome unknown" instead.
+const KEEP_SENT_OUTCOME = process.env.KEEP_SENT_OUTCOME === '1';
 
 // A whole number from the environment (the deployment's tuning), else the default.
 function envInt (name, fallback, min, max) {
@@ -205,7 +210,9 @@ async function sendOrder (order, timeoutMs) {
         label = 'timeout';
         throw new BrokerFailure('timeout', `no answer within ${timeoutMs} ms`);
       }
-      throw new BrokerFailure('connection', describeError(err));
+      const failure = new BrokerFailure('connection', describeError(err));
+      failure.neverSent = Boolean(err && err.cause && err.cause.code === 'ECONNREFUSED');
+      throw failure;
     }
     label = String(response.status);
     let text;
@@ -303,18 +310,27 @@ function retryDelayMs (err) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Whether err ended an attempt that may have reached the broker without an answer. */
+function unanswered (err) {
+  if (err && err.code === 'ETIMEDOUT') return true; // opossum's own timeout
+  return err instanceof BrokerFailure &&
+    (err.kind === 'timeout' || (err.kind === 'connection' && !err.neverSent));
+}
+
 /** Place the order through the breaker, retrying failures within the time budget. */
 async function placeOrder (order) {
   const deadline = performance.now() + ORDER_BUDGET_MS;
+  let sent = null; // the last attempt that may have reached the broker unanswered
   for (let attempt = 1; ; attempt++) {
     const timeoutMs = Math.max(1, Math.min(ATTEMPT_TIMEOUT_MS, Math.floor(deadline - performance.now())));
     try {
       return await breaker.fire(order, timeoutMs);
     } catch (err) {
+      if (unanswered(err)) sent = err;
       const wait = retryDelayMs(err);
       if (wait === null || attempt >= MAX_ATTEMPTS ||
           performance.now() + wait + MIN_ATTEMPT_MS > deadline) {
-        throw err;
+        throw (KEEP_SENT_OUTCOME && sent) ? sent : err;
       }
       if (wait > 0) await sleep(wait);
     }

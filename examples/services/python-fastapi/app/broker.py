@@ -88,6 +88,13 @@ def _wait(retry_state: RetryCallState) -> float:
     return _backoff(retry_state)
 
 
+def _unanswered(exc: BaseException) -> bool:
+    """Whether ``exc`` ended a call that may have reached the broker (a timeout after
+    connecting, a connection broken after sending), not one that never left."""
+    never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+    return isinstance(exc, httpx.TransportError) and not isinstance(exc, never_sent)
+
+
 class BrokerClient:
     """Places orders with the broker; see the module doc."""
 
@@ -102,9 +109,17 @@ class BrokerClient:
         await self._client.aclose()
 
     async def place(self, order: dict[str, Any]) -> httpx.Response:
-        """The broker's 2xx answer to ``order``; raises as the module doc says."""
+        """The broker's 2xx answer to ``order``; raises as the module doc says (with
+        ``KEEP_SENT_OUTCOME``, an earlier attempt's unanswered send outranks a later
+        definite failure: the order may have been filled)."""
         deadline = time.monotonic() + config.RETRY_BUDGET_S
-        return await self._attempt(order, deadline)
+        sent: list[httpx.TransportError] = []
+        try:
+            return await self._attempt(order, deadline, sent)
+        except Exception as exc:
+            if config.KEEP_SENT_OUTCOME and sent and not _unanswered(exc):
+                raise sent[-1] from exc
+            raise
 
     @retry(
         retry=retry_if_exception(is_retryable),
@@ -115,12 +130,19 @@ class BrokerClient:
         wait=_wait,
         reraise=True,
     )
-    async def _attempt(self, order: dict[str, Any], deadline: float) -> httpx.Response:
-        """One guarded call; the budget left (at most ATTEMPT_TIMEOUT_S) is its timeout."""
+    async def _attempt(self, order: dict[str, Any], deadline: float,
+                       sent: list[httpx.TransportError]) -> httpx.Response:
+        """One guarded call; the budget left (at most ATTEMPT_TIMEOUT_S) is its timeout.
+        An unanswered send is noted in ``sent``."""
         timeout = max(0.001, min(config.ATTEMPT_TIMEOUT_S, deadline - time.monotonic()))
         breaker = await self._breakers.get_breaker(config.BREAKER_NAME)
         async with breaker:
-            response = await self._post(order, timeout)
+            try:
+                response = await self._post(order, timeout)
+            except httpx.TransportError as exc:
+                if _unanswered(exc):
+                    sent.append(exc)
+                raise
             response.raise_for_status()
         return response
 

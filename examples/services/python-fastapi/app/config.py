@@ -49,6 +49,13 @@ def _seconds_from_env(name: str, default: float) -> float:
 # deployment sets BREAKER_TTL_S (service-fixed.yaml sets the contract's 5 s).
 BREAKER_TTL_S = _seconds_from_env("BREAKER_TTL_S", PURGATORY_DEFAULT_TTL_S)
 
+# An order whose earlier attempt was sent and got no answer (timeout, broken connection)
+# may be filled; when a later attempt then ends in a definite failure (circuit open,
+# connection refused), the default answers that failure and the client believes the
+# order was not placed. KEEP_SENT_OUTCOME=1 (service-fixed.yaml) answers "outcome
+# unknown" (502/504) instead, as the contract asks.
+KEEP_SENT_OUTCOME = os.environ.get("KEEP_SENT_OUTCOME", "") == "1"
+
 # --- shutdown (uvicorn) ---------------------------------------------------------------
 DRAIN_DELAY_S = 1.0  # /ready answers 503 this long before the listener closes
 DRAIN_TIMEOUT_S = 5  # then in-flight requests get this long to finish
