@@ -8,10 +8,11 @@ HTTP API::
                    400 {"error": "...", "field": name}          invalid order
                    422 {"status": "rejected", "reason": "..."}  broker refused it (4xx)
                    500 {"error": "broker_failed", "detail": "..."}  definitely not filled:
-                       the broker answered 5xx/429, or it could not be reached at all
+                       the broker answered 429, or it could not be reached at all
                        (+ Retry-After when the broker sent one)
                    502 {"error": "broker_unavailable", "detail": "..."}  outcome unknown:
-                       the connection broke after the order was sent, or an unreadable fill
+                       the broker answered 5xx (it may have filled the order first), the
+                       connection broke after the order was sent, or an unreadable fill
                    503 {"error": "circuit_open"} + Retry-After  breaker open, broker not called
                    504 {"error": "broker_timeout", "detail": "..."}  outcome unknown: no
                        answer in time

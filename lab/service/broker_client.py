@@ -5,14 +5,16 @@
 
 - ``filled``: 200 with a fill body;
 - ``rejected``: a 4xx other than 429 (the broker works, it refused the order);
-- ``unavailable``: a definite failure: the broker answered 5xx, 429 or another status
-  (it did not take the order), or no connection could be made (the order never left);
+- ``unavailable``: the broker answered 5xx, 429 or another status, or no connection
+  could be made (the order never left). Only a 429 or no connection is a definite
+  failure: a 5xx says the broker failed, not that it did nothing (it may have filled
+  the order before failing), so a 5xx is :attr:`BrokerReply.ambiguous` too;
 - ``lost``: the outcome is unknown: the connection broke after the order was sent
   (reset, closed without an answer) or the 200 could not be read — it may be filled;
 - ``timeout``: the outcome is unknown: no complete answer within the call's timeout.
 
 ``filled`` and ``rejected`` count as breaker successes, the others as failures;
-``lost`` and ``timeout`` are :attr:`BrokerReply.ambiguous`. A ``Retry-After`` header
+``lost``, ``timeout`` and a 5xx answer are :attr:`BrokerReply.ambiguous`. A ``Retry-After`` header
 given in seconds is kept in ``retry_after_s``.
 """
 
@@ -58,7 +60,9 @@ class BrokerReply:
     @property
     def ambiguous(self) -> bool:
         """Whether the order may have been filled although no fill came back."""
-        return self.kind in ("lost", "timeout")
+        if self.kind in ("lost", "timeout"):
+            return True
+        return self.kind == "unavailable" and self.status_label.startswith("5")
 
 
 def parse_retry_after(value: str | None) -> float | None:

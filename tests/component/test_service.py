@@ -43,6 +43,7 @@ CONTRACT = {  # name -> type in the text exposition (an Enum shows as a gauge)
 FILLED = BrokerReply("filled", "200", True)
 DOWN = BrokerReply("unavailable", "503", True)
 TIMEOUT = BrokerReply("timeout", "timeout", False)
+REFUSED = BrokerReply("unavailable", "connection_error", False)
 
 # --- pure: classifying, retry policy, placement loop ---------------------------------
 
@@ -51,7 +52,8 @@ def test_classify_broker_answers() -> None:
     fill = {"fill_price": 1.1}
     assert classify(200, fill) == BrokerReply("filled", "200", True, fill=fill)
     assert classify(200, {}).kind == "lost", "an unreadable fill may still be a fill"
-    assert classify(200, {}).ambiguous and not classify(503, None).ambiguous
+    assert classify(200, {}).ambiguous and not classify(429, None).ambiguous
+    assert classify(503, None).ambiguous, "a 5xx does not say the broker did nothing"
     rejected = classify(422, {"error": "rejected", "reason": "unknown_instrument"})
     assert (rejected.kind, rejected.detail) == ("rejected", "unknown_instrument")
     assert classify(400, {"error": "broker_error"}).detail == "broker_error"
@@ -129,9 +131,9 @@ def test_place_retries_failures_until_a_fill() -> None:
 def test_an_unknown_outcome_stays_unknown_after_a_definite_failure() -> None:
     breaker = CircuitBreaker(BreakerSettings(failure_threshold=5), time.monotonic)
     retry = RetrySettings(max_attempts=2, budget_s=5.0, backoff_s=0.0)
-    placement, _ = run_place([TIMEOUT, DOWN], breaker, retry)
-    assert (placement.reply, placement.unknown, placement.attempts) == (DOWN, TIMEOUT, 2)
-    clean, _ = run_place([DOWN, DOWN], breaker, retry)
+    placement, _ = run_place([TIMEOUT, REFUSED], breaker, retry)
+    assert (placement.reply, placement.unknown, placement.attempts) == (REFUSED, TIMEOUT, 2)
+    clean, _ = run_place([REFUSED, REFUSED], breaker, retry)
     assert clean.unknown is None
 
 
@@ -341,7 +343,7 @@ def test_breaker_opens_within_failure_threshold_and_stops_calling(
     calls = broker_calls(broker)
     for i in range(2):  # 2 attempts, then 1 attempt whose retry the open breaker refuses
         status, _, body = place_order(svc, f"down-{i}")
-        assert (status, body["error"]) == (500, "broker_failed")
+        assert (status, body["error"]) == (502, "broker_unavailable")
     assert broker_calls(broker) == calls + 3, "opened on exactly the 3rd failure"
     for i in range(5):
         status, headers, body = place_order(svc, f"open-{i}")
@@ -378,12 +380,12 @@ def test_breaker_opens_on_the_failure_rate(broker: Proc, service: StartService) 
     svc = service(broker.url, *args)
     for i in range(3):  # F S F S F S: 3 of 6 failed, but the last result is a success
         set_mode(broker, mode="error", status=500)
-        assert place_order(svc, f"rate-f{i}")[0] == 500
+        assert place_order(svc, f"rate-f{i}")[0] == 502
         http("POST", broker.admin_url + "/admin/reset")
         assert place_order(svc, f"rate-s{i}")[0] == 200
     assert http("GET", svc.url + "/health")[2]["breaker"] == "closed"
     set_mode(broker, mode="error", status=500)
-    assert place_order(svc, "rate-f3")[0] == 500
+    assert place_order(svc, "rate-f3")[0] == 502
     assert http("GET", svc.url + "/health")[2]["breaker"] == "open", "4 of 7 failed"
 
 
@@ -391,7 +393,7 @@ def test_breaker_half_opens_trials_and_closes(broker: Proc, service: StartServic
     args = ("--failure-threshold", "2", "--reset-timeout-s", "0.5", "--success-threshold", "2")
     svc = service(broker.url, *args)
     set_mode(broker, mode="error", status=500)
-    assert [place_order(svc, f"r-{i}")[0] for i in range(2)] == [500, 503]
+    assert [place_order(svc, f"r-{i}")[0] for i in range(2)] == [502, 503]
     http("POST", broker.admin_url + "/admin/reset")
     time.sleep(0.55)
     calls = broker_calls(broker)
@@ -408,10 +410,10 @@ def test_breaker_half_opens_trials_and_closes(broker: Proc, service: StartServic
 def test_a_failed_trial_reopens_the_breaker(broker: Proc, service: StartService) -> None:
     svc = service(broker.url, "--failure-threshold", "1", "--reset-timeout-s", "0.3")
     set_mode(broker, mode="error", status=503)
-    assert place_order(svc, "t-0")[0] == 500
+    assert place_order(svc, "t-0")[0] == 502
     time.sleep(0.35)
     calls = broker_calls(broker)
-    assert [place_order(svc, f"t-{i}")[0] for i in (1, 2)] == [500, 503]
+    assert [place_order(svc, f"t-{i}")[0] for i in (1, 2)] == [502, 503]
     assert broker_calls(broker) == calls + 1, "one trial, not retried"
     assert transitions(svc, "half_open", "open") == 1
 
@@ -533,10 +535,10 @@ def test_breaker_leaks_sabotage_calls_the_broker_while_open(
     svc = service(broker.url, "--failure-threshold", "1", "--reset-timeout-s", "30",
                   "--max-attempts", "1", "--breaker-leaks")  # fmt: skip
     set_mode(broker, mode="error", status=503)
-    assert place_order(svc, "leak-0")[0] == 500
+    assert place_order(svc, "leak-0")[0] == 502
     assert http("GET", svc.url + "/health")[2]["breaker"] == "open"
     calls = broker_calls(broker)
-    assert [place_order(svc, f"leak-{i}")[0] for i in (1, 2)] == [500, 500]
+    assert [place_order(svc, f"leak-{i}")[0] for i in (1, 2)] == [502, 502]
     assert broker_calls(broker) == calls + 2, "open, yet every order went to the broker"
     assert metric(svc.url, "broker_circuit_breaker_state",
                   broker_circuit_breaker_state="open") == 1  # fmt: skip
