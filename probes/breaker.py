@@ -19,7 +19,7 @@ from typing import Any
 from gameday.contract import DEFAULT_SELECTOR, ConfigError, MeasurementError
 from gameday.engine.activity import activity
 from gameday.engine.traffic import current_files
-from gameday.faults.record import InjectionLog
+from gameday.faults.record import fault_time
 from gameday.measurements.breaker import (
     BROKER_RECEIVED_METRIC,
     BROKER_SELECTOR,
@@ -60,13 +60,7 @@ def _seconds(seconds: float) -> float:
 
 
 def _since(since: float | None, event: str) -> float:
-    if since is not None:
-        return float(since)
-    recorded = InjectionLog(get_target().state_dir()).last(FAULT_KINDS, event=event)
-    if recorded is None:
-        raise MeasurementError(f"no fault was {event} by gameday's actions: pass `since` "
-                               "(unix seconds) to say when the fault started or ended")
-    return recorded
+    return fault_time(since, lambda: get_target().state_dir(), FAULT_KINDS, event)
 
 
 @activity

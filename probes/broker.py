@@ -14,7 +14,7 @@ from typing import Any
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import ConfigError, MeasurementError
 from gameday.engine.activity import activity
-from gameday.faults.record import InjectionLog
+from gameday.faults.record import fault_time
 from gameday.measurements.evidence import counter_increase, sample_step_s
 from gameday.targets import Target, get_target
 from gameday.targets.lab import broker_fault_modes
@@ -37,16 +37,7 @@ def _mode(mode: str) -> str:
 
 
 def _since(target: Target, since: float | None) -> float:
-    if since is not None:
-        try:
-            return float(since)
-        except (TypeError, ValueError):
-            raise ConfigError(f"since={since!r} is not a number (unix seconds)") from None
-    recorded = InjectionLog(target.state_dir()).last((FAULT_KIND,), event="injected")
-    if recorded is None:
-        raise MeasurementError("no broker fault was injected by gameday's actions: pass "
-                               "`since` (unix seconds) to say when the fault started")
-    return recorded
+    return fault_time(since, target.state_dir, (FAULT_KIND,))
 
 
 @activity

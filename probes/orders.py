@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gameday.clients.http import HttpUnreachable, request_json
 from gameday.contract import (
     DEFAULT_SELECTOR,
     METRIC_API_REQUEST_SECONDS,
@@ -17,6 +16,7 @@ from gameday.contract import (
     window_selector,
 )
 from gameday.engine.activity import activity
+from gameday.engine.orders import FILLS_SLACK_S, ledger_fills
 from gameday.engine.traffic import current_files, outcomes_path
 from gameday.load.output import read_outcomes
 from gameday.measurements.reconcile import reconcile as reconcile_orders
@@ -24,7 +24,6 @@ from gameday.targets import get_target
 
 __all__ = ["broker_calls_per_order", "reconcile"]
 
-FILLS_SLACK_S = 60.0
 
 
 def _outcomes(path: Path) -> dict[str, str]:
@@ -37,22 +36,11 @@ def _outcomes(path: Path) -> dict[str, str]:
 
 
 def _traffic_start(live: Path) -> float:
-    """When the traffic started (minus a slack), so the ledger is read from there on."""
+    """When the traffic started, so the ledger is read from there on (less a slack)."""
     try:
-        return float(json.loads(live.read_text(encoding="utf-8"))["t0_unix"]) - FILLS_SLACK_S
+        return float(json.loads(live.read_text(encoding="utf-8"))["t0_unix"])
     except (OSError, ValueError, KeyError):
-        return 0.0
-
-
-def _fills(since_unix: float) -> list[dict[str, Any]]:
-    url = f"{get_target().broker_url()}/fills?since={since_unix:.3f}"
-    try:
-        response = request_json("GET", url, timeout_s=30.0)
-    except HttpUnreachable as exc:
-        raise MeasurementError(f"cannot read the broker's ledger: {exc}") from exc
-    if response.status != 200 or not isinstance(response.body, dict):
-        raise MeasurementError(f"the broker's ledger answered {response.status}: {response.body}")
-    return list(response.body.get("fills") or [])
+        return FILLS_SLACK_S
 
 
 @activity
@@ -69,7 +57,8 @@ def reconcile() -> dict[str, Any]:
     """
     files = current_files()
     outcomes = _outcomes(outcomes_path(files))
-    result = dict(reconcile_orders(outcomes, _fills(_traffic_start(files.live))))
+    fills = ledger_fills(get_target(), _traffic_start(files.live))
+    result = dict(reconcile_orders(outcomes, fills))
     result["ok"] = result["lost"] == 0 and result["duplicated"] == 0
     return result
 

@@ -15,7 +15,7 @@ from typing import Any
 from gameday.contract import DEFAULT_SELECTOR, ConfigError, MeasurementError
 from gameday.engine.activity import activity
 from gameday.engine.traffic import current_files
-from gameday.faults.record import InjectionLog
+from gameday.faults.record import fault_time
 from gameday.measurements.client_sla import client_sla, figures, read_live, seconds_between
 from gameday.measurements.sla import SOURCES, ServerSla, SlaTargets, sla_report
 from gameday.targets import get_target
@@ -153,7 +153,7 @@ def fault_window(since: float | None = None,
     only latency must hold through the fault (errors are expected while a breaker is
     open). Raises when no fault was recorded or no whole second has passed since.
     """
-    start = _fault_start(since)
+    start = fault_time(since, lambda: get_target().state_dir())
     now = time.time()
     live = read_live(current_files().live)
     window = seconds_between(live, start, now)
@@ -165,12 +165,3 @@ def fault_window(since: float | None = None,
     targets = SlaTargets.from_configuration(configuration)
     return {"source": "client", "seconds": len(window), **sla_report(values, targets)}
 
-
-def _fault_start(since: float | None) -> float:
-    if since is not None:
-        return float(since)
-    recorded = InjectionLog(get_target().state_dir()).last()
-    if recorded is None:
-        raise MeasurementError("no fault was injected by gameday's actions: pass `since` "
-                               "(unix seconds) to say when the fault began")
-    return recorded

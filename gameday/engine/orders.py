@@ -33,16 +33,15 @@ IN_FLIGHT_S = 5.0
 LEDGER_TIMEOUT_S = 30.0
 
 
-def window_outcomes(path: Path, offset: int) -> dict[str, str]:
-    """The outcomes logged in ``path`` from byte ``offset`` on (all of them from 0); an
-    absent log means no order finished (empty)."""
+def window_outcomes(path: Path, offset: int) -> tuple[dict[str, str], set[str]]:
+    """The outcomes logged in ``path`` from byte ``offset`` on, and the ids of every order
+    in the whole log (one read); an absent log means no order finished (both empty)."""
     try:
-        with path.open("rb") as log:
-            log.seek(offset)
-            text = log.read().decode("utf-8", errors="replace")
+        data = path.read_bytes()
     except FileNotFoundError:
-        return {}
-    return parse_outcomes(text)
+        return {}, set()
+    window = parse_outcomes(data[offset:].decode("utf-8", errors="replace"))
+    return window, set(parse_outcomes(data.decode("utf-8", errors="replace")))
 
 
 def ledger_fills(target: Target, since_unix: float) -> list[dict[str, Any]]:
@@ -63,7 +62,7 @@ def reconcile_window(target: Target, log: Path, offset: int, since_unix: float) 
     """The experiment's reconciliation: the counts of
     :func:`~gameday.measurements.reconcile.reconcile` plus ``orders`` (how many finished in
     the window), or ``{"error": why}`` when the ledger cannot be read or is malformed."""
-    outcomes = window_outcomes(log, offset)
+    outcomes, sent = window_outcomes(log, offset)
     result: dict[str, Any] = {"orders": len(outcomes)}
     if not outcomes:
         return {**result, **reconcile({}, []), "unexplained": 0}
@@ -72,7 +71,6 @@ def reconcile_window(target: Target, log: Path, offset: int, since_unix: float) 
         result.update(reconcile(outcomes, fills))
     except (MeasurementError, ValueError) as exc:
         return {"orders": len(outcomes), "error": str(exc)}
-    sent = outcomes.keys() | window_outcomes(log, 0).keys()
     result["unexplained"] = unexplained_fills(fills, sent, since_unix,
                                               time.time() - IN_FLIGHT_S)
     return result

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gameday.contract import ConfigError, MeasurementError
+
 FILE_NAME = "injected.jsonl"
 
 
@@ -96,6 +98,26 @@ class InjectionLog:
         times = [e["at_unix"] for e in self.entries()
                  if e.get("event") == event and (not kinds or e.get("kind") in kinds)]
         return max(times) if times else None
+
+
+def fault_time(since: float | None, state_dir: Callable[[], Path],
+               kinds: tuple[str, ...] = (), event: str = "injected") -> float:
+    """The moment a probe measures from: ``since`` (unix seconds) when given, else when
+    the newest ``event`` (of one of ``kinds``, if given) was recorded in the log of
+    ``state_dir()`` (only called then). ConfigError when ``since`` is not a number;
+    MeasurementError when nothing was recorded."""
+    if since is not None:
+        try:
+            return float(since)
+        except (TypeError, ValueError):
+            raise ConfigError(f"since={since!r} is not a number (unix seconds)") from None
+    recorded = InjectionLog(state_dir()).last(kinds, event=event)
+    if recorded is None:
+        what = f"{' or '.join(kinds)} fault" if kinds else "fault"
+        raise MeasurementError(f"no {what} was {event} by gameday's actions: pass "
+                               "`since` (unix seconds) to say when the fault "
+                               f"{'ended' if event == 'undone' else 'began'}")
+    return recorded
 
 
 def _injection(entry: dict[str, Any]) -> Injection | None:
