@@ -64,6 +64,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(TIERS[tier]))
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """With ``--dist loadgroup``, a test in a group must carry it in its node id
+    (``...@group``): otherwise the scheduler spreads a lab module over workers, each
+    starting the module's labs again and running its tests out of their order."""
+    grouped = getattr(item.config.option, "loadgroup", False)
+    if grouped and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail("pytest-xdist did not keep this test's xdist_group: this pytest and "
+                    "pytest-xdist do not work together for --dist loadgroup; use the "
+                    "versions pinned in pyproject.toml", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def port_bases(worker_id: str) -> PortBases:
     """Port bases for the labs this pytest worker starts."""
