@@ -49,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GAMEDAY_INTERRUPT_SEED", str(random.SystemRandom().randrange(10**6)))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its tier (its folder) and give it that tier's timeout."""
     for item in items:
