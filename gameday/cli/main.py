@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,7 +25,7 @@ from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
 from gameday.cli.lab import add_service_options, prepared_service
 from gameday.contract import ConfigError, GamedayError
-from gameday.engine import listing, plan, preflight, traffic
+from gameday.engine import listing, notify, plan, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
 from gameday.engine.journal import read_journal
 from gameday.engine.results import ExperimentResult, counts, exit_code
@@ -61,6 +62,15 @@ def _add_run(subparsers: Any) -> None:
                         help="where journals and logs go (default: $GAMEDAY_RUN_DIR, "
                              "else reports/)")
     add_service_options(parser)
+    parser.add_argument("--notify", metavar="URL", default=None,
+                        help="POST a JSON message (Slack-compatible `text` and the "
+                             "structured result) when the game day starts, when an "
+                             "experiment fails or is inconclusive, and when it ends; "
+                             f"default ${notify.NOTIFY_ENV}. A failed notification never "
+                             "fails the game day")
+    parser.add_argument("--report-url", metavar="URL", default=None,
+                        help="with --notify: where the reports directory is published "
+                             "(the messages link there instead of file://)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check and show the plan (`gameday plan`); break nothing")
     parser.set_defaults(func=_run)
@@ -169,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _plan(args)
     _check_outputs(args)
+    notifier = notify.notifier(args.notify, args.report_url, os.environ)
     _use_service(args)
     variables = dict(parse_var(v) for v in args.var)
     target = args.target or resolve().target
@@ -177,14 +188,17 @@ def _run(args: argparse.Namespace) -> int:
     preflight.ensure_runnable(settings.experiments, variables, preflight.target_links(target))
     _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     started = time.monotonic()
-    with _lab_if_needed(target):
+    with _lab_if_needed(target) as service:
+        told = _Told(notifier, settings.reports_dir / "index.html")
+        told.start(settings, service)
         with _undone_if_interrupted(target):
             with _shared_traffic(settings):
-                results = run_all(settings)
+                results = run_all(settings, told.result)
             interrupted = bool(results) and results[-1].interrupted
             if interrupted:
                 _undo_leftovers(target)
         pages = write_reports(results, settings.reports_dir)
+    told.end(results, interrupted, time.monotonic() - started)
     print("\n" + table(results), flush=True)
     print(f"reports: {pages[0] if pages else settings.reports_dir}", flush=True)
     if args.junit:
@@ -194,6 +208,30 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{counts(results)} in {time.monotonic() - started:.0f} s"
           + (" (interrupted)" if interrupted else ""), flush=True)
     return EXIT_INTERRUPTED if interrupted else exit_code(results)
+
+
+@dataclass(frozen=True)
+class _Told:
+    """The run's notifications (none without ``--notify``)."""
+
+    notifier: notify.Notifier | None
+    index: Path
+
+    def start(self, settings: RunSettings, service: str) -> None:
+        if self.notifier is not None:
+            self.notifier.send(notify.start_message(settings.experiments, settings.target,
+                                                    service, self.index,
+                                                    self.notifier.report_url))
+
+    def result(self, result: ExperimentResult) -> None:
+        if self.notifier is not None and result.verdict.kind != "PASS":
+            self.notifier.send(notify.experiment_message(result, self.notifier.report_url))
+
+    def end(self, results: list[ExperimentResult], interrupted: bool,
+            duration_s: float) -> None:
+        if self.notifier is not None:
+            self.notifier.send(notify.end_message(results, interrupted, duration_s,
+                                                  self.index, self.notifier.report_url))
 
 
 @contextmanager
@@ -244,8 +282,9 @@ def _shared_traffic(settings: RunSettings) -> Iterator[None]:
 
 
 @contextmanager
-def _lab_if_needed(target: str) -> Iterator[None]:
-    """Start the lab for the run when the target is the lab and it is not running."""
+def _lab_if_needed(target: str) -> Iterator[str]:
+    """Start the lab for the run when the target is the lab and it is not running;
+    yields the name of the service under test."""
     settings = resolve()
     lab = LabTarget.from_settings(settings)
     started = target == "lab" and lab.up()
@@ -254,7 +293,7 @@ def _lab_if_needed(target: str) -> Iterator[None]:
         print(f"lab started for this run with {lab.spec().name} (state in "
               f"{lab.layout.state_dir})", flush=True)
     try:
-        yield
+        yield get_target(target).service_name()
     finally:
         if started:
             lab.down()

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -285,14 +285,18 @@ def print_verdict(result: ExperimentResult) -> None:
         print(f"      {reason}", flush=True)
 
 
-def run_all(settings: RunSettings) -> list[ExperimentResult]:
+def run_all(settings: RunSettings,
+            on_result: Callable[[ExperimentResult], object] | None = None,
+            ) -> list[ExperimentResult]:
     """Run every experiment in order and return their results; an interrupted experiment
-    (Ctrl-C, SIGTERM, SIGHUP) is the last one."""
+    (Ctrl-C, SIGTERM, SIGHUP) is the last one. ``on_result`` sees each result as it comes."""
     results = []
     for path in settings.experiments:
         print(f"running {path} ...", flush=True)
         result = run_one(path, settings)
         print_verdict(result)
+        if on_result is not None:
+            on_result(result)
         results.append(result)
         if result.interrupted:
             break

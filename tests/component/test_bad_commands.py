@@ -147,6 +147,22 @@ def test_bad_commands_are_refused(no_lab: RunningLab, args: list[str], message: 
     assert_refused(_gameday(no_lab, *args), message)
 
 
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["--notify", "ftp://hooks.example.test/s3cret"], {},
+     "--notify must be an http:// or https:// URL with a host, got ftp://hooks.example.test"),
+    ([], {"GAMEDAY_NOTIFY_URL": "hooks.example.test/s3cret"},
+     "$GAMEDAY_NOTIFY_URL must be an http:// or https:// URL with a host"),
+    (["--report-url", "https://ci.example.test/7"], {},
+     "--report-url is only used with --notify URL"),
+], ids=["scheme", "env-no-scheme", "report-url-alone"])
+def test_a_bad_notify_url_is_refused_without_its_secret(
+    no_lab: RunningLab, args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = _gameday(no_lab, "run", GOOD, *args, **env)
+    assert_refused(result, message)
+    assert "s3cret" not in text(result)
+
+
 def test_no_lab_was_started_by_the_refused_commands(no_lab: RunningLab) -> None:
     status = _gameday(no_lab, "lab", "status")
     assert status.returncode == 0 and "lab: not running" in status.stdout, text(status)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.labs import ROOT, PortBases, RunningLab, lab_env
+from support.receiver import Receiver, receiver
 
 from gameday.clients.http import request_json
 
@@ -57,15 +58,32 @@ def test_sabotaged_baseline_fails_naming_the_steady_state(lab: RunningLab, tmp_p
     admin = json.loads(lab.gameday("lab", "status", "--json").stdout)["broker_admin_url"]
     assert request_json("POST", admin + "/admin/mode", {"mode": "error", "status": 500}).status \
         == 200
-    try:
-        result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path))
-    finally:
-        request_json("POST", admin + "/admin/reset", {})
+    with receiver() as chat:
+        try:
+            result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path), "--notify",
+                                 chat.url, "--report-url", "https://ci.example.test/run/7/")
+        finally:
+            request_json("POST", admin + "/admin/reset", {})
     assert result.returncode == 1, result.stdout[-3000:]
     assert f"FAIL  {EXPERIMENT}" in result.stdout
     assert "baseline (before): sla-within-targets returned" in result.stdout
     assert "method:" not in result.stdout, "the method must not run on a failed baseline"
     assert "left injected after the run: broker simulator is in mode" in result.stdout
+    _assert_told(chat, tmp_path)
+
+
+def _assert_told(chat: Receiver, reports: Path) -> None:
+    """The chat got start, the failure (with its reasons and report) and the end."""
+    assert chat.events() == ["start", "experiment", "end"], chat.messages
+    start, failed, end = (m["gameday"] for m in chat.messages)
+    assert start["experiments"] == ["broker-down"] and start["service"] == "reference"
+    assert failed["verdict"] == "FAIL" and failed["experiment"] == "broker-down"
+    assert any("sla-within-targets" in reason for reason in failed["reasons"])
+    page = failed["report"].removeprefix("https://ci.example.test/run/7/")
+    assert (reports / page).is_file(), f"the failure links to {page}, not written"
+    assert end["summary"] == "0 passed, 1 failed" and end["exit_code"] == 1
+    assert end["report"] == "https://ci.example.test/run/7/index.html"
+    assert all(m["text"].startswith("gameday: ") for m in chat.messages)
 
 
 def test_run_starts_and_stops_a_lab_when_none_runs(tmp_path: Path,
