@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gameday.cli import init as initcli
 from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
 from gameday.cli.lab import add_service_options, prepared_service
@@ -34,6 +35,7 @@ from gameday.engine.verdict import judge
 from gameday.faults import inject
 from gameday.report.summary import junit_xml, table
 from gameday.report.write import write_reports
+from gameday.service_spec import load_spec
 from gameday.settings import TARGET_NAMES, note_default_lab, resolve
 from gameday.targets import get_target
 from gameday.targets.lab import LabTarget
@@ -81,6 +83,7 @@ def _add_plan(subparsers: Any) -> None:
         "plan", help="what `run` would do, experiment by experiment: faults in order, "
         "their blast radius, bounds, safeguards, time; nothing is injected")
     _add_selection(parser)
+    add_service_options(parser)
     parser.set_defaults(func=_plan)
 
 
@@ -90,6 +93,11 @@ def _plan(args: argparse.Namespace) -> int:
     paths = select(args.experiments, args.tag)
     target = args.target or resolve().target
     preflight.ensure_runnable(paths, variables, preflight.target_links(target))
+    service = getattr(args, "service", None)
+    if service is not None:
+        spec = load_spec(service)
+        print(f"service: {spec.name} ({service}), {spec.replicas} replicas, "
+              f"orders {spec.order.method} {spec.order.path}")
     print(plan.render([plan.plan_of(path, variables) for path in paths]))
     return 0
 
@@ -342,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(subparsers)
     _add_judge(subparsers)
     _add_report(subparsers)
+    initcli.add_parser(subparsers)
     return parser
 
 
