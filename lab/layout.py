@@ -32,6 +32,7 @@ _OFFSETS = {
     "fault_proxy": 3,
     "broker": 4,
     "broker_admin": 5,
+    "runner_metrics": 8,  # served by `gameday run` while it runs, scraped as job gameday
     "service_broker_link": 10,
 }
 _REPLICA_OFFSET = 21

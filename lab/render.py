@@ -213,6 +213,7 @@ def prometheus_yml(layout: LabLayout, program: ServiceProgram) -> str:
         stats_port=layout.port("haproxy_stats"),
         fault_proxy_port=layout.port("fault_proxy"),
         broker_port=layout.port("broker"),
+        runner_metrics_port=layout.port("runner_metrics"),
     )
 
 

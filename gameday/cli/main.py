@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +26,15 @@ from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
 from gameday.cli.lab import add_service_options, prepared_service
 from gameday.contract import ConfigError, GamedayError
-from gameday.engine import listing, notify, plan, preflight, traffic
+from gameday.engine import exporter, listing, notify, plan, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
 from gameday.engine.journal import read_journal
 from gameday.engine.results import ExperimentResult, counts, exit_code
 from gameday.engine.runner import RunSettings, parse_var, run_all, select, shared_rate
+from gameday.engine.status import RunStatus
 from gameday.engine.verdict import judge
 from gameday.faults import inject
+from gameday.faults.record import InjectionLog
 from gameday.report.summary import junit_xml, table
 from gameday.report.write import write_reports
 from gameday.service_spec import load_spec
@@ -41,6 +43,7 @@ from gameday.targets import get_target
 from gameday.targets.lab import LabTarget
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
+METRICS_PORT_ENV = "GAMEDAY_METRICS_PORT"
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -199,9 +202,10 @@ def _run(args: argparse.Namespace) -> int:
     with _lab_if_needed(target) as service:
         told = _Told(notifier, settings.reports_dir / "index.html")
         told.start(settings, service)
-        with _undone_if_interrupted(target):
+        status = RunStatus(target, service, settings.reports_dir)
+        with _undone_if_interrupted(target), _run_metrics(target, status):
             with _shared_traffic(settings):
-                results = run_all(settings, told.result)
+                results = run_all(settings, _each(told.result, status), status.begin)
             interrupted = bool(results) and results[-1].interrupted
             if interrupted:
                 _undo_leftovers(target)
@@ -240,6 +244,43 @@ class _Told:
         if self.notifier is not None:
             self.notifier.send(notify.end_message(results, interrupted, duration_s,
                                                   self.index, self.notifier.report_url))
+
+
+def _each(tell: Callable[[ExperimentResult], None],
+          status: RunStatus) -> Callable[[ExperimentResult], None]:
+    def seen(result: ExperimentResult) -> None:
+        status.finish(result.verdict.kind)
+        tell(result)
+    return seen
+
+
+def _metrics_port(target: str) -> int | None:
+    """Where the run serves its metrics: ``$GAMEDAY_METRICS_PORT`` (0: nowhere), else on
+    the lab target the lab's own port for them (which its Prometheus scrapes)."""
+    raw = os.environ.get(METRICS_PORT_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) > 65535:
+            raise ConfigError(f"{METRICS_PORT_ENV}={raw!r}: valid is a port 1..65535, "
+                              "or 0 for no metrics")
+        return int(raw) or None
+    if target != "lab":
+        return None
+    return LabTarget.from_settings(resolve()).layout.port("runner_metrics")
+
+
+@contextmanager
+def _run_metrics(target: str, status: RunStatus) -> Iterator[None]:
+    """Serve the game day's metrics (gameday.engine.exporter) while it runs."""
+    port = _metrics_port(target)
+    chosen = get_target(target)
+    server = None if port is None else exporter.serve(
+        port, exporter.RunCollector(status, lambda: InjectionLog(chosen.state_dir())))
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
 
 @contextmanager

@@ -287,12 +287,16 @@ def print_verdict(result: ExperimentResult) -> None:
 
 def run_all(settings: RunSettings,
             on_result: Callable[[ExperimentResult], object] | None = None,
+            on_start: Callable[[Path], object] | None = None,
             ) -> list[ExperimentResult]:
     """Run every experiment in order and return their results; an interrupted experiment
-    (Ctrl-C, SIGTERM, SIGHUP) is the last one. ``on_result`` sees each result as it comes."""
+    (Ctrl-C, SIGTERM, SIGHUP) is the last one. ``on_start`` sees each experiment as it
+    starts, ``on_result`` each result as it comes."""
     results = []
     for path in settings.experiments:
         print(f"running {path} ...", flush=True)
+        if on_start is not None:
+            on_start(path)
         result = run_one(path, settings)
         print_verdict(result)
         if on_result is not None:

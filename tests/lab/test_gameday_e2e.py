@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from support.labs import ROOT, PortBases, RunningLab, lab_env
 from support.receiver import Receiver, receiver
 
 from gameday.clients.http import request_json
+from gameday.clients.prometheus import Prometheus
+from gameday.report.dashboard import FAULT_ANNOTATION, PHASE_ANNOTATION
 
 EXPERIMENT = "experiments/broker-down.yaml"
 
@@ -36,6 +39,7 @@ def _journal(reports: Path) -> dict[str, object]:
 
 
 def test_broker_down_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
+    started = time.time()
     result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"PASS  {EXPERIMENT}" in result.stdout
@@ -52,6 +56,26 @@ def test_broker_down_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
     assert f"reports: {tmp_path / 'index.html'}" in result.stdout
     page = next(tmp_path.glob("broker-down-*.html")).read_text()
     assert "PASS" in page and "<svg" in page
+    _assert_dashboard_has_data(lab, started, time.time())
+
+
+def _assert_dashboard_has_data(lab: RunningLab, start: float, end: float) -> None:
+    """Every panel and annotation of the shipped Grafana dashboard found data in the lab's
+    Prometheus during the game day, and the fault window is the broker link's."""
+    shipped = json.loads((ROOT / "deploy" / "grafana" / "gameday.json").read_text())
+    prometheus = Prometheus(json.loads(lab.gameday("lab", "status", "--json").stdout)
+                            ["prometheus_url"])
+    queries = [t["expr"] for panel in shipped["panels"] for t in panel["targets"]]
+    queries += [a["expr"] for a in shipped["annotations"]["list"]]
+    empty = [q for q in queries if not prometheus.query_range(q, start, end)]
+    assert empty == [], f"dashboard queries without data during the game day: {empty}"
+    faults = prometheus.query_range(FAULT_ANNOTATION, start, end)
+    assert {(s.labels["experiment"], s.labels["fault"], s.labels["target"])
+            for s in faults} == {("broker-down", "partition", "service-broker")}
+    window = [t for s in faults for t, _ in s.points]
+    assert 15 <= max(window) - min(window) <= 40, "the fault window spans the outage"
+    phases = {s.labels["phase"] for s in prometheus.query_range(PHASE_ANNOTATION, start, end)}
+    assert {"baseline", "method", "after"} <= phases, phases
 
 
 def test_sabotaged_baseline_fails_naming_the_steady_state(lab: RunningLab, tmp_path: Path) -> None:
