@@ -261,14 +261,21 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+RUNNER_METRICS_JOB = "gameday"
+
+
 def _targets_up(prometheus_url: str, expected: int) -> bool:
+    """Prometheus scrapes every part of the lab (not `gameday run`'s own metrics, which
+    are there only while a game day runs)."""
     try:
         url = f"{prometheus_url}/api/v1/targets?state=active"
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
             targets = json.load(response)["data"]["activeTargets"]
     except (urllib.error.URLError, OSError, ValueError, KeyError):
         return False
-    return len(targets) == expected and all(t.get("health") == "up" for t in targets)
+    lab_targets = [t for t in targets
+                   if t.get("labels", {}).get("job") != RUNNER_METRICS_JOB]
+    return len(lab_targets) == expected and all(t.get("health") == "up" for t in lab_targets)
 
 
 def readiness_checks(layout: LabLayout,
