@@ -15,6 +15,7 @@ from support.receiver import Receiver, receiver
 
 from gameday.clients.http import request_json
 from gameday.clients.prometheus import Prometheus
+from gameday.engine.status import PHASES
 from gameday.report.dashboard import FAULT_ANNOTATION, PHASE_ANNOTATION
 
 EXPERIMENT = "experiments/broker-down.yaml"
@@ -75,7 +76,8 @@ def _assert_dashboard_has_data(lab: RunningLab, start: float, end: float) -> Non
     window = [t for s in faults for t, _ in s.points]
     assert 15 <= max(window) - min(window) <= 40, "the fault window spans the outage"
     phases = {s.labels["phase"] for s in prometheus.query_range(PHASE_ANNOTATION, start, end)}
-    assert {"baseline", "method", "after"} <= phases, phases
+    # the steady-state checks take well under the 1 s scrape interval: not always seen
+    assert {"warm-up", "method"} <= phases <= set(PHASES), phases
 
 
 def test_sabotaged_baseline_fails_naming_the_steady_state(lab: RunningLab, tmp_path: Path) -> None:
