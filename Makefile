@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-OS_PACKAGES := prometheus haproxy chromium iptables
+OS_PACKAGES := prometheus haproxy chromium iptables tmux
 
 .PHONY: setup gameday test check lint bench soak clean os-packages
 

@@ -25,8 +25,8 @@ from gameday.cli import init as initcli
 from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
 from gameday.cli.lab import add_service_options, prepared_service
-from gameday.contract import ConfigError, GamedayError
-from gameday.engine import exporter, listing, notify, plan, preflight, traffic
+from gameday.contract import DEFAULT_SELECTOR, ConfigError, GamedayError
+from gameday.engine import exporter, listing, live, notify, plan, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
 from gameday.engine.journal import read_journal
 from gameday.engine.results import ExperimentResult, counts, exit_code
@@ -35,6 +35,7 @@ from gameday.engine.status import RunStatus
 from gameday.engine.verdict import judge
 from gameday.faults import inject
 from gameday.faults.record import InjectionLog
+from gameday.measurements.breaker import BreakerView
 from gameday.report.summary import junit_xml, table
 from gameday.report.write import write_reports
 from gameday.service_spec import load_spec
@@ -195,7 +196,9 @@ def _run(args: argparse.Namespace) -> int:
     variables = dict(parse_var(v) for v in args.var)
     target = args.target or resolve().target
     get_target(target)
-    settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target)
+    viewed = live.wanted(sys.stdout.isatty(), os.environ)
+    settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target,
+                           console_logs=viewed)
     preflight.ensure_runnable(settings.experiments, variables, preflight.target_links(target))
     _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     started = time.monotonic()
@@ -204,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         told.start(settings, service)
         status = RunStatus(target, service, settings.reports_dir)
         with _undone_if_interrupted(target), _run_metrics(target, status):
-            with _shared_traffic(settings):
+            with _shared_traffic(settings), _viewed(viewed, status, settings):
                 results = run_all(settings, _each(told.result, status), status.begin)
             interrupted = bool(results) and results[-1].interrupted
             if interrupted:
@@ -252,6 +255,20 @@ def _each(tell: Callable[[ExperimentResult], None],
         status.finish(result.verdict.kind)
         tell(result)
     return seen
+
+
+@contextmanager
+def _viewed(viewed: bool, status: RunStatus, settings: RunSettings) -> Iterator[None]:
+    """The live view (gameday.engine.live) over the block, when ``viewed``."""
+    if not viewed:
+        yield
+        return
+    chosen = get_target(settings.target)
+    sources = live.Sources(status, len(settings.experiments),
+                           lambda: InjectionLog(chosen.state_dir()),
+                           lambda: BreakerView(chosen.prometheus(), DEFAULT_SELECTOR).states())
+    with live.live_view(sources):
+        yield
 
 
 def _metrics_port(target: str) -> int | None:

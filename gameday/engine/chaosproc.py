@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
@@ -71,18 +72,24 @@ def signals_noted(message: str) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_chaos(arguments: Sequence[str], env: Mapping[str, str], grace_s: float) -> ChaosExit:
+def run_chaos(arguments: Sequence[str], env: Mapping[str, str], grace_s: float,
+              console_log: Path | None = None) -> ChaosExit:
     """Run ``chaos ARGUMENTS``; on KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP turned into
     one by the caller) pass one SIGINT on and wait up to ``grace_s`` for its rollbacks, or
-    stop the child at once if Chaos Toolkit had not started yet."""
+    stop the child at once if Chaos Toolkit had not started yet. ``console_log``: where
+    the child's console output goes instead of this process' stdout and stderr."""
     ready_r, ready_w = os.pipe()
+    output = None if console_log is None else console_log.open("wb")
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(ready_w), *arguments], env=dict(env),
-            start_new_session=True, pass_fds=(ready_w,),
+            start_new_session=True, pass_fds=(ready_w,), stdout=output,
+            stderr=None if output is None else subprocess.STDOUT,
             preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
     finally:
         os.close(ready_w)
+        if output is not None:
+            output.close()
     with os.fdopen(ready_r, "rb") as ready:
         try:
             return ChaosExit(process.wait(), interrupted=False)

@@ -42,6 +42,7 @@ class RunSettings:
     variables: Mapping[str, Any]
     reports_dir: Path
     target: str = "lab"
+    console_logs: bool = False  # Chaos Toolkit's console to files (the live view is on)
 
 
 def parse_var(text: str) -> tuple[str, Any]:
@@ -237,8 +238,10 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir),
            "GAMEDAY_TARGET": settings.target}
     source = _chaos_source(path, experiment, settings.reports_dir, stamp)
+    console = log_path.with_name(f"{path.stem}-{stamp}.console.log") \
+        if settings.console_logs else None
     ended = run_chaos(_chaos_arguments(source, journal_path, log_path, settings.variables), env,
-                      INTERRUPT_GRACE_S)
+                      INTERRUPT_GRACE_S, console)
     leftovers = _leftovers(settings.target)
     notes = _undo_recorded(settings.target) if leftovers else []
     if ended.interrupted:

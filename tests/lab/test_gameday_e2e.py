@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,7 @@ def test_broker_down_passes_end_to_end(lab: RunningLab, tmp_path: Path) -> None:
     assert traffic["sent"] > 200 * 25, "traffic ran for the whole experiment"
     assert traffic["errors"]["5xx"] > 0, "the outage must show in the client-side figures"
     assert "lab started" not in result.stdout, "a running lab must be reused"
+    assert "phase: " not in result.stdout, "no live view when the output is not a terminal"
     assert f"reports: {tmp_path / 'index.html'}" in result.stdout
     page = next(tmp_path.glob("broker-down-*.html")).read_text()
     assert "PASS" in page and "<svg" in page
@@ -230,3 +233,38 @@ def test_plain_chaos_run_finds_the_lab_from_any_directory(tmp_path: Path,
     assert gone.returncode != 0
     assert "no lab is running: looked for the lab in" in gone.stderr, gone.stderr
     assert "GAMEDAY_LAB_DIR" in gone.stderr
+
+
+def _pane(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                          text=True, timeout=10, check=False).stdout
+
+
+def _wait_for_pane(session: str, wanted: Callable[[str], bool], timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    pane = _pane(session)
+    while not wanted(pane) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        pane = _pane(session)
+    return pane
+
+
+def test_the_live_view_shows_phase_and_fault_in_a_terminal(lab: RunningLab,
+                                                           tmp_path: Path) -> None:
+    """A real terminal (tmux): mid-fault, the status area names the phase and the fault."""
+    session = f"gameday-live-{os.getpid()}-{lab.port_base}"
+    command = shlex.join(["env", *(f"{k}={v}" for k, v in lab.env.items()), sys.executable,
+                          "-m", "gameday", "run", EXPERIMENT, "--reports", str(tmp_path)])
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "40",
+                    "-c", str(ROOT), f"{command}; echo EXIT=$?; sleep 300"],
+                   check=True, timeout=10)
+    try:
+        mid = _wait_for_pane(session, lambda p: "FAULT" in p or "EXIT=" in p, 90)
+        done = _wait_for_pane(session, lambda p: "EXIT=" in p, 180)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], timeout=10, check=False)
+    assert "phase: method" in mid and "FAULT  partition service-broker  on for" in mid, mid
+    assert "breakers: replica-1 " in mid and "client SLA (last 10 s): " in mid, mid
+    assert "EXIT=0" in done and "PASS  experiments/broker-down.yaml" in done, done
+    console = next(tmp_path.glob("broker-down-*.console.log")).read_text()
+    assert "Steady state hypothesis" in console, "chaos' console went to its file"
