@@ -268,3 +268,28 @@ def test_the_live_view_shows_phase_and_fault_in_a_terminal(lab: RunningLab,
     assert "EXIT=0" in done and "PASS  experiments/broker-down.yaml" in done, done
     console = next(tmp_path.glob("broker-down-*.console.log")).read_text()
     assert "Steady state hypothesis" in console, "chaos' console went to its file"
+
+
+def _lab_state(lab: RunningLab) -> tuple[object, object, str]:
+    status = json.loads(lab.gameday("lab", "status", "--json").stdout)
+    proxies = request_json("GET", status["fault_proxy_url"] + "/proxies").body
+    mode = request_json("GET", status["broker_admin_url"] + "/admin/mode").body
+    record = lab.state_dir / "injected.jsonl"
+    return proxies, mode, record.read_text() if record.exists() else ""
+
+
+def test_a_dry_run_of_the_catalog_injects_nothing(lab: RunningLab, tmp_path: Path) -> None:
+    before = _lab_state(lab)
+    result = lab.gameday("run", "--dry-run", "--reports", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    catalog = sorted((ROOT / "experiments").glob("*.yaml"))
+    assert f"{len(catalog)} experiment(s)" in result.stdout
+    assert "nothing was injected (dry run)" in result.stdout
+    assert _lab_state(lab) == before, "the fault proxy, broker or fault record changed"
+    assert not list(tmp_path.glob("*.journal.json")), "a dry run runs no experiment"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / EXPERIMENT).read_text().replace("func: partition", "func: partitoin"))
+    refused = lab.gameday("run", "--dry-run", EXPERIMENT, str(bad))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "partitoin" in refused.stderr and "Traceback" not in refused.stderr
+    assert _lab_state(lab) == before
