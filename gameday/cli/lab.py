@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from gameday.contract import GamedayError, MeasurementError
 from gameday.engine.check_service import check_service, table
 from gameday.service_spec import ServiceSpec, load_spec
 from gameday.settings import Settings, forget_default_lab, note_default_lab, resolve
+from gameday.targets import get_target
 from gameday.targets.lab import LabTarget
 
 
@@ -156,3 +159,22 @@ def run_setup(spec: ServiceSpec) -> None:
     if done.returncode != 0:
         raise GamedayError(f"the setup of {spec.name} ({' '.join(spec.setup)}) exited "
                            f"{done.returncode}")
+
+
+@contextmanager
+def lab_if_needed(target: str) -> Iterator[str]:
+    """Start the lab for the run when the target is the lab and it is not running;
+    yields the name of the service under test."""
+    settings = resolve()
+    lab = LabTarget.from_settings(settings)
+    started = target == "lab" and lab.up()
+    if started:
+        note_default_lab(settings)
+        print(f"lab started for this run with {lab.spec().name} (state in "
+              f"{lab.layout.state_dir})", flush=True)
+    try:
+        yield get_target(target).service_name()
+    finally:
+        if started:
+            lab.down()
+            print("lab stopped", flush=True)

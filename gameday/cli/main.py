@@ -21,10 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gameday.cli import explore as explorecli
 from gameday.cli import init as initcli
 from gameday.cli import lab as labcli
 from gameday.cli import load as loadcli
-from gameday.cli.lab import add_service_options, prepared_service
+from gameday.cli.lab import add_service_options, lab_if_needed, prepared_service
 from gameday.contract import DEFAULT_SELECTOR, ConfigError, GamedayError
 from gameday.engine import exporter, listing, live, notify, plan, preflight, traffic
 from gameday.engine.chaosproc import signals_noted
@@ -39,7 +40,7 @@ from gameday.measurements.breaker import BreakerView
 from gameday.report.summary import junit_xml, table
 from gameday.report.write import write_reports
 from gameday.service_spec import load_spec
-from gameday.settings import TARGET_NAMES, note_default_lab, resolve
+from gameday.settings import TARGET_NAMES, resolve
 from gameday.targets import get_target
 from gameday.targets.lab import LabTarget
 
@@ -202,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     preflight.ensure_runnable(settings.experiments, variables, preflight.target_links(target))
     _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     started = time.monotonic()
-    with _lab_if_needed(target) as service:
+    with lab_if_needed(target) as service:
         told = _Told(notifier, settings.reports_dir / "index.html")
         told.start(settings, service)
         status = RunStatus(target, service, settings.reports_dir)
@@ -347,25 +348,6 @@ def _shared_traffic(settings: RunSettings) -> Iterator[None]:
         traffic.stop_shared(process)
 
 
-@contextmanager
-def _lab_if_needed(target: str) -> Iterator[str]:
-    """Start the lab for the run when the target is the lab and it is not running;
-    yields the name of the service under test."""
-    settings = resolve()
-    lab = LabTarget.from_settings(settings)
-    started = target == "lab" and lab.up()
-    if started:
-        note_default_lab(settings)
-        print(f"lab started for this run with {lab.spec().name} (state in "
-              f"{lab.layout.state_dir})", flush=True)
-    try:
-        yield get_target(target).service_name()
-    finally:
-        if started:
-            lab.down()
-            print("lab stopped", flush=True)
-
-
 def _judge(args: argparse.Namespace) -> int:
     verdict = judge(read_journal(args.journal))
     print(f"{verdict.kind}  {verdict.title}")
@@ -409,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_judge(subparsers)
     _add_report(subparsers)
     initcli.add_parser(subparsers)
+    explorecli.add_parser(subparsers)
     return parser
 
 

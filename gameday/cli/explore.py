@@ -1,0 +1,86 @@
+"""``gameday explore PARAMETER``: find the resilience envelope on the lab (see
+:mod:`gameday.engine.explore` and :mod:`gameday.engine.envelope`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from typing import Any
+
+from gameday.cli.lab import lab_if_needed
+from gameday.contract import ConfigError
+from gameday.engine.envelope import PARAMETERS, parse_range
+from gameday.engine.explore import ExploreSettings, Sweep, explore
+from gameday.engine.results import EXIT_INCONCLUSIVE
+from gameday.settings import resolve
+from gameday.targets import get_target
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``gameday explore``."""
+    parser = subparsers.add_parser(
+        "explore", help="sweep one fault parameter on the lab and find where the SLA, the "
+        "orders and the breakers change (the resilience envelope)")
+    parser.add_argument("parameter", choices=sorted(PARAMETERS),
+                        help="broker-latency (s added to each broker call), broker-errors "
+                             "(share of broker calls answered 503)")
+    parser.add_argument("--range", dest="range_", metavar="LO:HI", default=None,
+                        help="the values to cover (default: the parameter's own range)")
+    parser.add_argument("--resolution", type=float, default=None,
+                        help="how precisely to locate each knee (default: the parameter's)")
+    parser.add_argument("--hold-s", type=float, default=8.0,
+                        help="how long each step holds its value (default 8)")
+    parser.add_argument("--budget-min", type=float, default=10.0,
+                        help="stop after this many minutes (default 10)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON "
+                        "(exit 0; 4 when the machine was too starved to measure)")
+    parser.set_defaults(func=_explore)
+
+
+def _settings(args: argparse.Namespace) -> ExploreSettings:
+    parameter = PARAMETERS[args.parameter]
+    low, high = (parameter.low, parameter.high) if args.range_ is None \
+        else parse_range(args.range_, parameter)
+    resolution = parameter.resolution if args.resolution is None else args.resolution
+    checks = {"--resolution": (resolution, 0 < resolution < high - low),
+              "--hold-s": (args.hold_s, 3 <= args.hold_s <= 120),
+              "--budget-min": (args.budget_min, 1 <= args.budget_min <= 240)}
+    bad = [f"{name} {value:g}" for name, (value, ok) in checks.items()
+           if not (math.isfinite(value) and ok)]
+    if bad:
+        raise ConfigError(f"{', '.join(bad)}: valid are 0 < --resolution < HI-LO, "
+                          "3 <= --hold-s <= 120, 1 <= --budget-min <= 240")
+    return ExploreSettings(parameter, low, high, resolution, args.hold_s,
+                           args.budget_min * 60)
+
+
+def _explore(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    resolved = resolve()
+    if resolved.target != "lab":
+        raise ConfigError("gameday explore runs on the lab only (it sets the broker "
+                          "simulator's modes): unset GAMEDAY_TARGET")
+    run_dir = resolved.run_dir / "explore"
+    with lab_if_needed("lab"):
+        sweep = explore(get_target("lab"), settings, run_dir,
+                        (lambda _: None) if args.json else print)
+    out = run_dir / f"explore-{settings.parameter.name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(sweep.as_json(), indent=2), encoding="utf-8")
+    print(json.dumps(sweep.as_json(), indent=2) if args.json else _summary(sweep, str(out)))
+    return EXIT_INCONCLUSIVE if sweep.inconclusive else 0
+
+
+def _summary(sweep: Sweep, where: str) -> str:
+    unit = sweep.settings.parameter.unit
+    lines = [f"\n{len(sweep.steps)} steps in {sweep.duration_s:.0f} s ({sweep.stopped})"]
+    for knee in sweep.knees:
+        if knee.value is None:
+            held = "held over the whole range" if knee.holds else "never held in the range"
+            lines.append(f"  {knee.property}: {held}")
+        else:
+            lines.append(f"  {knee.property}: changes at {knee.value:.3f} "
+                         f"± {knee.uncertainty:.3f} {unit}")
+    lines.append(f"envelope: {where}")
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""``gameday explore PARAMETER``: sweep one fault parameter on a running lab and find
+the envelope (the logic is pure, in :mod:`gameday.engine.envelope`).
+
+One shared load runs for the whole sweep. Each step switches the broker simulator to the
+parameter's value (recorded like every fault, so ``gameday cleanup`` undoes it after a
+kill), holds it ``hold_s``, measures the clients' figures over that window (from the load
+generator's live file) and whether any breaker opened (Prometheus), puts the broker back
+and waits until every breaker is closed again, so that each step starts from a healthy
+service. It stops when every knee is known to the resolution, or the budget is spent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gameday.contract import METRIC_BREAKER_STATE, GamedayError, MeasurementError
+from gameday.engine import traffic
+from gameday.engine.envelope import Knee, Parameter, Step, knees, next_value
+from gameday.faults import inject
+from gameday.load.stats import merged_histogram
+from gameday.measurements.breaker import BreakerView, all_in
+from gameday.measurements.client_sla import figures, read_live, seconds_between
+from gameday.measurements.sla import SlaTargets
+from gameday.targets import Target
+
+__all__ = ["ExploreSettings", "Sweep", "explore"]
+
+WARMUP_S = 6.0
+RECOVERY_MAX_S = 30.0
+STARVED = "the machine is starved"
+EDGE_S = 1.0  # seconds left out at each end of a step's window (switching, lag)
+
+
+@dataclass(frozen=True)
+class ExploreSettings:
+    """One sweep: the parameter and its range, how long each step holds, the budget."""
+
+    parameter: Parameter
+    low: float
+    high: float
+    resolution: float
+    hold_s: float = 8.0
+    budget_s: float = 600.0
+    rate_rps: float = 200.0
+    selector: str = 'job="broker-integration"'
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What a sweep found: every step measured, the knees, and why it stopped."""
+
+    settings: ExploreSettings
+    steps: tuple[Step, ...]
+    knees: tuple[Knee, ...]
+    stopped: str
+    duration_s: float
+
+    @property
+    def inconclusive(self) -> bool:
+        """The sweep stopped because the machine was starved."""
+        return self.stopped.startswith(STARVED)
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON (the ``--json`` output and the file next to the report)."""
+        p = self.settings.parameter
+        return {"parameter": p.name, "unit": p.unit, "range": [self.settings.low,
+                                                               self.settings.high],
+                "resolution": self.settings.resolution, "hold_s": self.settings.hold_s,
+                "stopped": self.stopped, "duration_s": round(self.duration_s, 1),
+                "knees": [k.as_json() for k in self.knees],
+                "steps": [vars(s) for s in sorted(self.steps, key=lambda s: s.value)]}
+
+
+def explore(target: Target, settings: ExploreSettings, run_dir: Path,
+            say: Callable[[str], None]) -> Sweep:
+    """Run the sweep on ``target`` (a lab with a broker simulator)."""
+    started = time.monotonic()
+    sla = SlaTargets()
+    process = traffic.start_shared(traffic.orders_of(target), settings.rate_rps, run_dir)
+    live_path = traffic.shared_files(run_dir).live
+    breakers = BreakerView(target.prometheus(), settings.selector)
+    steps: list[Step] = []
+    stopped = "every knee found to the resolution"
+    try:
+        time.sleep(WARMUP_S)
+        while (value := next_value(steps, settings.low, settings.high, settings.resolution,
+                                   sla)) is not None:
+            if time.monotonic() - started + settings.hold_s + RECOVERY_MAX_S > settings.budget_s:
+                stopped = f"budget of {settings.budget_s:.0f} s spent"
+                break
+            step = _step(target, settings, value, live_path, breakers)
+            if step.starved:  # measured again once: a passing burst of other work
+                say(_line(settings.parameter, step, sla) + "  (starved: measured again)")
+                step = _step(target, settings, value, live_path, breakers)
+            say(_line(settings.parameter, step, sla))
+            if step.starved:
+                stopped = (f"{STARVED}: {step.late_share:.0%} of the orders started late at "
+                           f"{value:g} {settings.parameter.unit}, so the figures measure the "
+                           "machine, not the service")
+                break
+            steps.append(step)
+    finally:
+        inject.broker_recover(target)
+        traffic.stop_shared(process)
+    return Sweep(settings, tuple(steps), tuple(knees(steps, sla)), stopped,
+                 time.monotonic() - started)
+
+
+def _step(target: Target, settings: ExploreSettings, value: float, live_path: Path,
+          breakers: BreakerView) -> Step:
+    start = time.time()
+    inject.broker_fail(target, settings.parameter.fault(value))
+    try:
+        time.sleep(settings.hold_s)
+    finally:
+        end = time.time()
+        inject.broker_recover(target)
+    time.sleep(EDGE_S + 1)  # the window's last second finishes in the live file
+    window = seconds_between(read_live(live_path), start + EDGE_S, end)
+    if not window:
+        raise MeasurementError(f"no finished second of load between the step's start and "
+                               f"end (value {value:g}): is the load generator running?")
+    opened = _opened(target, settings.selector, end - start)
+    _wait_closed(breakers)
+    return _measured(value, window, opened)
+
+
+def _measured(value: float, window: list[Any], opened: int) -> Step:
+    shown = figures(window)
+    histogram = merged_histogram(e.get("hist") for e in window)
+    late = sum(int(e.get("late_starts", 0)) for e in window)
+    sent = sum(int(e.get("sent", 0)) for e in window)
+    return Step(value, shown["availability"], shown["error_rate"],
+                histogram.get_value_at_percentile(50) / 1e6, shown["p95_latency_s"],
+                histogram.get_value_at_percentile(99) / 1e6, int(shown["requests"]), opened,
+                round(late / sent, 4) if sent else 0.0)
+
+
+def _opened(target: Target, selector: str, window_s: float) -> int:
+    """How many replicas' breakers were open at some point of the last ``window_s``."""
+    promql = (f"max_over_time({METRIC_BREAKER_STATE}"
+              f"{{{selector},{METRIC_BREAKER_STATE}=\"open\"}}[{max(2, round(window_s))}s])")
+    return sum(1 for sample in target.prometheus().vector(promql) if sample.value == 1)
+
+
+def _wait_closed(breakers: BreakerView) -> None:
+    """Until every breaker is closed again (the next step starts healthy)."""
+    deadline = time.monotonic() + RECOVERY_MAX_S
+    while time.monotonic() < deadline:
+        try:
+            if all_in(breakers.states(), "closed"):
+                return
+        except GamedayError:
+            pass
+        time.sleep(0.5)
+    raise MeasurementError(f"the breakers did not all close within {RECOVERY_MAX_S:g} s "
+                           "after the broker was put back: the sweep cannot go on")
+
+
+def _line(parameter: Parameter, step: Step, sla: SlaTargets) -> str:
+    held = step.holds(sla)
+    marks = " ".join(f"{name}={'yes' if ok else 'NO'}" for name, ok in held.items())
+    return (f"{parameter.name} {step.value:.3f} {parameter.unit}: p50 "
+            f"{step.p50_s * 1000:.0f} ms, p95 {step.p95_s * 1000:.0f} ms, errors "
+            f"{step.error_rate:.2%}, breakers open {step.breakers_open}  {marks}")
