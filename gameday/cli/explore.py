@@ -14,6 +14,8 @@ from gameday.contract import ConfigError
 from gameday.engine.envelope import PARAMETERS, parse_range
 from gameday.engine.explore import ExploreSettings, Sweep, explore
 from gameday.engine.results import EXIT_INCONCLUSIVE
+from gameday.report.envelope import envelope_page, knees_entry
+from gameday.report.history import append_history
 from gameday.settings import resolve
 from gameday.targets import get_target
 
@@ -66,9 +68,13 @@ def _explore(args: argparse.Namespace) -> int:
     with lab_if_needed("lab"):
         sweep = explore(get_target("lab"), settings, run_dir,
                         (lambda _: None) if args.json else print)
+    result = sweep.as_json()
     out = run_dir / f"explore-{settings.parameter.name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(sweep.as_json(), indent=2), encoding="utf-8")
-    print(json.dumps(sweep.as_json(), indent=2) if args.json else _summary(sweep, str(out)))
+    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    html = out.with_suffix(".html")
+    html.write_text(envelope_page(result), encoding="utf-8")
+    append_history(run_dir / "history.jsonl", [knees_entry(result)])
+    print(json.dumps(result, indent=2) if args.json else _summary(sweep, str(html)))
     return EXIT_INCONCLUSIVE if sweep.inconclusive else 0
 
 

@@ -58,6 +58,7 @@ class Sweep:
     knees: tuple[Knee, ...]
     stopped: str
     duration_s: float
+    started_unix: float
 
     @property
     def inconclusive(self) -> bool:
@@ -71,6 +72,7 @@ class Sweep:
                                                                self.settings.high],
                 "resolution": self.settings.resolution, "hold_s": self.settings.hold_s,
                 "stopped": self.stopped, "duration_s": round(self.duration_s, 1),
+                "started_unix": round(self.started_unix, 3),
                 "knees": [k.as_json() for k in self.knees],
                 "steps": [vars(s) for s in sorted(self.steps, key=lambda s: s.value)]}
 
@@ -78,7 +80,7 @@ class Sweep:
 def explore(target: Target, settings: ExploreSettings, run_dir: Path,
             say: Callable[[str], None]) -> Sweep:
     """Run the sweep on ``target`` (a lab with a broker simulator)."""
-    started = time.monotonic()
+    started, started_unix = time.monotonic(), time.time()
     sla = SlaTargets()
     process = traffic.start_shared(traffic.orders_of(target), settings.rate_rps, run_dir)
     live_path = traffic.shared_files(run_dir).live
@@ -107,7 +109,7 @@ def explore(target: Target, settings: ExploreSettings, run_dir: Path,
         inject.broker_recover(target)
         traffic.stop_shared(process)
     return Sweep(settings, tuple(steps), tuple(knees(steps, sla)), stopped,
-                 time.monotonic() - started)
+                 time.monotonic() - started, started_unix)
 
 
 def _step(target: Target, settings: ExploreSettings, value: float, live_path: Path,

@@ -45,6 +45,7 @@ class Chart:
     threshold: tuple[float, str] | None = None
     height: int = HEIGHT
     span: tuple[float, float] | None = None
+    x_unit: str = "s"
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,14 @@ def _frame(chart: Chart) -> list[str]:
             parts.append(f'<line class="fault-instant" x1="{x0:.1f}" x2="{x0:.1f}" y1="{TOP}" '
                          f'y2="{bottom}"><title>{escape(fault.label)}</title></line>')
     low, high = chart.x_range
+    suffix = f" {chart.x_unit}" if chart.x_unit else ""
     step = nice_step(high - low, 10)
     tick = math.ceil(low / step) * step
     while tick <= high:
         x = _x(chart, tick)
         parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{bottom}"/>'
                      f'<text class="tick" x="{x:.1f}" y="{bottom + 14}" '
-                     f'text-anchor="middle">{tick:g} s</text>')
+                     f'text-anchor="middle">{tick:g}{suffix}</text>')
         tick += step
     return parts
 

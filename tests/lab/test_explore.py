@@ -25,6 +25,10 @@ def _sweep(lab: RunningLab) -> dict[str, object]:
                          str(RESOLUTION_S), "--hold-s", "5", "--budget-min", "4", "--json",
                          timeout_s=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    explored = Path(lab.env["GAMEDAY_RUN_DIR"]) / "explore"
+    page = max(explored.glob("explore-broker-latency-*.html"), key=lambda p: p.stat().st_mtime)
+    assert "<h1>Envelope: broker-latency</h1>" in page.read_text()
+    assert "explore-broker-latency" in (explored / "history.jsonl").read_text()
     return dict(json.loads(result.stdout))
 
 
