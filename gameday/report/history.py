@@ -35,17 +35,52 @@ BOUND_KEYS = {"trip_s": "breaker_open_within_s", "recover_s": "breaker_close_wit
 
 @dataclass(frozen=True)
 class RegressionPolicy:
-    """How much worse than the last passing run counts as a regression: more than
-    ``margin`` (0.25 = 25 %) *and* more than an absolute floor (noise on small values)."""
+    """How much worse than before counts as a regression.
+
+    With ``min_runs`` (3) or more earlier passing runs of the experiment, against their
+    run-to-run noise: worse than the median of the last ``runs`` (10) by more than
+    ``noise_k`` (3) times their robust spread (1.4826 x the median absolute deviation),
+    and by more than the floor. With fewer, against the last passing run: more than
+    ``margin`` (0.25 = 25 %) worse, and by more than the floor. The floor (``min_delta_s``
+    0.5 s, ``min_delta_ms`` 20 ms) keeps small values from flagging on jitter.
+    """
 
     margin: float = 0.25
     min_delta_s: float = 0.5
     min_delta_ms: float = 20.0
+    noise_k: float = 3.0
+    min_runs: int = 3
+    runs: int = 10
+
+    def floor(self, metric: str) -> float:
+        """The smallest change in ``metric`` that can count."""
+        return self.min_delta_ms if metric.endswith("_ms") else self.min_delta_s
 
     def worse(self, metric: str, value: float, baseline: float) -> bool:
         """True when ``value`` is worse than ``baseline`` beyond the margin and floor."""
-        floor = self.min_delta_ms if metric.endswith("_ms") else self.min_delta_s
-        return value > baseline * (1 + self.margin) and value - baseline > floor
+        return value > baseline * (1 + self.margin) and value - baseline > self.floor(metric)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The earlier runs' level (median) and run-to-run noise (robust sigma) of a figure."""
+
+    median: float
+    sigma: float
+    runs: int
+
+
+def noise_of(values: Sequence[float]) -> Noise:
+    """Median and robust spread (1.4826 x median absolute deviation) of ``values``."""
+    ordered = sorted(values)
+    median = _median(ordered)
+    return Noise(median, 1.4826 * _median(sorted(abs(v - median) for v in ordered)),
+                 len(ordered))
+
+
+def _median(ordered: Sequence[float]) -> float:
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _bounds(data: ExperimentData) -> dict[str, float]:
@@ -121,8 +156,10 @@ def _number(value: Any) -> float | None:
 
 def regressions(entry: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
                 policy: RegressionPolicy) -> list[str]:
-    """Why this run is a regression (empty when it is not)."""
+    """Why this run is a regression (empty when it is not): a figure over its bound, or
+    worse than before beyond the run-to-run noise (see :class:`RegressionPolicy`)."""
     base = last_passing(entry, history)
+    earlier = passing_before(entry, history)[-policy.runs:]
     found = []
     for metric, (label, unit) in METRICS.items():
         value = _number(entry.get(metric))
@@ -131,12 +168,38 @@ def regressions(entry: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
         bound = _number((entry.get("bounds") or {}).get(metric))
         if bound is not None and value > bound:
             found.append(f"{label} {value:.3g} {unit} is over its bound {bound:g} {unit}")
+        values = [v for v in (_number(e.get(metric)) for e in earlier) if v is not None]
+        if len(values) >= policy.min_runs:
+            found += _beyond_noise(metric, value, noise_of(values), policy)
+            continue
         baseline = _number(base.get(metric)) if base else None
         if base and baseline is not None and policy.worse(metric, value, baseline):
             found.append(f"{label} {value:.3g} {unit} vs {baseline:.3g} {unit} in the last "
                          f"passing run ({base.get('started')}): more than "
                          f"{policy.margin:.0%} worse")
     return found
+
+
+def _beyond_noise(metric: str, value: float, noise: Noise,
+                  policy: RegressionPolicy) -> list[str]:
+    label, unit = METRICS[metric]
+    delta = value - noise.median
+    allowed = max(policy.noise_k * noise.sigma, policy.floor(metric))
+    if delta <= allowed:
+        return []
+    times = f"{delta / noise.sigma:.1f}x" if noise.sigma > 0 else "far beyond"
+    return [f"{label} {value:.3g} {unit} vs a median of {noise.median:.3g} {unit} over the "
+            f"last {noise.runs} passing runs: +{delta:.3g} {unit}, {times} their run-to-run "
+            f"noise ({noise.sigma:.2g} {unit}); allowed +{allowed:.2g} {unit}"]
+
+
+def passing_before(entry: Mapping[str, Any],
+                   history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The passing runs of the same experiment that started before ``entry``, oldest
+    first."""
+    name, started = _key(entry)
+    return sorted((e for e in history if _key(e)[0] == name and _key(e)[1] < started
+                   and e.get("passed")), key=lambda e: _key(e)[1])
 
 
 def trend(entry: Mapping[str, Any], history: Sequence[Mapping[str, Any]], metric: str,

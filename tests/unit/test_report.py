@@ -15,7 +15,7 @@ from support.reports import FAILING, PASSING, POD_KILL, write_report
 from gameday.cli.main import main
 from gameday.engine.verdict import judge
 from gameday.report.data import experiment_data, fault_windows, unix_time
-from gameday.report.history import RegressionPolicy, read_history
+from gameday.report.history import RegressionPolicy, passing_before, read_history, regressions
 from gameday.report.html import experiment_page
 from gameday.report.prom import ServerSeries
 from gameday.report.write import (
@@ -191,3 +191,37 @@ def test_an_inconclusive_run_is_amber_skipped_and_exits_4(
     assert step.read_text().startswith("## ⚠️ Game day: 0 passed, 0 failed, 1 inconclusive")
     history = read_history(tmp_path / "out" / "history.jsonl")
     assert history[0]["verdict"] == "INCONCLUSIVE" and history[0]["passed"] is False
+
+
+def _runs(metric: str, values: list[float], passed: bool = True) -> list[dict[str, object]]:
+    return [{"experiment": "broker-down", "started_unix": 1000.0 + n, "passed": passed,
+             "started": f"run {n}", metric: v} for n, v in enumerate(values)]
+
+
+def test_with_enough_runs_a_change_is_judged_against_their_noise() -> None:
+    policy = RegressionPolicy()
+    history = _runs("recover_s", [4.3, 4.6, 4.1, 4.4, 4.9, 4.2])
+    within = {**history[-1], "started_unix": 2000.0, "recover_s": 5.2}
+    assert regressions(within, [*history, within], policy) == [], "inside the noise"
+    doubled = {**within, "recover_s": 9.4}
+    found = regressions(doubled, [*history, doubled], policy)
+    assert len(found) == 1 and found[0].startswith(
+        "time to recover 9.4 s vs a median of 4.35 s over the last 6 passing runs: +5.05 s")
+    assert "their run-to-run noise (0.3 s); allowed +0.89 s" in found[0]
+
+
+def test_a_noisy_figure_needs_a_bigger_change() -> None:
+    history = _runs("p95_ms", [40.0, 90.0, 55.0, 120.0, 60.0])
+    later = {**history[-1], "started_unix": 2000.0, "p95_ms": 140.0}
+    assert regressions(later, [*history, later], RegressionPolicy()) == [], \
+        "a 25 % rise is within this figure's own run-to-run noise"
+    margin_only = regressions(later, [*history[-2:], later], RegressionPolicy())
+    assert margin_only and "more than 25% worse" in margin_only[0], "two runs: the margin"
+
+
+def test_identical_runs_and_failed_runs_do_not_move_the_baseline() -> None:
+    history = _runs("trip_s", [0.06, 0.06, 0.06])
+    same = {**history[0], "started_unix": 2000.0}
+    assert regressions(same, [*history, same], RegressionPolicy()) == []
+    failed = _runs("trip_s", [9.0, 9.0, 9.0], passed=False)
+    assert passing_before(same, [*failed, same]) == []
