@@ -14,6 +14,7 @@ from gameday.contract import ConfigError
 from gameday.engine.envelope import PARAMETERS, parse_range
 from gameday.engine.explore import ExploreSettings, Sweep, explore
 from gameday.engine.results import EXIT_INCONCLUSIVE
+from gameday.measurements.sla import SlaTargets
 from gameday.report.envelope import envelope_page, knees_entry
 from gameday.report.history import append_history
 from gameday.settings import resolve
@@ -27,7 +28,8 @@ def add_parser(subparsers: Any) -> None:
         "orders and the breakers change (the resilience envelope)")
     parser.add_argument("parameter", choices=sorted(PARAMETERS),
                         help="broker-latency (s added to each broker call), broker-errors "
-                             "(share of broker calls answered 503)")
+                             "(share of broker calls answered 503), rate (orders/s of the "
+                             "load: the capacity)")
     parser.add_argument("--range", dest="range_", metavar="LO:HI", default=None,
                         help="the values to cover (default: the parameter's own range)")
     parser.add_argument("--resolution", type=float, default=None,
@@ -37,7 +39,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--budget-min", type=float, default=10.0,
                         help="stop after this many minutes (default 10)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON "
-                        "(exit 0; 4 when the machine was too starved to measure)")
+                        "(exit 0; 4 when the sweep stopped short: the machine starved, "
+                        "or the service did not recover from a step)")
     parser.set_defaults(func=_explore)
 
 
@@ -88,5 +91,22 @@ def _summary(sweep: Sweep, where: str) -> str:
         else:
             lines.append(f"  {knee.property}: changes at {knee.value:.3f} "
                          f"± {knee.uncertainty:.3f} {unit}")
+    if sweep.settings.parameter.is_rate:
+        lines.append(_capacity(sweep))
     lines.append(f"envelope: {where}")
     return "\n".join(lines)
+
+
+def _capacity(sweep: Sweep) -> str:
+    """The capacity (where the SLA stops holding) and its headroom over the SLA's
+    throughput floor."""
+    floor = SlaTargets().throughput_min_rps
+    sla = next(k for k in sweep.knees if k.property == "sla")
+    held = [s.value for s in sweep.steps if s.holds(SlaTargets())["sla"]]
+    if sla.value is not None:
+        return (f"capacity: about {sla.value:.0f} orders/s with the SLA held, "
+                f"{sla.value / floor:.1f}x the SLA's {floor:g} orders/s floor")
+    if held:
+        return (f"capacity: at least {max(held):.0f} orders/s (the SLA held at every rate "
+                f"measured), {max(held) / floor:.1f}x the SLA's {floor:g} orders/s floor")
+    return "capacity: the SLA did not hold at any rate measured"

@@ -43,9 +43,14 @@ class Parameter:
     low: float
     high: float
     resolution: float
-    mode: str
-    field: str
+    mode: str = ""
+    field: str = ""
     scale: float = 1.0
+
+    @property
+    def is_rate(self) -> bool:
+        """The parameter is the load's own rate (no fault: each step runs its own load)."""
+        return not self.mode
 
     def fault(self, value: float) -> dict[str, Any]:
         """The broker simulator mode that holds this parameter at ``value``."""
@@ -57,6 +62,7 @@ PARAMETERS: Mapping[str, Parameter] = {
                                 1000.0),
     "broker-errors": Parameter("broker-errors", "share of calls", 0.0, 1.0, 0.05, "error",
                                "probability"),
+    "rate": Parameter("rate", "orders/s", 100.0, 1500.0, 50.0),
 }
 
 

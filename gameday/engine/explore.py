@@ -11,6 +11,7 @@ service. It stops when every knee is known to the resolution, or the budget is s
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ __all__ = ["ExploreSettings", "Sweep", "explore"]
 WARMUP_S = 6.0
 RECOVERY_MAX_S = 30.0
 STARVED = "the machine is starved"
+STOPPED = "stopped at"
+RATE_WARMUP_S = 3.0
+RATE_PER_WORKER = 800.0
 EDGE_S = 1.0  # seconds left out at each end of a step's window (switching, lag)
 
 
@@ -62,8 +66,9 @@ class Sweep:
 
     @property
     def inconclusive(self) -> bool:
-        """The sweep stopped because the machine was starved."""
-        return self.stopped.startswith(STARVED)
+        """The sweep stopped short: the machine was starved, or the service did not
+        recover from a step (the knees found so far are still reported)."""
+        return self.stopped.startswith((STARVED, STOPPED))
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON (the ``--json`` output and the file next to the report)."""
@@ -82,22 +87,27 @@ def explore(target: Target, settings: ExploreSettings, run_dir: Path,
     """Run the sweep on ``target`` (a lab with a broker simulator)."""
     started, started_unix = time.monotonic(), time.time()
     sla = SlaTargets()
-    process = traffic.start_shared(traffic.orders_of(target), settings.rate_rps, run_dir)
-    live_path = traffic.shared_files(run_dir).live
-    breakers = BreakerView(target.prometheus(), settings.selector)
+    measure = _Measure(target, settings, run_dir,
+                       BreakerView(target.prometheus(), settings.selector))
+    process = None if settings.parameter.is_rate else traffic.start_shared(
+        traffic.orders_of(target), settings.rate_rps, run_dir)
     steps: list[Step] = []
     stopped = "every knee found to the resolution"
     try:
-        time.sleep(WARMUP_S)
+        time.sleep(0 if process is None else WARMUP_S)
         while (value := next_value(steps, settings.low, settings.high, settings.resolution,
                                    sla)) is not None:
             if time.monotonic() - started + settings.hold_s + RECOVERY_MAX_S > settings.budget_s:
                 stopped = f"budget of {settings.budget_s:.0f} s spent"
                 break
-            step = _step(target, settings, value, live_path, breakers)
-            if step.starved:  # measured again once: a passing burst of other work
-                say(_line(settings.parameter, step, sla) + "  (starved: measured again)")
-                step = _step(target, settings, value, live_path, breakers)
+            try:
+                step = measure.step(value)
+                if step.starved:  # measured again once: a passing burst of other work
+                    say(_line(settings.parameter, step, sla) + "  (starved: measured again)")
+                    step = measure.step(value)
+            except MeasurementError as exc:
+                stopped = f"{STOPPED} {value:g} {settings.parameter.unit}: {exc}"
+                break
             say(_line(settings.parameter, step, sla))
             if step.starved:
                 stopped = (f"{STARVED}: {step.late_share:.0%} of the orders started late at "
@@ -106,29 +116,64 @@ def explore(target: Target, settings: ExploreSettings, run_dir: Path,
                 break
             steps.append(step)
     finally:
-        inject.broker_recover(target)
-        traffic.stop_shared(process)
+        if process is None:
+            measure.stop()
+        else:
+            inject.broker_recover(target)
+            traffic.stop_shared(process)
     return Sweep(settings, tuple(steps), tuple(knees(steps, sla)), stopped,
                  time.monotonic() - started, started_unix)
 
 
-def _step(target: Target, settings: ExploreSettings, value: float, live_path: Path,
-          breakers: BreakerView) -> Step:
-    start = time.time()
-    inject.broker_fail(target, settings.parameter.fault(value))
-    try:
-        time.sleep(settings.hold_s)
-    finally:
-        end = time.time()
-        inject.broker_recover(target)
-    time.sleep(EDGE_S + 1)  # the window's last second finishes in the live file
-    window = seconds_between(read_live(live_path), start + EDGE_S, end)
-    if not window:
-        raise MeasurementError(f"no finished second of load between the step's start and "
-                               f"end (value {value:g}): is the load generator running?")
-    opened = _opened(target, settings.selector, end - start)
-    _wait_closed(breakers)
-    return _measured(value, window, opened)
+@dataclass
+class _Measure:
+    """Measures one step: a broker mode held on the shared load, or a load of the step's
+    own rate (``rate``)."""
+
+    target: Target
+    settings: ExploreSettings
+    run_dir: Path
+    breakers: BreakerView
+    load: subprocess.Popen[bytes] | None = None
+
+    def step(self, value: float) -> Step:
+        """Hold ``value`` for the step, measure, and come back to a healthy service."""
+        if self.settings.parameter.is_rate:
+            self.load = traffic.start_shared(traffic.orders_of(self.target), value,
+                                             self.run_dir, _workers(value))
+            time.sleep(RATE_WARMUP_S)
+            _wait_closed(self.breakers)  # under load: an open breaker closes on a trial call
+        start = time.time()
+        if not self.settings.parameter.is_rate:
+            inject.broker_fail(self.target, self.settings.parameter.fault(value))
+        try:
+            time.sleep(self.settings.hold_s)
+        finally:
+            end = time.time()
+            if not self.settings.parameter.is_rate:
+                inject.broker_recover(self.target)
+        time.sleep(EDGE_S + 1)  # the window's last second finishes in the live file
+        window = seconds_between(read_live(traffic.shared_files(self.run_dir).live),
+                                 start + EDGE_S, end)
+        self.stop()
+        if not window:
+            raise MeasurementError(f"no finished second of load between the step's start "
+                                   f"and end (value {value:g}): is the load generator running?")
+        opened = _opened(self.target, self.settings.selector, end - start)
+        if not self.settings.parameter.is_rate:
+            _wait_closed(self.breakers)
+        return _measured(value, window, opened)
+
+    def stop(self) -> None:
+        """Stop the step's own load, if it has one."""
+        if self.load is not None:
+            traffic.stop_shared(self.load)
+            self.load = None
+
+
+def _workers(rate_rps: float) -> int:
+    """Load generator processes for a rate (one keeps up to about 800 orders/s here)."""
+    return 1 if rate_rps <= RATE_PER_WORKER else 2
 
 
 def _measured(value: float, window: list[Any], opened: int) -> Step:
@@ -160,7 +205,8 @@ def _wait_closed(breakers: BreakerView) -> None:
             pass
         time.sleep(0.5)
     raise MeasurementError(f"the breakers did not all close within {RECOVERY_MAX_S:g} s "
-                           "after the broker was put back: the sweep cannot go on")
+                           "of the fault's end: the service did not recover, so the "
+                           "sweep cannot go on")
 
 
 def _line(parameter: Parameter, step: Step, sla: SlaTargets) -> str:

@@ -438,13 +438,14 @@ def shared_summary(live: dict[str, Any], start_unix: float, end_unix: float) -> 
     }
 
 
-def start_shared(orders: Orders, rate_rps: float, run_dir: Path) -> subprocess.Popen[bytes]:
+def start_shared(orders: Orders, rate_rps: float, run_dir: Path,
+                 workers: int = 1) -> subprocess.Popen[bytes]:
     """Start a game day's shared load (stops by itself with this process, or after an
     hour); point experiments at it by setting ``$GAMEDAY_SHARED_TRAFFIC`` to ``run_dir``."""
     files = shared_files(run_dir)
     for stale in (files.summary, files.live, outcomes_path(files)):
         stale.unlink(missing_ok=True)
-    command = _load_command(orders, rate_rps, SHARED_MAX_DURATION_S, files)
+    command = _load_command(orders, rate_rps, SHARED_MAX_DURATION_S, files, workers)
     with files.summary.with_suffix(".log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     files.pid.write_text(str(process.pid))

@@ -73,3 +73,15 @@ def test_with_half_the_timeout_the_knee_moves(tmp_path: Path, port_bases: PortBa
 def test_bad_explore_input_is_refused(lab: RunningLab, args: list[str], message: str) -> None:
     result = lab.gameday("explore", *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_the_capacity_is_found_or_bounded(lab: RunningLab) -> None:
+    """``explore rate``: the SLA holds at the catalog's 200 orders/s and beyond; where it
+    stops holding (or where this 2-core machine starves first, exit 4) is reported."""
+    result = lab.gameday("explore", "rate", "--range", "100:700", "--resolution", "100",
+                         "--hold-s", "4", "--budget-min", "4", timeout_s=400)
+    assert result.returncode in (0, 4), result.stdout[-3000:] + result.stderr[-3000:]
+    held = [float(line.split()[1]) for line in result.stdout.splitlines()
+            if line.startswith("rate ") and "sla=yes" in line and "starved" not in line]
+    assert held and max(held) >= 300, result.stdout
+    assert "capacity: " in result.stdout and "x the SLA's 100 orders/s floor" in result.stdout

@@ -82,3 +82,9 @@ def test_a_bad_range_is_refused(text: str, message: str) -> None:
 def test_a_step_whose_orders_started_late_is_starved() -> None:
     assert Step(0.1, 1, 0, 0.1, 0.1, 0.1, 100, 0, late_share=0.11).starved
     assert not Step(0.1, 1, 0, 0.1, 0.1, 0.1, 100, 0, late_share=0.1).starved
+
+
+def test_the_rate_is_a_parameter_without_a_fault() -> None:
+    rate = PARAMETERS["rate"]
+    assert rate.is_rate and not LATENCY.is_rate
+    assert parse_range("100:1500", rate) == (100.0, 1500.0)
