@@ -7,13 +7,20 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from gameday.cli.lab import lab_if_needed
 from gameday.contract import ConfigError
 from gameday.engine.envelope import PARAMETERS, parse_range
-from gameday.engine.explore import ExploreSettings, Sweep, explore
-from gameday.engine.results import EXIT_INCONCLUSIVE
+from gameday.engine.explore import (
+    ExploreSettings,
+    PairsSettings,
+    Sweep,
+    explore,
+    explore_pairs,
+)
+from gameday.engine.results import EXIT_FAILED, EXIT_INCONCLUSIVE
 from gameday.measurements.sla import SlaTargets
 from gameday.report.envelope import envelope_page, knees_entry
 from gameday.report.history import append_history
@@ -26,10 +33,11 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "explore", help="sweep one fault parameter on the lab and find where the SLA, the "
         "orders and the breakers change (the resilience envelope)")
-    parser.add_argument("parameter", choices=sorted(PARAMETERS),
+    parser.add_argument("parameter", choices=[*sorted(PARAMETERS), "pairs"],
                         help="broker-latency (s added to each broker call), broker-errors "
                              "(share of broker calls answered 503), rate (orders/s of the "
-                             "load: the capacity)")
+                             "load: the capacity), or pairs (two faults of the catalog at "
+                             "once)")
     parser.add_argument("--range", dest="range_", metavar="LO:HI", default=None,
                         help="the values to cover (default: the parameter's own range)")
     parser.add_argument("--resolution", type=float, default=None,
@@ -62,12 +70,10 @@ def _settings(args: argparse.Namespace) -> ExploreSettings:
 
 
 def _explore(args: argparse.Namespace) -> int:
+    if args.parameter == "pairs":
+        return _pairs(args)
     settings = _settings(args)
-    resolved = resolve()
-    if resolved.target != "lab":
-        raise ConfigError("gameday explore runs on the lab only (it sets the broker "
-                          "simulator's modes): unset GAMEDAY_TARGET")
-    run_dir = resolved.run_dir / "explore"
+    run_dir = _run_dir()
     with lab_if_needed("lab"):
         sweep = explore(get_target("lab"), settings, run_dir,
                         (lambda _: None) if args.json else print)
@@ -110,3 +116,38 @@ def _capacity(sweep: Sweep) -> str:
         return (f"capacity: at least {max(held):.0f} orders/s (the SLA held at every rate "
                 f"measured), {max(held) / floor:.1f}x the SLA's {floor:g} orders/s floor")
     return "capacity: the SLA did not hold at any rate measured"
+
+
+def _run_dir() -> Path:
+    resolved = resolve()
+    if resolved.target != "lab":
+        raise ConfigError("gameday explore runs on the lab only (it sets the broker "
+                          "simulator's modes): unset GAMEDAY_TARGET")
+    return resolved.run_dir / "explore"
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    if args.range_ is not None or args.resolution is not None:
+        raise ConfigError("explore pairs takes no --range or --resolution: it runs the "
+                          "catalog's faults, alone and two at a time")
+    if not (5 <= args.hold_s <= 120 and 1 <= args.budget_min <= 240):
+        raise ConfigError(f"--hold-s {args.hold_s:g}, --budget-min {args.budget_min:g}: "
+                          "valid are 5 <= --hold-s <= 120, 1 <= --budget-min <= 240")
+    run_dir = _run_dir()
+    settings = PairsSettings(hold_s=args.hold_s, budget_s=args.budget_min * 60)
+    with lab_if_needed("lab"):
+        result = explore_pairs(get_target("lab"), settings, run_dir,
+                               (lambda _: None) if args.json else print)
+    out = run_dir / f"explore-pairs-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(result.as_json(), indent=2), encoding="utf-8")
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(f"\n{len(result.singles)} single faults and {len(result.pairs)} pairs run, "
+              f"{len(result.skipped)} pairs skipped, in {result.duration_s:.0f} s")
+        for (a, b), why in result.skipped:
+            print(f"  skipped {a} + {b}: {why}")
+        for line in result.found or ["no pair fails that its single faults do not"]:
+            print(f"  {line}")
+        print(f"result: {out}")
+    return EXIT_FAILED if result.found else 0

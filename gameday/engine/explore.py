@@ -11,6 +11,7 @@ service. It stops when every knee is known to the resolution, or the budget is s
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,14 +22,15 @@ from typing import Any
 from gameday.contract import METRIC_BREAKER_STATE, GamedayError, MeasurementError
 from gameday.engine import traffic
 from gameday.engine.envelope import Knee, Parameter, Step, knees, next_value
+from gameday.engine.pairs import SINGLES, Outcome, Single, findings, plan_pairs
 from gameday.faults import inject
 from gameday.load.stats import merged_histogram
 from gameday.measurements.breaker import BreakerView, all_in
-from gameday.measurements.client_sla import figures, read_live, seconds_between
+from gameday.measurements.client_sla import client_sla, figures, read_live, seconds_between
 from gameday.measurements.sla import SlaTargets
 from gameday.targets import Target
 
-__all__ = ["ExploreSettings", "Sweep", "explore"]
+__all__ = ["ExploreSettings", "PairsResult", "PairsSettings", "Sweep", "explore", "explore_pairs"]
 
 WARMUP_S = 6.0
 RECOVERY_MAX_S = 30.0
@@ -215,3 +217,116 @@ def _line(parameter: Parameter, step: Step, sla: SlaTargets) -> str:
     return (f"{parameter.name} {step.value:.3f} {parameter.unit}: p50 "
             f"{step.p50_s * 1000:.0f} ms, p95 {step.p95_s * 1000:.0f} ms, errors "
             f"{step.error_rate:.2%}, breakers open {step.breakers_open}  {marks}")
+
+
+@dataclass(frozen=True)
+class PairsSettings:
+    """``explore pairs``: how long each fault (or pair) is held, the recovery bound, the
+    budget."""
+
+    hold_s: float = 10.0
+    recovery_max_s: float = 20.0
+    budget_s: float = 600.0
+    rate_rps: float = 200.0
+    selector: str = 'job="broker-integration"'
+
+
+@dataclass(frozen=True)
+class PairsResult:
+    """Every single fault and pair run, the pairs skipped and why, the findings."""
+
+    singles: tuple[Outcome, ...]
+    pairs: tuple[Outcome, ...]
+    skipped: tuple[tuple[tuple[str, str], str], ...]
+    found: tuple[str, ...]
+    duration_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {"singles": [o.as_json() for o in self.singles],
+                "pairs": [o.as_json() for o in self.pairs],
+                "skipped": [{"faults": list(names), "why": why}
+                            for names, why in self.skipped],
+                "findings": list(self.found), "duration_s": round(self.duration_s, 1)}
+
+
+def explore_pairs(target: Target, settings: PairsSettings, run_dir: Path,
+                  say: Callable[[str], None]) -> PairsResult:
+    """Run every single fault, then the pairs the pruning leaves, within the budget."""
+    started = time.monotonic()
+    process = traffic.start_shared(traffic.orders_of(target), settings.rate_rps, run_dir)
+    run = _FaultRun(target, settings, traffic.shared_files(run_dir).live,
+                    BreakerView(target.prometheus(), settings.selector))
+    skipped: list[tuple[tuple[str, str], str]] = []
+    try:
+        time.sleep(WARMUP_S)
+        singles = [run.outcome((single,), say) for single in SINGLES]
+        pairs, skipped = plan_pairs(SINGLES, {o.names[0] for o in singles if not o.holds})
+        outcomes = []
+        for a, b in pairs:
+            if time.monotonic() - started + settings.hold_s + settings.recovery_max_s \
+                    > settings.budget_s:
+                skipped.append(((a.name, b.name), "the budget was spent"))
+                continue
+            outcomes.append(run.outcome((a, b), say))
+    finally:
+        inject.cleanup(target)
+        traffic.stop_shared(process)
+    return PairsResult(tuple(singles), tuple(outcomes), tuple(skipped),
+                       tuple(findings(singles, outcomes)), time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class _FaultRun:
+    target: Target
+    settings: PairsSettings
+    live_path: Path
+    breakers: BreakerView
+
+    def outcome(self, faults: tuple[Single, ...], say: Callable[[str], None]) -> Outcome:
+        """Hold ``faults`` together, undo them, and see whether the service held."""
+        start = time.time()
+        try:
+            for fault in faults:
+                _inject(self.target, fault)
+            time.sleep(self.settings.hold_s)
+        finally:
+            end = time.time()
+            inject.cleanup(self.target)
+        recovered = self._recovery(end)
+        time.sleep(EDGE_S + 1)
+        window = seconds_between(read_live(self.live_path), start + EDGE_S, end)
+        p95 = figures(window)["p95_latency_s"] if window else math.inf
+        holds = p95 <= SlaTargets().p95_latency_max_s and recovered is not None
+        outcome = Outcome(tuple(f.name for f in faults), p95, recovered, holds)
+        say(f"{' + '.join(outcome.names)}: p95 {p95 * 1000:.0f} ms while on, "
+            + ("no recovery" if recovered is None else f"recovered in {recovered:.1f} s")
+            + ("  holds" if holds else "  FAILS"))
+        return outcome
+
+    def _recovery(self, undone: float) -> float | None:
+        """Seconds from the undo until every breaker is closed and the clients' last 3 s
+        meet the SLA; None when that takes longer than the bound."""
+        sla = SlaTargets()
+        while time.time() - undone < self.settings.recovery_max_s:
+            time.sleep(0.5)
+            try:
+                closed = all_in(self.breakers.states(), "closed")
+                recent = client_sla(read_live(self.live_path), 3, time.time())
+            except GamedayError:
+                continue
+            if closed and recent["availability"] >= sla.availability_min and \
+                    recent["error_rate"] <= sla.error_rate_max and \
+                    recent["p95_latency_s"] <= sla.p95_latency_max_s:
+                return time.time() - undone
+        return None
+
+
+def _inject(target: Target, fault: Single) -> None:
+    args = dict(fault.args)
+    if fault.kind == "partition":
+        inject.partition(target, args["link"])
+    elif fault.kind == "broker":
+        inject.broker_fail(target, args)
+    else:
+        inject.kill(target, args["selector"], args["qty"], args["mode"])

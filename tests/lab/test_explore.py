@@ -85,3 +85,21 @@ def test_the_capacity_is_found_or_bounded(lab: RunningLab) -> None:
             if line.startswith("rate ") and "sla=yes" in line and "starved" not in line]
     assert held and max(held) >= 300, result.stdout
     assert "capacity: " in result.stdout and "x the SLA's 100 orders/s floor" in result.stdout
+
+
+def test_pairs_within_a_budget_prune_and_say_why(lab: RunningLab) -> None:
+    result = lab.gameday("explore", "pairs", "--hold-s", "5", "--budget-min", "3", "--json",
+                         timeout_s=400)
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    found = json.loads(result.stdout)
+    assert [s["faults"][0] for s in found["singles"]] == [
+        "broker-down", "broker-slow", "broker-errors", "broker-flapping", "replica-partition",
+        "pod-kill"]
+    assert found["pairs"], "some pairs ran within the budget"
+    why = {tuple(s["faults"]): s["why"] for s in found["skipped"]}
+    assert why[("broker-slow", "broker-errors")].startswith("both set the broker simulator")
+    assert why[("broker-down", "broker-slow")].startswith("the same as broker-down alone")
+    assert found["duration_s"] <= 3 * 60 + 60, "the budget bounds the run"
+    assert (result.returncode == 1) == bool(found["findings"])
+    doctor = lab.gameday("lab", "doctor")
+    assert doctor.returncode == 0 and "nothing is injected" in doctor.stdout, doctor.stdout
