@@ -22,7 +22,7 @@ from gameday.engine.explore import (
 )
 from gameday.engine.results import EXIT_FAILED, EXIT_INCONCLUSIVE
 from gameday.measurements.sla import SlaTargets
-from gameday.report.envelope import envelope_page, knees_entry
+from gameday.report.envelope import edge_moves, envelope_page, knees_entry
 from gameday.report.history import append_history
 from gameday.settings import resolve
 from gameday.targets import get_target
@@ -82,8 +82,14 @@ def _explore(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     html = out.with_suffix(".html")
     html.write_text(envelope_page(result), encoding="utf-8")
-    append_history(run_dir / "history.jsonl", [knees_entry(result)])
-    print(json.dumps(result, indent=2) if args.json else _summary(sweep, str(html)))
+    entry = knees_entry(result)
+    history = append_history(run_dir / "history.jsonl", [entry])
+    earlier = [e for e in history if e["experiment"] == entry["experiment"]
+               and float(e["started_unix"]) < entry["started_unix"]]
+    moves = edge_moves(earlier[-1] if earlier else None, entry)
+    print(json.dumps({**result, "compared": moves}, indent=2) if args.json
+          else _summary(sweep, str(html)) + "\nagainst the last sweep:\n  "
+          + "\n  ".join(moves))
     return EXIT_INCONCLUSIVE if sweep.inconclusive else 0
 
 

@@ -12,7 +12,7 @@ from gameday.report.data import FaultWindow
 from gameday.report.style import CSS, page
 from gameday.report.svg import Chart, Line, line_chart
 
-__all__ = ["envelope_page", "knees_entry"]
+__all__ = ["edge_moves", "envelope_page", "knees_entry"]
 
 COLORS = {"p50": "#1f77b4", "p95": "#ff7f0e", "p99": "#9467bd", "errors": "#d62728",
           "availability": "#2ca02c", "breakers": "#8c564b"}
@@ -93,3 +93,26 @@ def knees_entry(sweep: Mapping[str, Any]) -> dict[str, Any]:
             "range": sweep["range"], "resolution": sweep["resolution"],
             "stopped": sweep["stopped"],
             "knees": {k["property"]: [k["value"], k["uncertainty"]] for k in sweep["knees"]}}
+
+
+def edge_moves(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    """How each knee compares with the previous sweep of the same parameter (history
+    lines, see :func:`knees_entry`): moved when the two differ by more than their
+    uncertainties together."""
+    if previous is None:
+        return ["no earlier sweep of this parameter to compare with"]
+    lines = []
+    for name, (value, uncertainty) in current["knees"].items():
+        before, before_u = (previous.get("knees") or {}).get(name, [None, None])
+        if value is None or before is None:
+            lines.append(f"{name}: {_where(before)} before, {_where(value)} now")
+            continue
+        moved = abs(value - before) > (uncertainty or 0) + (before_u or 0)
+        lines.append(f"{name}: {before:.3f} ± {before_u:.3f} before, {value:.3f} ± "
+                     f"{uncertainty:.3f} now: "
+                     + (f"MOVED by {value - before:+.3f}" if moved else "within the uncertainty"))
+    return lines
+
+
+def _where(value: float | None) -> str:
+    return "no knee in the range" if value is None else f"{value:.3f}"

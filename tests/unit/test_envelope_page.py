@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameday.report.envelope import envelope_page, knees_entry
+from gameday.report.envelope import edge_moves, envelope_page, knees_entry
 
 
 def _sweep() -> dict[str, Any]:
@@ -38,3 +38,15 @@ def test_the_history_line_keeps_the_knees() -> None:
         "range": [0.2, 1.25], "resolution": 0.1,
         "stopped": "every knee found to the resolution",
         "knees": {"sla": [0.8125, 0.0875], "orders_ok": [None, None]}}
+
+
+def test_a_knee_moves_only_beyond_both_uncertainties() -> None:
+    before = knees_entry(_sweep())
+    same = {**before, "knees": {"sla": [0.85, 0.05], "orders_ok": [None, None]}}
+    moved = {**before, "knees": {"sla": [0.45, 0.05], "orders_ok": [0.5, 0.05]}}
+    assert edge_moves(before, same) == [
+        "sla: 0.812 ± 0.087 before, 0.850 ± 0.050 now: within the uncertainty",
+        "orders_ok: no knee in the range before, no knee in the range now"]
+    assert edge_moves(before, moved)[0] == \
+        "sla: 0.812 ± 0.087 before, 0.450 ± 0.050 now: MOVED by -0.362"
+    assert edge_moves(None, moved) == ["no earlier sweep of this parameter to compare with"]
