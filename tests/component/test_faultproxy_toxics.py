@@ -1,4 +1,5 @@
-"""Each toxic's effect measured over real TCP through the fault proxy process.
+"""Each toxic's effect measured over real TCP through the fault proxy process, and
+through Toxiproxy's own server (``fp``: both must pass).
 
 Margins (2 shared cores, other suites running): a fault is never early, so lower
 bounds are tight; upper bounds leave room for a busy machine. latency 100 ms -> the
@@ -195,11 +196,26 @@ def test_reset_peer_zero_resets_at_once(fp: FaultProxy, echo_port: int) -> None:
         assert _expect_reset(sock) <= 0.08
 
 
-def test_reset_peer_added_to_an_open_connection(fp: FaultProxy, echo_port: int) -> None:
+def test_reset_peer_added_to_an_open_connection_ends_it(fp: FaultProxy, echo_port: int) -> None:
+    """Toxiproxy closes such a connection (its reset needs the toxic there when the
+    connection opens); the fault proxy resets it (test below). Either way it ends."""
     port = _proxy(fp, echo_port)
     with connect(port) as sock:
         echo(sock)
         fp.toxic("p", "reset_peer", attributes={"timeout": 50})
+        started = time.perf_counter()
+        sock.sendall(b"hello")
+        assert closed_by_peer(sock)
+        assert 0.049 <= time.perf_counter() - started <= 0.13
+
+
+def test_reset_peer_added_to_an_open_connection_resets_it(
+    own_fp: FaultProxy, echo_port: int
+) -> None:
+    port = _proxy(own_fp, echo_port)
+    with connect(port) as sock:
+        echo(sock)
+        own_fp.toxic("p", "reset_peer", attributes={"timeout": 50})
         sock.sendall(b"hello")
         assert 0.049 <= _expect_reset(sock) <= 0.13
 
