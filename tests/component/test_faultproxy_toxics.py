@@ -284,3 +284,48 @@ def test_toxicity_is_a_probability_per_connection(fp: FaultProxy, echo_port: int
             assert min(first, second) >= 0.06, "rolled once per connection, not per chunk"
             slow += 1
     assert 5 <= slow <= 25, slow  # P(outside) < 0.1 %
+
+
+# --- input Toxiproxy 2.5 takes and then crashes on (its server exits) ------------------
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"average_size": 0}, {"average_size": 1, "size_variation": 10}, {"average_size": -4}],
+)
+def test_a_slicer_toxiproxy_would_crash_on_still_carries_every_byte(
+    own_fp: FaultProxy, echo_port: int, attributes: dict[str, int]
+) -> None:
+    """Toxiproxy 2.5: a stack overflow (average_size < 1) or a slice out of range."""
+    port = _proxy(own_fp, echo_port)
+    own_fp.toxic("p", "slicer", attributes=attributes)
+    with connect(port) as sock:
+        echo(sock, os.urandom(3000))
+
+
+def test_a_negative_bandwidth_stalls_like_zero(own_fp: FaultProxy, echo_port: int) -> None:
+    """Toxiproxy 2.5 panics on the first chunk (a slice out of range)."""
+    port = _proxy(own_fp, echo_port)
+    own_fp.toxic("p", "bandwidth", name="bw", attributes={"rate": -1})
+    with connect(port) as sock:
+        sock.sendall(b"held")
+        assert _silent_for(sock, 0.3)
+        own_fp.remove("p", "bw")
+        assert recv_exactly(sock, 4) == b"held"
+
+
+def test_negative_timeout_holds_and_negative_limit_closes_at_once(
+    fp: FaultProxy, echo_port: int
+) -> None:
+    """As Toxiproxy: a timeout below 0 acts as 0 (hold, never close), limit_data below
+    0 as 0 (close on the first data, passing nothing)."""
+    port = _proxy(fp, echo_port)
+    fp.toxic("p", "timeout", name="t", attributes={"timeout": -5})
+    with connect(port) as sock:
+        sock.sendall(b"dropped")
+        assert _silent_for(sock, 0.3)
+    fp.remove("p", "t")
+    fp.toxic("p", "limit_data", attributes={"bytes": -3})
+    with connect(port) as sock:
+        sock.sendall(b"cut")
+        assert recv_until_closed(sock) == b""
