@@ -6,9 +6,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OS_PACKAGES := prometheus haproxy chromium iptables tmux
 
-.PHONY: setup gameday test check lint bench soak clean os-packages
+.PHONY: setup gameday test check lint bench soak clean os-packages go-components
 
-setup: os-packages $(STAMP)
+setup: os-packages $(STAMP) go-components
+
+# The Go programs the lab and the tests use (Toxiproxy's server), built once per machine
+# into ${XDG_CACHE_HOME:-~/.cache}/gameday/go from the Go module proxy (lab/gocomponents.py).
+# A failed build is reported, not fatal: `make check` skips the tests needing them,
+# `make test` fails them.
+go-components: $(STAMP)
+	@$(BIN)/python scripts/build-go-components
 
 os-packages:
 	@./scripts/ensure-os-packages $(OS_PACKAGES)
@@ -32,6 +39,7 @@ check: lint
 # side by side: LAB_WORKERS (default 2) at once. A lab running an experiment takes about
 # 0.8 of a core (200 orders/s), so more than two at once starve each other on 2 cores.
 LAB_WORKERS ?= 2
+test: export GAMEDAY_REQUIRE_GO_COMPONENTS = 1
 test: lint
 	$(BIN)/pytest -q -n 2 --durations=5 tests/unit tests/component
 	$(BIN)/pytest -n $(LAB_WORKERS) --dist loadgroup --durations=40 tests/lab

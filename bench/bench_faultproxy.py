@@ -1,8 +1,9 @@
 """Fault proxy overhead: is it fast enough not to be the bottleneck it simulates?
 
 In one run, against the same TCP echo upstream: a direct connection, the fault proxy
-with a proxy and no toxics, and HAProxy 2.6 in TCP mode (one thread) as the compiled
-baseline. For each path, median of 3 rounds:
+with a proxy and no toxics, Toxiproxy's own server (the one it stands in for, built by
+`make setup`; see lab/gocomponents.py) likewise, and HAProxy 2.6 in TCP mode (one
+thread) as the compiled baseline. For each path, median of 3 rounds:
 
 - latency at 500 req/s, open loop on one connection per path, 64-byte messages,
   measured from the intended send time, all paths at once (their sends staggered in
@@ -10,7 +11,9 @@ baseline. For each path, median of 3 rounds:
   and what the path adds to the direct ones;
 - request throughput: closed loop, 32 connections, 64-byte messages (req/s);
 - byte throughput: 4 connections streaming 64 KiB blocks (MB/s);
-  each throughput also as a share of direct.
+  each throughput also as a share of direct;
+- and the fault proxy beside Toxiproxy: its throughputs as a share of Toxiproxy's, and
+  its added latency minus Toxiproxy's (each from the same round).
 
 Everything shares the machine's cores: client, path and upstream; so a path's
 throughput is what the whole machine manages through it. Per request a proxy makes
@@ -43,6 +46,7 @@ from typing import cast
 
 from bench.common import figure, median
 from gameday.clients.http import admin_headers
+from lab.gocomponents import TOXIPROXY, binary_path, missing_reason, recorded_error
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 3
@@ -169,6 +173,25 @@ def _fault_proxy(stack: ExitStack, upstream: int) -> Route:
     body = {"name": "bench", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"}
     request = urllib.request.Request(api + "/proxies", data=json.dumps(body).encode(),
                                      headers=admin_headers())
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return Route(int(json.load(response)["listen"].rsplit(":", 1)[1]), process.pid)
+
+
+def _toxiproxy(stack: ExitStack, upstream: int) -> Route | None:
+    """Toxiproxy's server with one proxy to the upstream; None (saying why) if unbuilt."""
+    server = binary_path(TOXIPROXY, os.environ)
+    if not server.is_file():
+        reason = missing_reason(TOXIPROXY, os.environ, recorded_error(TOXIPROXY, os.environ))
+        print(f"toxiproxy skipped: {reason}", flush=True)
+        return None
+    api_port = _free_port()
+    command = [str(server), "-host", "127.0.0.1", "-port", str(api_port)]
+    process = stack.enter_context(_process(command, stdout=subprocess.DEVNULL,
+                                           env={**os.environ, "LOG_LEVEL": "error"}))
+    _wait_for_port(api_port)
+    body = {"name": "bench", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"}
+    request = urllib.request.Request(f"http://127.0.0.1:{api_port}/proxies",
+                                     data=json.dumps(body).encode())
     with urllib.request.urlopen(request, timeout=5) as response:
         return Route(int(json.load(response)["listen"].rsplit(":", 1)[1]), process.pid)
 
@@ -351,11 +374,28 @@ def _report(path: str, runs: list[Figures], direct: list[Figures] | None) -> Non
     figure(f"{path}: bytes / direct (target >= 0.6)", median(mb_share), "", mb_share)
 
 
+def _beside_toxiproxy(runs: dict[str, list[Figures]]) -> None:
+    """The fault proxy against Toxiproxy, round by round."""
+    pairs = list(zip(runs["faultproxy"], runs["toxiproxy"], runs["direct"], strict=True))
+    rps = [f.requests_per_s / t.requests_per_s for f, t, _ in pairs]
+    mbps = [f.megabytes_per_s / t.megabytes_per_s for f, t, _ in pairs]
+    p50 = [(f.p50_ms - d.p50_ms) - (t.p50_ms - d.p50_ms) for f, t, d in pairs]
+    p99 = [(f.p99_ms - d.p99_ms) - (t.p99_ms - d.p99_ms) for f, t, d in pairs]
+    cpu = [f.cpu_us_per_request / t.cpu_us_per_request for f, t, _ in pairs]
+    figure("faultproxy / toxiproxy: requests", median(rps), "", rps)
+    figure("faultproxy / toxiproxy: bytes", median(mbps), "", mbps)
+    figure("faultproxy - toxiproxy: added latency p50", median(p50), "ms", p50)
+    figure("faultproxy - toxiproxy: added latency p99", median(p99), "ms", p99)
+    figure("faultproxy / toxiproxy: CPU per request", median(cpu), "", cpu)
+
+
 def main() -> None:
     """Measure and print the figures (takes about a minute)."""
     with ExitStack() as stack:
         upstream = _echo_upstream(stack)
         paths = {"direct": upstream, "faultproxy": _fault_proxy(stack, upstream.port)}
+        if (toxiproxy := _toxiproxy(stack, upstream.port)) is not None:
+            paths["toxiproxy"] = toxiproxy
         haproxy = _haproxy(stack, upstream.port)
         if haproxy is None:
             print("haproxy not installed: compiled baseline skipped", flush=True)
@@ -365,6 +405,8 @@ def main() -> None:
     runs = {path: [figures[path] for figures in rounds] for path in paths}
     for path in paths:
         _report(path, runs[path], None if path == "direct" else runs["direct"])
+    if "toxiproxy" in runs:
+        _beside_toxiproxy(runs)
 
 
 if __name__ == "__main__":

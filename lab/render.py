@@ -28,12 +28,14 @@ CONF_DIR = Path(__file__).parent / "conf"
 
 @dataclass(frozen=True)
 class Executables:
-    """Paths of the programs the lab runs."""
+    """Paths of the programs the lab runs; ``toxiproxy``: Toxiproxy's server, run in
+    place of ``lab.faultproxy`` when set (``GAMEDAY_LAB_FAULT_PROXY=toxiproxy``)."""
 
     python: str
     haproxy: str
     prometheus: str
     ip: str = "ip"
+    toxiproxy: str | None = None
 
 
 class RenderError(ValueError):
@@ -157,6 +159,21 @@ def _replica_programs(layout: LabLayout, exe: Executables, program: ServiceProgr
                      for name in layout.replica_names())
 
 
+def fault_proxy_command(layout: LabLayout, exe: Executables) -> str:
+    """The fault proxy's command line: ``lab.faultproxy``, or Toxiproxy's server with
+    its byte counters on (``-proxy-metrics``, which Prometheus scrapes), both on
+    127.0.0.1 and creating the links of ``proxies.json``."""
+    config = str(layout.state_dir / "proxies.json")
+    port = str(layout.port("fault_proxy"))
+    if exe.toxiproxy is not None:
+        argv = [exe.toxiproxy, "-host", HOST, "-port", port, "-config", config,
+                "-proxy-metrics"]
+    else:
+        argv = [exe.python, "-m", "lab.faultproxy", "--host", HOST, "--port", port,
+                "--config", config]
+    return _supervisor_text(shlex.join(argv))
+
+
 def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path,
                      program: ServiceProgram, sabotage: Sabotage = NO_SABOTAGE) -> str:
     """supervisord's config: every lab process, restarted when it dies."""
@@ -168,7 +185,7 @@ def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path,
         prometheus=exe.prometheus,
         broker_port=layout.port("broker"),
         broker_admin_port=layout.port("broker_admin"),
-        fault_proxy_port=layout.port("fault_proxy"),
+        fault_proxy_command=fault_proxy_command(layout, exe),
         prometheus_port=layout.port("prometheus"),
         replica_programs=_replica_programs(layout, exe, program, sabotage),
         broker_extra_args=sabotage.broker_args(),

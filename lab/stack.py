@@ -13,6 +13,12 @@ the state directory: supervisord inherits this process' environment and passes i
 to the programs it starts (the templates empty it for all but the broker simulator and
 the fault proxy). So a lab requires the token it was brought up with, until it is
 brought down; the readiness checks use only endpoints that need no token.
+
+``GAMEDAY_LAB_FAULT_PROXY=toxiproxy`` runs Toxiproxy's own server (built by ``make
+setup``, see :mod:`lab.gocomponents`) in place of ``lab.faultproxy``, under the same
+program name, port and links. Toxiproxy has no authentication, so it is refused
+together with ``GAMEDAY_ADMIN_TOKEN`` (its API would be open while the lab claims a
+token protects it).
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from gameday.contract import LAB_RECORD_FILE, ConfigError, GamedayError, admin_token
 from lab import netns
+from lab.gocomponents import TOXIPROXY, binary_path, missing_reason, recorded_error
 from lab.layout import HOST, LabLayout
 from lab.render import Executables, RenderError, ServiceProgram, all_files
 from lab.sabotage import Sabotage
@@ -43,10 +50,41 @@ READY_TIMEOUT_S = 45.0
 STOP_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 1.0
 OS_PACKAGES = ("haproxy", "prometheus")
+FAULT_PROXY_ENV = "GAMEDAY_LAB_FAULT_PROXY"
+FAULT_PROXIES = ("faultproxy", "toxiproxy")
 
 
 class LabError(GamedayError):
     """The lab could not be brought up or down; the message says why and what to do."""
+
+
+class LabSettingError(LabError, ConfigError):
+    """A lab setting that cannot be used as given (``gameday`` exits 2)."""
+
+
+def fault_proxy_choice(env: Mapping[str, str]) -> str:
+    """``faultproxy`` (the default) or ``toxiproxy``, from ``GAMEDAY_LAB_FAULT_PROXY``."""
+    value = env.get(FAULT_PROXY_ENV, "").strip() or FAULT_PROXIES[0]
+    if value not in FAULT_PROXIES:
+        raise LabSettingError(f"{FAULT_PROXY_ENV}={value!r}: valid are "
+                              f"{', '.join(FAULT_PROXIES)}")
+    return value
+
+
+def toxiproxy_server(env: Mapping[str, str]) -> str:
+    """Toxiproxy's server for the lab; LabSettingError saying how to build it when it
+    is missing, or when an admin token is set (Toxiproxy cannot require one)."""
+    if env.get("GAMEDAY_ADMIN_TOKEN"):
+        raise LabSettingError(
+            f"{FAULT_PROXY_ENV}=toxiproxy cannot be combined with GAMEDAY_ADMIN_TOKEN: "
+            f"Toxiproxy has no authentication, so its API would stay open to every "
+            f"local process; unset one of the two")
+    path = binary_path(TOXIPROXY, env)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise LabSettingError(
+            f"{FAULT_PROXY_ENV}=toxiproxy: "
+            f"{missing_reason(TOXIPROXY, env, recorded_error(TOXIPROXY, env))}")
+    return str(path)
 
 
 @dataclass(frozen=True)
@@ -83,9 +121,14 @@ def _find_executable(name: str) -> str:
     return found
 
 
-def executables() -> Executables:
-    """The Python running gameday, and the OS' HAProxy and Prometheus."""
-    return Executables(sys.executable, _find_executable("haproxy"), _find_executable("prometheus"))
+def executables(env: Mapping[str, str] | None = None) -> Executables:
+    """The Python running gameday, the OS' HAProxy and Prometheus, and Toxiproxy's
+    server when ``GAMEDAY_LAB_FAULT_PROXY=toxiproxy`` (in ``env``, default this
+    process' environment)."""
+    env = os.environ if env is None else env
+    toxiproxy = toxiproxy_server(env) if fault_proxy_choice(env) == "toxiproxy" else None
+    return Executables(sys.executable, _find_executable("haproxy"),
+                       _find_executable("prometheus"), toxiproxy=toxiproxy)
 
 
 def client(layout: LabLayout) -> SupervisorClient:
@@ -202,7 +245,7 @@ def up(layout: LabLayout, program: ServiceProgram,
     _check_ports_free(layout)
     exe = _prepare_netns(layout, exe, tools)
     _write_configs(layout, exe, program)
-    _write_record(layout, program)
+    _write_record(layout, program, "faultproxy" if exe.toxiproxy is None else "toxiproxy")
     with _netns_errors(), _namespaces(layout, tools):
         _start_supervisord(layout)
         try:
@@ -234,12 +277,13 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     return True
 
 
-def _write_record(layout: LabLayout, program: ServiceProgram) -> None:
-    """The lab's record (``lab.json``): how commands run from anywhere find its ports and
-    the spec of the service it runs."""
+def _write_record(layout: LabLayout, program: ServiceProgram, fault_proxy: str) -> None:
+    """The lab's record (``lab.json``): how commands run from anywhere find its ports,
+    the spec of the service it runs, and which fault proxy it runs."""
     record = {"port_base": layout.port_base, "replica_count": layout.replica_count,
               "netns": layout.netns, "started_unix": round(time.time(), 3),
-              "service": str(program.spec_path) if program.spec_path else None}
+              "service": str(program.spec_path) if program.spec_path else None,
+              "fault_proxy": fault_proxy}
     (layout.state_dir / LAB_RECORD_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
 
 

@@ -8,6 +8,12 @@ Toxiproxy's own counters ``toxiproxy_proxy_{received,sent}_bytes_total{proxy}``,
 the lab's fault proxy exports under the same names — over a trailing window, from the
 target's Prometheus. It is an *evidence* probe: out of its tolerance, the verdict is
 INCONCLUSIVE (the fault did not land), not PASS.
+
+The lab's fault proxy counts bytes as they pass. Toxiproxy 2.5 itself (the lab with
+``GAMEDAY_LAB_FAULT_PROXY=toxiproxy``, or a real Toxiproxy on Kubernetes) adds a
+connection's bytes only when that connection ends: on a link whose connections stay
+open (a service keeping its connections to the broker alive) it shows no traffic, and
+an experiment relying on this evidence is then INCONCLUSIVE although the fault lands.
 """
 
 from gameday.contract import ConfigError, MeasurementError, window_selector

@@ -53,20 +53,34 @@ it applied to instead of carrying on with a corrupted stream (timeout does, as i
 Toxiproxy). When a fault closes or resets a connection, bytes still on their way in
 the other direction are lost with it.
 
-Toxicity: when a stage starts (and after each update), it rolls once; with
-probability 1 - toxicity the stage passes that connection's data untouched.
+Toxicity: when a stage starts (and after each update), it rolls once; the stage
+applies to that connection when a random draw in [0, 1) is below the toxicity (any
+number is accepted, as in Toxiproxy: 1 or more always, 0 or less never).
 
-Where this differs from Toxiproxy 2.x on purpose: a peer's EOF is passed on as a
+Toxiproxy 2.5 is the oracle: the differential tests (``fp`` in tests/component) run
+against both and must agree. As in Toxiproxy, a toxic's attributes may be any
+int64: unknown names are ignored, null is absent, and a negative value does what
+Toxiproxy does with it (each fault's module says; where Toxiproxy's server would
+crash, as with a slicer's average_size 0, the fault does something safe instead);
+the stream is kept as written (``UpStream``, and the default name ``latency_UpStream``).
+
+Where this differs from Toxiproxy 2.5 on purpose: a peer's EOF is passed on as a
 half-close (Toxiproxy closes both sides); chained delays add up (Toxiproxy's latency
 counts from when the proxy read the bytes, so a second latency toxic on a stream
 adds only its excess); reset_peer also resets connections that were open before it
 was added (Toxiproxy then only closes them); removing a timeout toxic leaves alone
-the connections its toxicity roll spared; and input Toxiproxy would silently ignore
-or crash on is a 400 naming the field: unknown attribute names, slicer average_size 0
-or size_variation >= average_size, integers beyond int64, toxicity outside [0, 1],
-proxy and toxic names `.` and `..`; a listen address in use is a 409 and one that cannot
-be bound here a 400 (Toxiproxy: 500), and an update that cannot listen on its new
-address leaves the proxy as it was (Toxiproxy leaves it disabled). With
-`GAMEDAY_ADMIN_TOKEN` set, the API requires a bearer token (see `api`); Toxiproxy has
-no authentication.
+the connections its toxicity roll spared; a direction stops reading while too much
+is inside its stages (Toxiproxy buffers up to 1024 chunks in a latency toxic); the
+byte counters count bytes as they pass (Toxiproxy adds a connection's bytes when it
+ends); ``PATCH /proxies/{name}`` works (Toxiproxy 2.6 and later; 2.5 answers 405);
+``/version`` answers JSON (2.6 and later; 2.5 plain text); a proxy without ``listen``
+listens on 127.0.0.1 (Toxiproxy: every interface). Input Toxiproxy accepts but cannot
+serve is a 400 naming the field: an upstream or listen address that is not
+``host:port`` (Toxiproxy: 201 then failing connections, or 500), proxy and toxic
+names `.` and `..` (Toxiproxy creates them, and no URL reaches them then); a listen
+address in use is a 409 and one that cannot be bound here a 400 (Toxiproxy: 500), and
+an update that cannot listen on its new address leaves the proxy as it was
+(Toxiproxy leaves it disabled); ``/populate`` answers a proxy it kept as it runs
+(Toxiproxy: with an unused copy, ``enabled`` false). With `GAMEDAY_ADMIN_TOKEN` set,
+the API requires a bearer token (see `api`); Toxiproxy has no authentication.
 """

@@ -97,15 +97,15 @@ class Link:
 
     def add_toxic(self, toxic: Toxic) -> None:
         """Start applying a new toxic to this open connection."""
-        self._pipelines[toxic.stream].add(toxic)
+        self._pipelines[toxic.direction].add(toxic)
 
     def update_toxic(self, toxic: Toxic) -> None:
         """Apply new settings of a toxic to this open connection."""
-        self._pipelines[toxic.stream].update(toxic)
+        self._pipelines[toxic.direction].update(toxic)
 
     def remove_toxic(self, toxic: Toxic) -> None:
         """Stop applying a toxic to this open connection (see `Pipeline.remove`)."""
-        self._pipelines[toxic.stream].remove(toxic.name)
+        self._pipelines[toxic.direction].remove(toxic.name)
 
     def _wire(self) -> None:
         for stream, (source, sink) in self._ends.items():

@@ -123,10 +123,20 @@ def parse_proxy_update(body: object, current: ProxySpec) -> ProxySpec:
     )
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""Toxiproxy keeps toxicity as a Go float32: a larger number is a 400 there too."""
+
+
 def _toxicity(body: Mapping[str, Any], default: float) -> float:
+    """Any number, as in Toxiproxy: the toxic applies to a connection when a random draw
+    in [0, 1) is below it (so 1 or more: always; 0 or less: never)."""
     value = body.get("toxicity", default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise bad_request(f"toxicity must be a number from 0 to 1, got {value!r}")
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        abs(value) <= FLOAT32_MAX
+    ):
+        raise bad_request(f"toxicity must be a number, got {value!r}")
     return float(value)
 
 
@@ -143,11 +153,13 @@ def _fault(kind: str, attributes: Mapping[str, Any]) -> Fault:
 
 
 def _stream(body: Mapping[str, Any]) -> str:
-    """`upstream` or `downstream` (default), in any case as Toxiproxy accepts it."""
-    value = body.get("stream", "downstream")
+    """`upstream` or `downstream` (default) in any case, kept as written (as Toxiproxy
+    does: ``UpStream`` is shown as such, and names the toxic ``<type>_UpStream``)."""
+    value = body.get("stream")
+    value = "downstream" if value is None else value
     if not isinstance(value, str) or value.lower() not in STREAMS:
         raise invalid_stream()
-    return value.lower()
+    return value
 
 
 def _toxic_name(body: Mapping[str, Any], default: str) -> str:
@@ -173,9 +185,10 @@ def parse_toxic(body: object) -> Toxic:
 
 
 def parse_toxic_update(body: object, current: Toxic) -> Toxic:
-    """New attributes (merged over the current ones) and toxicity for a toxic."""
+    """New attributes (merged over the current ones; null keeps one) and toxicity."""
     fields = _object(body)
-    attributes = {**current.fault.attributes(), **_attributes(fields)}
+    given = {name: value for name, value in _attributes(fields).items() if value is not None}
+    attributes = {**current.fault.attributes(), **given}
     return Toxic(
         name=current.name,
         type=current.type,

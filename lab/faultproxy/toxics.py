@@ -17,7 +17,9 @@ STREAMS = ("upstream", "downstream")
 class Toxic:
     """A fault with Toxiproxy's wrapper fields.
 
-    toxicity: probability (0..1) that the fault applies to a given connection.
+    stream: ``upstream`` or ``downstream``, in the case the client wrote it.
+    toxicity: probability that the fault applies to a given connection (Toxiproxy
+        takes any number: 1 or more is always, 0 or less never).
     """
 
     name: str
@@ -25,6 +27,11 @@ class Toxic:
     stream: str
     toxicity: float
     fault: Fault
+
+    @property
+    def direction(self) -> str:
+        """The stream in lower case: ``upstream`` or ``downstream``."""
+        return self.stream.lower()
 
     def to_json(self) -> dict[str, Any]:
         """Toxiproxy's toxic JSON object."""
@@ -63,8 +70,8 @@ class ToxicSet:
 
     def ordered(self) -> list[Toxic]:
         """All toxics as Toxiproxy lists them: upstream chain, then downstream chain."""
-        return [t for stream in STREAMS for t in self._toxics.values() if t.stream == stream]
+        return [t for stream in STREAMS for t in self._toxics.values() if t.direction == stream]
 
     def chain(self, stream: str) -> list[Toxic]:
         """The toxics of one stream, in chain order."""
-        return [t for t in self._toxics.values() if t.stream == stream]
+        return [t for t in self._toxics.values() if t.direction == stream]

@@ -33,6 +33,14 @@ from lab.faultproxy.settings import Address, ServerSettings
 TOKEN = "fp-test-token-4c1d"
 
 
+@pytest.fixture
+def fp(own_fp: FaultProxy) -> FaultProxy:
+    """lab.faultproxy only: this file checks what it does beyond Toxiproxy (a token;
+    listen addresses it cannot use are a 4xx and change nothing, where Toxiproxy
+    answers 500 and may leave the proxy disabled)."""
+    return own_fp
+
+
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultProxy]:
     """A fault proxy started with an admin token; its session sends the token."""

@@ -1,5 +1,6 @@
 """Traffic through the fault proxy process: latency end to end, toxics changed on open
-connections without losing a byte, keep-alive speed, and back-pressure.
+connections without losing a byte, keep-alive speed, and back-pressure; the same
+through Toxiproxy's own server where a test takes ``fp``.
 """
 
 from __future__ import annotations
@@ -118,9 +119,11 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.mark.parametrize("toxic", [False, True])
 def test_a_client_that_does_not_read_is_held_back(
-    fp: FaultProxy, echo_port: int, toxic: bool
+    own_fp: FaultProxy, echo_port: int, toxic: bool
 ) -> None:
-    """Back-pressure: the proxy stops reading instead of buffering without bound."""
+    """Back-pressure: the proxy stops reading instead of buffering without bound.
+    (Toxiproxy buffers up to 1024 chunks in a latency toxic: all 48 MB go through.)"""
+    fp = own_fp
     port = listen_port(fp.create("echo", echo_port))
     if toxic:  # the pipeline path (chunks inside fault stages) rather than the fast path
         fp.toxic("echo", "latency", attributes={"latency": 1})

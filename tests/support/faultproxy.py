@@ -81,12 +81,17 @@ def serve(server: socketserver.TCPServer) -> Iterator[int]:
 
 @dataclass
 class FaultProxy:
-    """A running fault proxy process and an HTTP session to its API."""
+    """A running fault proxy process and an HTTP session to its API.
+
+    ``kind``: ``faultproxy`` (``lab.faultproxy``) or ``toxiproxy`` (Toxiproxy's own
+    server, the oracle the differential tests compare it with).
+    """
 
     url: str
     port: int
     process: subprocess.Popen[str]
     http: requests.Session
+    kind: str = "faultproxy"
 
     def call(self, method: str, path: str, body: Any = None) -> requests.Response:
         return self.http.request(method, self.url + path, json=body, timeout=TIMEOUT_S)
@@ -147,6 +152,38 @@ def start_proxy(
     if token is not None:
         session.headers["Authorization"] = f"Bearer {token}"
     return FaultProxy(url, int(url.rsplit(":", 1)[1]), process, session)
+
+
+def free_port() -> int:
+    """A port the kernel has just handed out and taken back (for a program that cannot
+    listen on port 0 and say which port it got)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_toxiproxy(log_path: Path, server: Path, *args: str) -> FaultProxy:
+    """Start Toxiproxy's server (``server``, see lab/gocomponents.py) on a free port of
+    127.0.0.1 with its proxy metrics on; wait until its API answers."""
+    port = free_port()
+    command = [str(server), "-host", "127.0.0.1", "-port", str(port), "-proxy-metrics", *args]
+    process = subprocess.Popen(
+        command, stdout=log_path.open("w"), stderr=subprocess.STDOUT, text=True,
+        env=proxy_env(None),
+    )
+    url = f"http://127.0.0.1:{port}"
+    session = requests.Session()
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if session.get(url + "/version", timeout=1.0).ok:
+                return FaultProxy(url, port, process, session, kind="toxiproxy")
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    process.wait()
+    pytest.fail(f"toxiproxy did not start on port {port}: {log_path.read_text()}")
 
 
 def stop_proxy(proxy: FaultProxy) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
+from gameday.contract import ConfigError
 from gameday.targets.lab import LabTarget
 from lab.layout import LabLayout
 from lab.render import Executables, all_files
+from lab.stack import fault_proxy_choice, toxiproxy_server
 
 EXE = Executables("/venv/bin/python", "/usr/sbin/haproxy", "/usr/bin/prometheus")
 
@@ -28,3 +33,27 @@ def test_every_port_derives_from_the_base(tmp_path: Path) -> None:
                           "upstream": "127.0.0.1:30022", "enabled": True}
     assert "--broker-url http://127.0.0.1:30010" in files["supervisord.conf"]
     assert "$" not in files["supervisord.conf"].replace("$state", "")
+
+
+def test_the_fault_proxy_program_runs_lab_faultproxy_or_toxiproxy(tmp_path: Path) -> None:
+    layout = LabLayout(tmp_path, port_base=30000)
+    program = LabTarget(layout).program()
+    own = all_files(layout, EXE, tmp_path, program)["supervisord.conf"]
+    assert (f"command=/venv/bin/python -m lab.faultproxy --host 127.0.0.1 --port 30003 "
+            f"--config {tmp_path}/proxies.json\n") in own
+    toxiproxy = dataclasses.replace(EXE, toxiproxy="/cache/toxiproxy v2/server")
+    conf = all_files(layout, toxiproxy, tmp_path, program)["supervisord.conf"]
+    assert (f"command='/cache/toxiproxy v2/server' -host 127.0.0.1 -port 30003 "
+            f"-config {tmp_path}/proxies.json -proxy-metrics\n") in conf
+    assert "lab.faultproxy" not in conf
+
+
+def test_the_fault_proxy_choice_and_its_refusals(tmp_path: Path) -> None:
+    assert fault_proxy_choice({}) == "faultproxy"
+    assert fault_proxy_choice({"GAMEDAY_LAB_FAULT_PROXY": " toxiproxy "}) == "toxiproxy"
+    with pytest.raises(ConfigError, match="valid are faultproxy, toxiproxy"):
+        fault_proxy_choice({"GAMEDAY_LAB_FAULT_PROXY": "Toxiproxy"})
+    with pytest.raises(ConfigError, match="GAMEDAY_ADMIN_TOKEN"):
+        toxiproxy_server({"GAMEDAY_ADMIN_TOKEN": "x", "XDG_CACHE_HOME": str(tmp_path)})
+    with pytest.raises(ConfigError, match="never built; `make setup`"):
+        toxiproxy_server({"XDG_CACHE_HOME": str(tmp_path)})

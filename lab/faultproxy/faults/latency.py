@@ -2,8 +2,8 @@
 
 Each chunk is released at the time it became available plus its own delay, so chunks
 in flight are delayed concurrently (a 100 ms latency adds ~100 ms however many chunks
-a response has) and order is kept. Interrupted, it passes the held chunk on at once.
-Drops nothing.
+a response has) and order is kept. A negative latency is none, a jitter <= 0 none
+(as in Toxiproxy). Interrupted, it passes the held chunk on at once. Drops nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lab.faultproxy.faults.base import check_names, int_attribute
+from lab.faultproxy.faults.base import int_attribute
 from lab.faultproxy.stream import Stub
 
 __all__ = ["Latency"]
@@ -28,8 +28,7 @@ class Latency:
 
     @classmethod
     def from_attributes(cls, attributes: Mapping[str, Any]) -> Latency:
-        """Build from Toxiproxy attributes `latency` and `jitter` (ms, integers >= 0)."""
-        check_names(attributes, ("latency", "jitter"))
+        """Build from Toxiproxy attributes `latency` and `jitter` (ms, integers)."""
         return cls(
             latency_ms=int_attribute(attributes, "latency"),
             jitter_ms=int_attribute(attributes, "jitter"),
@@ -41,7 +40,7 @@ class Latency:
 
     def delay_s(self, rng: random.Random) -> float:
         """One delay draw: latency ± jitter, never negative."""
-        jitter_ms = rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
+        jitter_ms = rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms > 0 else 0.0
         return max(0.0, self.latency_ms + jitter_ms) / 1000.0
 
     async def pipe(self, stub: Stub) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lab.faultproxy.faults.base import check_names, int_attribute
+from lab.faultproxy.faults.base import int_attribute
 from lab.faultproxy.stream import Stub
 
 __all__ = ["LimitData"]
@@ -27,8 +27,8 @@ class LimitData:
 
     @classmethod
     def from_attributes(cls, attributes: Mapping[str, Any]) -> LimitData:
-        """Build from the Toxiproxy attribute `bytes` (integer >= 0)."""
-        check_names(attributes, ("bytes",))
+        """Build from the Toxiproxy attribute `bytes` (an integer; a negative one
+        acts as 0, as in Toxiproxy)."""
         return cls(limit_bytes=int_attribute(attributes, "bytes"))
 
     def attributes(self) -> dict[str, Any]:

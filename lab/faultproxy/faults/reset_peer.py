@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lab.faultproxy.faults.base import check_names, int_attribute
+from lab.faultproxy.faults.base import int_attribute
 from lab.faultproxy.stream import Stub
 
 __all__ = ["ResetPeer"]
@@ -29,8 +29,8 @@ class ResetPeer:
 
     @classmethod
     def from_attributes(cls, attributes: Mapping[str, Any]) -> ResetPeer:
-        """Build from the Toxiproxy attribute `timeout` (ms, integer >= 0)."""
-        check_names(attributes, ("timeout",))
+        """Build from the Toxiproxy attribute `timeout` (ms, an integer; a negative one
+        acts as 0, as in Toxiproxy)."""
         return cls(timeout_ms=int_attribute(attributes, "timeout"))
 
     def attributes(self) -> dict[str, Any]:
@@ -40,6 +40,6 @@ class ResetPeer:
     async def pipe(self, stub: Stub) -> None:
         """Wait for data, hold it for `timeout`, then reset."""
         await stub.receive()
-        if self.timeout_ms:
+        if self.timeout_ms > 0:
             await asyncio.sleep(self.timeout_ms / 1000)
         stub.reset()

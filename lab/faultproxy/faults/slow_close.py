@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lab.faultproxy.faults.base import check_names, int_attribute
+from lab.faultproxy.faults.base import int_attribute
 from lab.faultproxy.stream import Stub
 
 __all__ = ["SlowClose"]
@@ -28,8 +28,8 @@ class SlowClose:
 
     @classmethod
     def from_attributes(cls, attributes: Mapping[str, Any]) -> SlowClose:
-        """Build from the Toxiproxy attribute `delay` (ms, integer >= 0)."""
-        check_names(attributes, ("delay",))
+        """Build from the Toxiproxy attribute `delay` (ms, an integer; a negative one
+        acts as 0, as in Toxiproxy)."""
         return cls(delay_ms=int_attribute(attributes, "delay"))
 
     def attributes(self) -> dict[str, Any]:
@@ -40,4 +40,4 @@ class SlowClose:
         """Pass chunks on; at the end, wait `delay` before passing the end on."""
         while (chunk := await stub.receive()) is not None:
             stub.send(chunk)
-        await asyncio.sleep(self.delay_ms / 1000)
+        await asyncio.sleep(max(0, self.delay_ms) / 1000)

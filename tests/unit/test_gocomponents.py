@@ -1,0 +1,67 @@
+"""Where the Go programs are built and cached, how, and what a missing one means."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gocomponents import absent_outcome
+
+from lab.gocomponents import (
+    TOXIPROXY,
+    binary_path,
+    cache_root,
+    go_environment,
+    install_command,
+    missing_reason,
+    required,
+)
+
+
+def test_the_cache_follows_xdg_cache_home_then_home() -> None:
+    assert cache_root({"XDG_CACHE_HOME": "/c", "HOME": "/h"}) == Path("/c/gameday/go")
+    assert cache_root({"XDG_CACHE_HOME": "", "HOME": "/h"}) == Path("/h/.cache/gameday/go")
+
+
+def test_the_program_sits_under_its_module_and_pinned_version() -> None:
+    path = binary_path(TOXIPROXY, {"XDG_CACHE_HOME": "/c"})
+    assert path == Path("/c/gameday/go/github.com/Shopify/toxiproxy/v2@v2.5.0/bin/server")
+
+
+def test_go_keeps_everything_in_the_cache_and_uses_the_local_toolchain() -> None:
+    env = go_environment({"XDG_CACHE_HOME": "/c", "PATH": "/bin"}, Path("/tmp/x"))
+    assert env["GOMODCACHE"] == "/c/gameday/go/mod" and env["GOCACHE"] == "/c/gameday/go/build"
+    assert env["GOPATH"] == "/c/gameday/go/gopath" and env["GOBIN"] == "/tmp/x"
+    assert env["GOTOOLCHAIN"] == "local" and env["PATH"] == "/bin"
+
+
+def test_install_pins_the_version_and_sets_the_reported_one() -> None:
+    command = install_command("/go/bin/go", TOXIPROXY)
+    assert command[:2] == ["/go/bin/go", "install"]
+    assert command[-1] == "github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0"
+    assert "-ldflags=-X github.com/Shopify/toxiproxy/v2.Version=2.5.0" in command
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("", False), ("0", False)])
+def test_only_make_test_requires_the_programs(value: str, expected: bool) -> None:
+    assert required({"GAMEDAY_REQUIRE_GO_COMPONENTS": value}) is expected
+    assert required({}) is False
+
+
+def test_a_missing_program_skips_with_the_recorded_reason_or_fails_when_required(
+    tmp_path: Path,
+) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    fail, reason = absent_outcome(TOXIPROXY, env)
+    assert not fail and "never built" in reason and "make setup" in reason
+    folder = binary_path(TOXIPROXY, env).parent.parent
+    folder.mkdir(parents=True)
+    (folder / "build-error.txt").write_text("proxy.golang.org: connection refused\n")
+    fail, reason = absent_outcome(TOXIPROXY, {**env, "GAMEDAY_REQUIRE_GO_COMPONENTS": "1"})
+    assert fail and "last build failed: proxy.golang.org: connection refused" in reason
+
+
+def test_the_reason_names_the_component_and_where_it_should_be() -> None:
+    reason = missing_reason(TOXIPROXY, {"XDG_CACHE_HOME": "/c"}, None)
+    assert reason.startswith("toxiproxy-server (github.com/Shopify/toxiproxy/v2@v2.5.0)")
+    assert "/c/gameday/go/" in reason
