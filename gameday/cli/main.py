@@ -80,7 +80,8 @@ def _plan(args: argparse.Namespace) -> int:
     paths = select(args.experiments, args.tag)
     target = args.target or resolve().target
     preflight.ensure_runnable(paths, variables, preflight.target_links(target))
-    print(plan.render([plan.plan_of(path, variables) for path in paths]))
+    unsupported = preflight.target_unsupported(target)
+    print(plan.render([plan.plan_of(path, variables, unsupported) for path in paths]))
     return 0
 
 
