@@ -42,6 +42,7 @@ FROZEN, THAWED = "FROZEN", "THAWED"
 NO_QUOTA = -1
 PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
+TASK_SHARES = 1024  # cpu.shares of one task of the root cgroup (nice 0)
 FREEZE_WAIT_S = 5.0
 POLL_S = 0.02
 
@@ -170,7 +171,10 @@ def _read(path: Path) -> str:
 
 
 def create(plan: CgroupPlan, state_dir: Path) -> None:
-    """Record the plan, then create the lab's cgroups (existing ones are kept)."""
+    """Record the plan, then create the lab's cgroups (existing ones are kept). The lab's
+    parent gets the CPU weight of as many tasks as it holds replicas: a cgroup competes
+    with the root's tasks as one, so with the default weight three replicas would share
+    one task's CPU on a busy host (and stall, answering their health checks late)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / RECORD_FILE).write_text(json.dumps(plan.as_json()) + "\n", encoding="utf-8")
     for controller in CONTROLLERS:
@@ -180,6 +184,7 @@ def create(plan: CgroupPlan, state_dir: Path) -> None:
             except OSError as exc:
                 raise CgroupError(f"cannot create cgroup {plan.dir(controller, replica)}: "
                                   f"{exc}") from None
+    _write(plan.parent_dir("cpu") / "cpu.shares", str(TASK_SHARES * len(plan.replicas)))
 
 
 def remove(state_dir: Path) -> list[str]:

@@ -202,7 +202,7 @@ def _server_address(layout: LabLayout, name: str) -> str:
 
 def haproxy_cfg(layout: LabLayout, program: ServiceProgram,
                 sabotage: Sabotage = NO_SABOTAGE) -> str:
-    """HAProxy's config: the entry point, round robin over health-checked replicas,
+    """HAProxy's config: the entry point, least connections over health-checked replicas,
     each reached through its ``lb-replica-N`` link of the fault proxy (in netns mode:
     directly, on its service address)."""
     servers = "\n".join(
@@ -215,6 +215,7 @@ def haproxy_cfg(layout: LabLayout, program: ServiceProgram,
         servers=servers,
         ready_path=program.ready_path,
         retries=sabotage.lb_retries(),
+        balance=sabotage.lb_balance(),
     )
 
 

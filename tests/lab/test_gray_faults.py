@@ -101,6 +101,8 @@ def test_a_restarted_replica_lands_in_its_cgroup_again(
     assert plan is not None
     old = {r.name: r.pid for r in target.status().replicas}["replica-3"]
     assert old in cgroups.members(plan, "replica-3")
+    # the replicas weigh as three tasks of the host, not as one cgroup
+    assert (plan.parent_dir("cpu") / "cpu.shares").read_text().strip() == "3072"
     os.kill(old, signal.SIGKILL)
     deadline = time.monotonic() + RESTART_WAIT_S
     while True:

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gameday.contract import CGROUP_FAULTS, ConfigError
+from gameday.contract import CGROUP_FAULTS, ConfigError, InjectionError
 from gameday.engine.runner import load_experiment, not_runnable
+from gameday.faults import inject
 from gameday.faults.inject import check_cores
+from gameday.targets.kubernetes.settings import KubernetesSettings
+from gameday.targets.kubernetes.target import KubernetesTarget
 from gameday.targets.lab import LabTarget
 from lab import cgexec, cgroups
 from lab.layout import LabLayout
@@ -101,3 +104,21 @@ def test_an_experiment_needing_a_missing_fault_is_not_runnable() -> None:
                        "no root here"]
     assert not_runnable(load_experiment(Path("experiments/pod-kill.yaml")),
                         dict.fromkeys(CGROUP_FAULTS, "no root here")) == []
+
+
+def test_the_kubernetes_target_says_the_gray_faults_are_not_there_yet(tmp_path: Path) -> None:
+    settings = KubernetesSettings(prometheus_url="http://127.0.0.1:9090",
+                                  toxiproxy_url="http://127.0.0.1:9",
+                                  entry_url="http://127.0.0.1:8080",
+                                  broker_url="http://127.0.0.1:8081", state_dir=tmp_path)
+    target = KubernetesTarget(settings)
+    unsupported = target.unsupported_faults()
+    assert sorted(unsupported) == sorted(CGROUP_FAULTS)
+    assert "not supported on the kubernetes target yet" in unsupported["freeze"]
+    with pytest.raises(InjectionError, match="not runnable here: the freeze fault is not "
+                                             "supported on the kubernetes target yet"):
+        inject.freeze(target, "name=replica-2")
+    assert not (tmp_path / "injected.jsonl").exists()  # refused before it was recorded
+    with pytest.raises(ConfigError, match="cpu-throttle fault is not supported"):
+        target.throttle_cpu("name=replica-2", 0.1)
+    assert target.thaw("name=replica-2") == [] and target.unthrottle_cpu("x") == []
