@@ -232,6 +232,12 @@ def fill_placeholders(template: Any, values: Mapping[str, Any]) -> Any:
 SERVICE_BROKER_LINK = "service-broker"
 LB_LINK_PREFIX = "lb-replica-"
 
+# --- gray faults: on a replica's cgroups, where a target can offer them ----------------------
+
+FREEZE_FAULT = "freeze"
+CPU_THROTTLE_FAULT = "cpu-throttle"
+CGROUP_FAULTS = (FREEZE_FAULT, CPU_THROTTLE_FAULT)
+
 
 def lb_link_name(index: int) -> str:
     """Name of the load balancer → replica link of the ``index``-th replica (from 1)."""

@@ -6,6 +6,10 @@ namespace holds only its loopback and the lab's veth), HAProxy and Prometheus ca
 on their namespace addresses, and the fault proxy's service → broker link listens on
 the lab's gateway. The fault proxy then carries no ``lb-replica-N`` links: HAProxy
 reaches the replicas directly, and a partition of that link is an iptables rule.
+
+With a :class:`lab.cgroups.CgroupPlan`, each replica program starts through
+:mod:`lab.cgexec`, which joins the replica's cgroups and then execs it (at every start
+and restart by supervisord).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from string import Template
 import yaml
 
 from gameday.contract import SERVICE_BROKER_LINK, MetricNaming, fill_placeholders, recording_rules
+from lab import cgexec
+from lab.cgroups import CgroupPlan
 from lab.layout import HOST, LabLayout, LayoutError
 from lab.sabotage import Sabotage
 
@@ -129,14 +135,25 @@ def _broker_url(layout: LabLayout, sabotage: Sabotage) -> str:
     return layout.url("broker")
 
 
+def _in_cgroups(argv: list[str], python: str, cgroups: CgroupPlan | None,
+                name: str) -> list[str]:
+    """``argv`` started through :mod:`lab.cgexec` into the replica's cgroups (if any)."""
+    if cgroups is None:
+        return argv
+    dirs = [str(d) for d in cgroups.replica_dirs(name)]
+    return [python, str(Path(cgexec.__file__)), *dirs, "--", *argv]
+
+
 def _replica_program(template: Template, layout: LabLayout, exe: Executables, *,
-                     program: ServiceProgram, name: str, sabotage: Sabotage) -> str:
+                     program: ServiceProgram, name: str, sabotage: Sabotage,
+                     cgroups: CgroupPlan | None) -> str:
     values = {"python": exe.python, "name": name, "port": str(layout.replica_port(name)),
               "host": NETNS_LISTEN_HOST if layout.netns else HOST,
               "broker_url": _broker_url(layout, sabotage), "log_dir": str(layout.log_dir)}
     argv = program.argv(values) + (sabotage.replica_argv() if program.takes_sabotage else [])
     if layout.netns:
         argv = [exe.ip, "netns", "exec", layout.netns_name(name), *argv]
+    argv = _in_cgroups(argv, exe.python, cgroups, name)
     return template.substitute(
         name=name,
         command=_supervisor_text(shlex.join(argv)),
@@ -149,13 +166,13 @@ def _replica_program(template: Template, layout: LabLayout, exe: Executables, *,
 
 
 def _replica_programs(layout: LabLayout, exe: Executables, program: ServiceProgram,
-                      sabotage: Sabotage) -> str:
+                      sabotage: Sabotage, cgroups: CgroupPlan | None) -> str:
     if sabotage.replica_argv() and not program.takes_sabotage:
         raise RenderError("GAMEDAY_LAB_SABOTAGE kinds that change the replicas apply to the "
                           "reference service only; unset them to run another service")
     template = _template("replica.program.tmpl")
     return "\n".join(_replica_program(template, layout, exe, program=program, name=name,
-                                      sabotage=sabotage)
+                                      sabotage=sabotage, cgroups=cgroups)
                      for name in layout.replica_names())
 
 
@@ -175,8 +192,10 @@ def fault_proxy_command(layout: LabLayout, exe: Executables) -> str:
 
 
 def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path,
-                     program: ServiceProgram, sabotage: Sabotage = NO_SABOTAGE) -> str:
-    """supervisord's config: every lab process, restarted when it dies."""
+                     program: ServiceProgram, sabotage: Sabotage = NO_SABOTAGE, *,
+                     cgroups: CgroupPlan | None = None) -> str:
+    """supervisord's config: every lab process, restarted when it dies (each replica
+    into its cgroups when ``cgroups`` is given)."""
     return _template("supervisord.conf.tmpl").substitute(
         state_dir=layout.state_dir,
         workdir=workdir,
@@ -187,7 +206,7 @@ def supervisord_conf(layout: LabLayout, exe: Executables, workdir: Path,
         broker_admin_port=layout.port("broker_admin"),
         fault_proxy_command=fault_proxy_command(layout, exe),
         prometheus_port=layout.port("prometheus"),
-        replica_programs=_replica_programs(layout, exe, program, sabotage),
+        replica_programs=_replica_programs(layout, exe, program, sabotage, cgroups),
         broker_extra_args=sabotage.broker_args(),
     )
 
@@ -200,7 +219,7 @@ def _server_address(layout: LabLayout, name: str) -> str:
 
 def haproxy_cfg(layout: LabLayout, program: ServiceProgram,
                 sabotage: Sabotage = NO_SABOTAGE) -> str:
-    """HAProxy's config: the entry point, round robin over health-checked replicas,
+    """HAProxy's config: the entry point, least connections over health-checked replicas,
     each reached through its ``lb-replica-N`` link of the fault proxy (in netns mode:
     directly, on its service address)."""
     servers = "\n".join(
@@ -213,6 +232,7 @@ def haproxy_cfg(layout: LabLayout, program: ServiceProgram,
         servers=servers,
         ready_path=program.ready_path,
         retries=sabotage.lb_retries(),
+        balance=sabotage.lb_balance(),
     )
 
 
@@ -246,10 +266,12 @@ def rules_yml(naming: MetricNaming | None = None) -> str:
 
 
 def all_files(layout: LabLayout, exe: Executables, workdir: Path, program: ServiceProgram,
-              sabotage: Sabotage = NO_SABOTAGE) -> dict[str, str]:
+              sabotage: Sabotage = NO_SABOTAGE, *,
+              cgroups: CgroupPlan | None = None) -> dict[str, str]:
     """Every rendered file, by its name under the state directory."""
     return {
-        "supervisord.conf": supervisord_conf(layout, exe, workdir, program, sabotage),
+        "supervisord.conf": supervisord_conf(layout, exe, workdir, program, sabotage,
+                                             cgroups=cgroups),
         "haproxy.cfg": haproxy_cfg(layout, program, sabotage),
         "prometheus.yml": prometheus_yml(layout, program),
         "rules.yml": rules_yml(program.naming),

@@ -15,6 +15,8 @@
   after sending) is answered 500, the definite-failure status, instead of 502/504;
 - ``retry-new-id``: the replicas retry an order under a new client order id, so a
   retry after a lost reply or a timeout fills it twice (under two ids);
+- ``lb-round-robin``: HAProxy balances round robin instead of least connections, blind
+  to a slow (CPU-starved) replica piling up requests;
 - ``fault-bypass``: the replicas call the broker directly instead of through the fault
   proxy's ``service-broker`` link, so faults on that link never reach them (not with
   ``GAMEDAY_LAB_NETNS=1``, where the replicas cannot reach the broker directly).
@@ -31,7 +33,7 @@ from lab.layout import LayoutError
 
 KINDS = ("no-breaker", "no-health-checks", "no-idempotency", "no-lb-retries",
          "breaker-thrash", "retry-storm", "breaker-leaks", "ambiguous-as-failed",
-         "fault-bypass", "retry-new-id")
+         "fault-bypass", "retry-new-id", "lb-round-robin")
 DEFINITE_FAILURE_STATUS = 500
 NEVER = 1_000_000_000
 
@@ -82,6 +84,10 @@ class Sabotage:
     def server_check(self) -> str:
         """What follows each HAProxy server line: `` check`` unless sabotaged."""
         return "" if "no-health-checks" in self.kinds else " check"
+
+    def lb_balance(self) -> str:
+        """HAProxy's balance algorithm: ``leastconn`` unless sabotaged."""
+        return "roundrobin" if "lb-round-robin" in self.kinds else "leastconn"
 
     def lb_retries(self) -> int:
         """How often HAProxy retries a request on another replica."""

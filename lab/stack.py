@@ -6,7 +6,11 @@ the one a service spec describes: :class:`lab.render.ServiceProgram`), HAProxy a
 Prometheus, all on 127.0.0.1
 and all with state under the layout's state directory. With ``GAMEDAY_LAB_NETNS=1``
 the replicas run in network namespaces created before supervisord starts and deleted
-after it stops (see :mod:`lab.netns`).
+after it stops (see :mod:`lab.netns`). Where the machine offers them (root, cgroup v1
+``freezer`` and ``cpu`` writable; ``GAMEDAY_LAB_CGROUPS=0`` turns them off) each replica
+runs in cgroups of its own, created before supervisord starts, thawed and unthrottled
+before it stops, removed after (see :mod:`lab.cgroups`); the lab's record says why
+when they are not there.
 
 The admin token (``GAMEDAY_ADMIN_TOKEN``, see :mod:`lab.admin_auth`) is never written to
 the state directory: supervisord inherits this process' environment and passes it on
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gameday.contract import LAB_RECORD_FILE, ConfigError, GamedayError, admin_token
-from lab import netns
+from lab import cgroups, netns
 from lab.gocomponents import TOXIPROXY, binary_path, missing_reason, recorded_error
 from lab.layout import HOST, LabLayout
 from lab.render import Executables, RenderError, ServiceProgram, all_files
@@ -159,10 +163,11 @@ def _check_admin_token() -> None:
         raise LabError(str(exc)) from None
 
 
-def _write_configs(layout: LabLayout, exe: Executables, program: ServiceProgram) -> None:
+def _write_configs(layout: LabLayout, exe: Executables, program: ServiceProgram,
+                   plan: cgroups.CgroupPlan | None) -> None:
     layout.log_dir.mkdir(parents=True, exist_ok=True)
     try:
-        files = all_files(layout, exe, Path.cwd(), program, Sabotage.from_env())
+        files = all_files(layout, exe, Path.cwd(), program, Sabotage.from_env(), cgroups=plan)
     except RenderError as exc:
         raise LabError(str(exc)) from None
     for name, text in files.items():
@@ -231,6 +236,38 @@ def _prepare_netns(layout: LabLayout, exe: Executables,
     return exe if tools is None else dataclasses.replace(exe, ip=tools.ip)
 
 
+CGROUPS_ENV = "GAMEDAY_LAB_CGROUPS"
+CGROUPS_OFF = ("0", "false", "no", "off")
+
+
+def cgroup_plan(layout: LabLayout,
+                environ: dict[str, str] | None = None) -> tuple[cgroups.CgroupPlan | None, str]:
+    """The replicas' cgroups for a lab about to start, or None and why not (off by
+    ``GAMEDAY_LAB_CGROUPS=0``, or what the machine lacks)."""
+    env = dict(os.environ) if environ is None else environ
+    if env.get(CGROUPS_ENV, "").strip().lower() in CGROUPS_OFF:
+        return None, f"turned off by {CGROUPS_ENV}={env[CGROUPS_ENV]}"
+    try:
+        return cgroups.plan_for(layout.state_dir, layout.port_base,
+                                layout.replica_names()), ""
+    except cgroups.CgroupError as exc:
+        return None, str(exc)
+
+
+@contextmanager
+def _cgroup_errors() -> Iterator[None]:
+    try:
+        yield
+    except cgroups.CgroupError as exc:
+        raise LabError(str(exc)) from exc
+
+
+def _remove_cgroups(layout: LabLayout) -> None:
+    """Remove the replica cgroups the lab recorded (left by a crashed lab, or at down)."""
+    with _cgroup_errors():
+        cgroups.remove(layout.state_dir)
+
+
 def up(layout: LabLayout, program: ServiceProgram,
        ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
     """Start the lab around ``program``'s replicas and wait until every part answers;
@@ -244,9 +281,15 @@ def up(layout: LabLayout, program: ServiceProgram,
     _check_admin_token()
     _check_ports_free(layout)
     exe = _prepare_netns(layout, exe, tools)
-    _write_configs(layout, exe, program)
-    _write_record(layout, program, "faultproxy" if exe.toxiproxy is None else "toxiproxy")
+    _remove_cgroups(layout)
+    plan, no_cgroups = cgroup_plan(layout)
+    _write_configs(layout, exe, program, plan)
+    _write_record(layout, program, "faultproxy" if exe.toxiproxy is None else "toxiproxy",
+                  no_cgroups)
     with _netns_errors(), _namespaces(layout, tools):
+        if plan is not None:
+            with _cgroup_errors():
+                cgroups.create(plan, layout.state_dir)
         _start_supervisord(layout)
         try:
             wait_ready(layout, ready_timeout_s, program.health_path)
@@ -262,8 +305,11 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     if not sup.is_up():
         with _netns_errors():
             _remove_namespaces(layout)
+        _remove_cgroups(layout)
         (layout.state_dir / LAB_RECORD_FILE).unlink(missing_ok=True)
         return False
+    with _cgroup_errors():
+        cgroups.release_all(layout.state_dir)  # a frozen replica could not even stop
     pid = sup.pid()
     sup.shutdown()
     deadline = time.monotonic() + timeout_s
@@ -273,18 +319,35 @@ def down(layout: LabLayout, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         time.sleep(0.1)
     with _netns_errors():
         _remove_namespaces(layout)
+    _remove_cgroups(layout)
     (layout.state_dir / LAB_RECORD_FILE).unlink(missing_ok=True)
     return True
 
 
-def _write_record(layout: LabLayout, program: ServiceProgram, fault_proxy: str) -> None:
+def _write_record(layout: LabLayout, program: ServiceProgram, fault_proxy: str,
+                  no_cgroups: str) -> None:
     """The lab's record (``lab.json``): how commands run from anywhere find its ports,
-    the spec of the service it runs, and which fault proxy it runs."""
+    the spec of the service it runs, which fault proxy it runs, and why its replicas
+    have no cgroups ("" when they have)."""
     record = {"port_base": layout.port_base, "replica_count": layout.replica_count,
               "netns": layout.netns, "started_unix": round(time.time(), 3),
               "service": str(program.spec_path) if program.spec_path else None,
-              "fault_proxy": fault_proxy}
+              "fault_proxy": fault_proxy, "no_cgroups": no_cgroups}
     (layout.state_dir / LAB_RECORD_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def no_cgroups_reason(layout: LabLayout) -> str:
+    """Why the lab's replicas have no cgroups ("" when they have them): from its record,
+    or, before the lab is brought up, why a lab started now would have none."""
+    with _cgroup_errors():
+        if cgroups.recorded(layout.state_dir) is not None:
+            return ""
+    try:
+        record = json.loads((layout.state_dir / LAB_RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return cgroup_plan(layout)[1]
+    reason = record.get("no_cgroups") if isinstance(record, dict) else None
+    return str(reason or "the lab was brought up without replica cgroups")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -103,7 +103,8 @@ def _plan(args: argparse.Namespace) -> int:
         spec = load_spec(service)
         print(f"service: {spec.name} ({service}), {spec.replicas} replicas, "
               f"orders {spec.order.method} {spec.order.path}")
-    print(plan.render([plan.plan_of(path, variables) for path in paths]))
+    unsupported = preflight.target_unsupported(target)
+    print(plan.render([plan.plan_of(path, variables, unsupported) for path in paths]))
     return 0
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gameday.contract import ConfigError, window_selector
-from gameday.faults.inject import EVERYTHING_SELECTORS, toxic_body
+from gameday.faults.inject import EVERYTHING_SELECTORS, check_cores, toxic_body
 from gameday.measurements.sla import SOURCES
 from gameday.targets.lab import broker_fault_modes, check_broker_mode
 
@@ -69,6 +69,17 @@ def _kill(args: Mapping[str, Any], links: Links) -> None:
         raise ConfigError(f"unknown mode {mode!r}: valid are fixed, percentage")
 
 
+def _replica_selector(args: Mapping[str, Any], links: Links) -> None:
+    if args["selector"].strip() in EVERYTHING_SELECTORS:
+        raise ConfigError(f"selector {args['selector']!r} would match everything: name the "
+                          "replicas, e.g. name=replica-2")
+
+
+def _throttle(args: Mapping[str, Any], links: Links) -> None:
+    _replica_selector(args, links)
+    check_cores(args["cores"])
+
+
 def _broker_mode(args: Mapping[str, Any], links: Links) -> None:
     check_broker_mode({k: v for k, v in args.items() if v is not None})
 
@@ -103,5 +114,11 @@ VALUE_CHECKS: Mapping[str, Callable[[Mapping[str, Any], Links], None]] = {
     "actions.network.degrade": _degrade,
     "actions.pods.kill": _kill,
     "actions.broker.fail": _broker_mode,
+    "actions.freeze.freeze": _replica_selector,
+    "actions.freeze.thaw": _replica_selector,
+    "actions.cpu.throttle": _throttle,
+    "actions.cpu.unthrottle": _replica_selector,
+    "probes.cgroups.frozen": _replica_selector,
+    "probes.cgroups.cpu_throttled": _replica_selector,
     "controls.traffic": _traffic,
 }

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from gameday.engine.listing import entry
-from gameday.engine.runner import load_experiment
+from gameday.engine.runner import load_experiment, not_runnable
 
 __all__ = ["ExperimentPlan", "Step", "plan_of", "render", "total_s"]
 
 _VAR = re.compile(r"\$\{([^}]+)\}")
-UNDO_FUNCS = frozenset({("actions.network", "heal"), ("actions.broker", "recover")})
+UNDO_FUNCS = frozenset({("actions.network", "heal"), ("actions.broker", "recover"),
+                        ("actions.freeze", "thaw"), ("actions.cpu", "unthrottle")})
 RUN_OVERHEAD_S = 5.0
 
 
@@ -53,6 +54,7 @@ class ExperimentPlan:
     waits_up_to_s: float
     warmup_s: float = 0.0
     rate_rps: float = 0.0
+    not_runnable: tuple[str, ...] = ()
 
 
 def _fill(value: Any, config: Mapping[str, Any]) -> Any:
@@ -68,8 +70,10 @@ def _fill(value: Any, config: Mapping[str, Any]) -> Any:
     return value
 
 
-def plan_of(path: Path, variables: Mapping[str, Any]) -> ExperimentPlan:
-    """The plan of the experiment (or incident) at ``path`` with ``--var`` values."""
+def plan_of(path: Path, variables: Mapping[str, Any],
+            unsupported: Mapping[str, str] | None = None) -> ExperimentPlan:
+    """The plan of the experiment (or incident) at ``path`` with ``--var`` values, on a
+    target that cannot inject the fault kinds of ``unsupported`` (kind → why) here."""
     experiment = load_experiment(path)
     config = {**(experiment.get("configuration") or {}), **variables}
     filled: dict[str, Any] = _fill(experiment, config)
@@ -90,7 +94,7 @@ def plan_of(path: Path, variables: Mapping[str, Any]) -> ExperimentPlan:
         steps=steps, rollbacks=rollbacks,
         bounds={k: v for k, v in config.items() if k.startswith(("sla_", "breaker_"))},
         estimate_s=warmup + pauses + RUN_OVERHEAD_S, waits_up_to_s=waits, warmup_s=warmup,
-        rate_rps=rate)
+        rate_rps=rate, not_runnable=tuple(not_runnable(filled, unsupported or {})))
 
 
 def _provider(activity: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -122,6 +126,10 @@ def _blast(module: str, func: str, arguments: Mapping[str, Any], replicas: int) 
     if module == "actions.pods":
         qty = arguments.get("qty", 1)
         return f"{qty} of {replicas} replicas killed"
+    if module in ("actions.freeze", "actions.cpu"):
+        what = "frozen" if module == "actions.freeze" else (
+            f"limited to {arguments.get('cores', 0.1)} CPU core")
+        return f"{arguments.get('selector', '?')} {what} (1 of {replicas} replicas)"
     link = str(arguments.get("link", "service-broker"))
     if link == "service-broker":
         return "the link to the broker, for every replica (all orders)"
@@ -187,6 +195,9 @@ def render(plans: Sequence[ExperimentPlan]) -> str:
 
 def _lines(plan: ExperimentPlan) -> Iterator[str]:
     yield f"{plan.name} — {plan.title}"
+    for reason in plan.not_runnable:
+        yield f"  NOT RUNNABLE on this target ({reason.removeprefix('not runnable here: ')}): "\
+              "a run reports it INCONCLUSIVE without running it"
     yield f"  stands for: {plan.stands_for}; must hold: {plan.must_hold}"
     yield f"  traffic: {plan.traffic}; safeguard: {plan.safeguard}"
     yield f"  steady state, before and after: {', '.join(plan.steady) or 'none'}"

@@ -44,7 +44,7 @@ from gameday.engine.runner import load_experiment
 from gameday.targets import get_target
 
 __all__ = ["checked_by_gameday", "ensure_runnable", "experiment_problems", "target_links",
-           "variable_problems"]
+           "target_unsupported", "variable_problems"]
 
 Activity = Mapping[str, Any]
 Checker = Callable[[Mapping[str, Any], ArgContext], list[str]]
@@ -271,6 +271,15 @@ def target_links(target: str) -> tuple[str, ...] | None:
         return tuple(get_target(target).links())
     except GamedayError:
         return None
+
+
+def target_unsupported(target: str) -> dict[str, str]:
+    """The fault kinds the target cannot inject here, with why; empty when it cannot tell
+    before the run (the run checks again)."""
+    try:
+        return get_target(target).unsupported_faults()
+    except GamedayError:
+        return {}
 
 
 def ensure_runnable(paths: Sequence[Path], variables: Mapping[str, Any],

@@ -227,9 +227,35 @@ def _chaos_arguments(path: Path, journal: Path, log: Path,
     return [*command, str(path)]
 
 
+def not_runnable(experiment: Mapping[str, Any], unsupported: Mapping[str, str]) -> list[str]:
+    """Why the experiment cannot run on a target that cannot inject the fault kinds of
+    ``unsupported`` here (kind → why), one line per fault its method injects (pure)."""
+    reasons = []
+    for activity in experiment.get("method") or []:
+        provider = activity.get("provider") if isinstance(activity, Mapping) else None
+        if not isinstance(provider, Mapping):
+            continue
+        kind = inject.ACTION_FAULTS.get((str(provider.get("module")), str(provider.get("func"))))
+        if kind in unsupported:
+            reasons.append(f"not runnable here: {activity.get('name')} needs the {kind} "
+                           f"fault: {unsupported[str(kind)]}")
+    return reasons
+
+
+def unsupported_faults(target: str) -> dict[str, str]:
+    """The fault kinds the target cannot inject here, with why (see
+    ``Target.unsupported_faults``)."""
+    return get_target(target).unsupported_faults()
+
+
 def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
-    """Run one experiment through Chaos Toolkit and judge its journal."""
+    """Run one experiment through Chaos Toolkit and judge its journal; an experiment
+    whose faults the target cannot inject here is not run, and INCONCLUSIVE."""
     experiment = load_experiment(path)
+    blocked = not_runnable(experiment, unsupported_faults(settings.target))
+    if blocked:
+        return ExperimentResult(path, Verdict(str(experiment.get("title", path)),
+                                              inconclusive=tuple(blocked)), None, 0.0)
     started = time.monotonic()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     settings.reports_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@ lost, none filled twice, no more told "failed" but filled than
 
 A third verdict, INCONCLUSIVE, is for an experiment that found nothing wrong but whose
 evidence cannot be trusted: its fault left no trace (an evidence probe such as
-``probes.broker.mode_hits`` or ``probes.network.link_traffic`` out of its tolerance: the
+``probes.broker.mode_hits``, ``probes.network.link_traffic`` or ``probes.cgroups.*`` out
+of its tolerance: the
 fault hit nothing, so it proved nothing, and the method's other probe misses are
 consequences of that, not findings), the load generator fell behind (more than
 ``load_late_share_max``, default 0.10, of the orders started over 10 ms late: the
@@ -37,7 +38,9 @@ __all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "Verdict", "judge", "traffic_
 MAX_SHOWN_CHARS = 160
 TRAFFIC_EXTENSION = "gameday-traffic"
 EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits"),
-                             ("probes.network", "link_traffic")})
+                             ("probes.network", "link_traffic"),
+                             ("probes.cgroups", "frozen"),
+                             ("probes.cgroups", "cpu_throttled")})
 DEFAULT_FAILED_BUT_FILLED_MAX = 0
 DEFAULT_LATE_SHARE_MAX = 0.10
 

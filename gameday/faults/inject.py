@@ -12,12 +12,21 @@ from typing import Any
 
 from gameday.clients.http import admin_call
 from gameday.clients.toxiproxy import STREAMS, TOXIC_TYPES, Toxiproxy
-from gameday.contract import ConfigError, InjectionError
+from gameday.contract import (
+    CPU_THROTTLE_FAULT,
+    FREEZE_FAULT,
+    ConfigError,
+    InjectionError,
+)
 from gameday.faults.record import Injection, InjectionLog
 from gameday.targets import Target
 
 LINK_KINDS = ("partition", "degrade")
 EVERYTHING_SELECTORS = ("", "*", "all")
+# The actions that inject a fault a target may not offer everywhere, and its kind.
+ACTION_FAULTS = {("actions.freeze", "freeze"): FREEZE_FAULT,
+                 ("actions.cpu", "throttle"): CPU_THROTTLE_FAULT}
+CORES_MIN, CORES_MAX = 0.01, 64.0
 
 
 def _log(target: Target) -> InjectionLog:
@@ -116,10 +125,71 @@ def kill(target: Target, selector: str, qty: float, mode: str) -> list[str]:
     return target.kill_pods(selector, count)
 
 
+def _check_selector(selector: str) -> None:
+    if selector.strip() in EVERYTHING_SELECTORS:
+        raise ConfigError(f"selector {selector!r} would match everything: name the service's "
+                          "pods, e.g. name=replica-2")
+
+
+def _check_supported(target: Target, kind: str) -> None:
+    """InjectionError saying why when the target cannot inject ``kind`` here."""
+    reason = target.unsupported_faults().get(kind)
+    if reason:
+        raise InjectionError(f"not runnable here: {reason}")
+
+
+def freeze(target: Target, selector: str) -> dict[str, Any]:
+    """Freeze the replicas matching ``selector``; undo with ``thaw``."""
+    _check_selector(selector)
+    _check_supported(target, FREEZE_FAULT)
+    _log(target).record(FREEZE_FAULT, {"selector": selector})
+    return {"frozen": target.freeze(selector)}
+
+
+def thaw(target: Target, selector: str) -> dict[str, Any]:
+    """Thaw the replicas matching ``selector``; idempotent."""
+    _check_selector(selector)
+    thawed = target.thaw(selector)
+    _log(target).resolve(lambda i: i.kind == FREEZE_FAULT
+                         and i.params.get("selector") == selector)
+    return {"thawed": thawed}
+
+
+def check_cores(cores: float) -> float:
+    """``cores`` as a float, or ConfigError naming the valid range (pure)."""
+    if isinstance(cores, bool) or not isinstance(cores, int | float) or not (
+            CORES_MIN <= cores <= CORES_MAX):
+        raise ConfigError(f"cores={cores!r} is out of range: valid is {CORES_MIN:g}.."
+                          f"{CORES_MAX:g} (a share of one CPU core, e.g. 0.1)")
+    return float(cores)
+
+
+def throttle(target: Target, selector: str, cores: float) -> dict[str, Any]:
+    """Limit the replicas matching ``selector`` to ``cores`` of CPU; undo with
+    ``unthrottle``."""
+    _check_selector(selector)
+    limit = check_cores(cores)
+    _check_supported(target, CPU_THROTTLE_FAULT)
+    _log(target).record(CPU_THROTTLE_FAULT, {"selector": selector, "cores": limit})
+    return {"throttled": target.throttle_cpu(selector, limit), "cores": limit}
+
+
+def unthrottle(target: Target, selector: str) -> dict[str, Any]:
+    """Lift the CPU limit of the replicas matching ``selector``; idempotent."""
+    _check_selector(selector)
+    released = target.unthrottle_cpu(selector)
+    _log(target).resolve(lambda i: i.kind == CPU_THROTTLE_FAULT
+                         and i.params.get("selector") == selector)
+    return {"unthrottled": released}
+
+
 UNDO: dict[str, Callable[[Target, Injection], Any]] = {
     "partition": lambda target, injection: heal(target, injection.params["link"]),
     "degrade": lambda target, injection: heal(target, injection.params["link"]),
     "broker": lambda target, injection: broker_recover(target),
+    FREEZE_FAULT: lambda target, injection: thaw(target, injection.params["selector"]),
+    CPU_THROTTLE_FAULT: lambda target, injection: unthrottle(target,
+                                                            injection.params["selector"]),
 }
 
 

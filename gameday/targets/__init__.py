@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import ConfigError, MetricNaming
@@ -42,6 +42,28 @@ class Target(Protocol):
 
     def heal(self, link: str) -> None:
         """Restore a named link (and remove its degradations); idempotent."""
+
+    def unsupported_faults(self) -> dict[str, str]:
+        """The fault kinds of ``gameday.contract.CGROUP_FAULTS`` this target cannot inject
+        here, each with why (empty: it can inject them all)."""
+
+    def freeze(self, selector: str) -> list[str]:
+        """Freeze the replicas matching ``selector`` (alive, sockets open, nothing answered);
+        return their names. InjectionError where :meth:`unsupported_faults` says so."""
+
+    def thaw(self, selector: str) -> list[str]:
+        """Let the replicas matching ``selector`` run again; idempotent."""
+
+    def throttle_cpu(self, selector: str, cores: float) -> list[str]:
+        """Limit the replicas matching ``selector`` to ``cores`` of CPU (e.g. 0.1)."""
+
+    def unthrottle_cpu(self, selector: str) -> list[str]:
+        """Lift the CPU limit of the replicas matching ``selector``; idempotent."""
+
+    def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
+        """Per replica matching ``selector``: ``freezer_state`` (THAWED, FREEZING, FROZEN),
+        ``quota_cores`` (-1: no limit) and the kernel's ``nr_periods``, ``nr_throttled``,
+        ``throttled_time`` (ns); MeasurementError when they cannot be read."""
 
     def fault_proxy_url(self) -> str:
         """Base URL of the Toxiproxy-compatible API on the links."""

@@ -3,7 +3,9 @@
 Kill a pod = SIGKILL a replica process (supervisord restarts it, like a ReplicaSet);
 partition a link = disable its proxy in the fault proxy, or, when the lab runs its
 replicas in network namespaces (``GAMEDAY_LAB_NETNS=1``, see :mod:`lab.netns`), iptables
-DROP rules in them; fail the broker = the broker simulator's admin API.
+DROP rules in them; fail the broker = the broker simulator's admin API; freeze or
+CPU-throttle a replica = its cgroups (see :mod:`lab.cgroups`), where the machine offers
+them.
 
 Both admin APIs are called with the admin token when ``GAMEDAY_ADMIN_TOKEN`` is set
 (see :mod:`gameday.clients.http`); it must be the value the lab was started with.
@@ -25,15 +27,17 @@ from gameday.clients.http import HttpUnreachable, admin_call, request_json
 from gameday.clients.prometheus import Prometheus
 from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
 from gameday.contract import (
+    CGROUP_FAULTS,
     SERVICE_BROKER_LINK,
     ConfigError,
+    GamedayError,
     InjectionError,
     MeasurementError,
     MetricNaming,
 )
 from gameday.service_spec import OrderRequest, ServiceSpec, load_spec
 from gameday.settings import LabLocation, Settings
-from lab import netns, stack
+from lab import cgroups, netns, stack
 from lab.broker.modeparse import MODES, InvalidMode, parse_mode
 from lab.broker.modes import NormalMode
 from lab.layout import LabLayout
@@ -241,6 +245,73 @@ class LabTarget:
         if link == SERVICE_BROKER_LINK:
             Toxiproxy(self.fault_proxy_url()).set_enabled(link, True)
 
+    def unsupported_faults(self) -> dict[str, str]:
+        """Every cgroup fault, with why, when the lab's replicas have no cgroups (not
+        root, a controller missing or read-only, ``GAMEDAY_LAB_CGROUPS=0``)."""
+        try:
+            reason = stack.no_cgroups_reason(self.layout)
+        except stack.LabError as exc:
+            reason = str(exc)
+        return {kind: f"replica cgroups are not available in this lab: {reason}"
+                for kind in CGROUP_FAULTS} if reason else {}
+
+    def _cgroup_plan(self, error: type[GamedayError] = InjectionError) -> cgroups.CgroupPlan:
+        try:
+            plan = cgroups.recorded(self.layout.state_dir)
+        except cgroups.CgroupError as exc:
+            raise error(str(exc)) from exc
+        if plan is None:
+            reason = stack.no_cgroups_reason(self.layout)
+            raise error(f"replica cgroups are not available in this lab: {reason}")
+        return plan
+
+    def _on_cgroups(self, selector: str,
+                    change: Callable[[cgroups.CgroupPlan, str], object]) -> list[str]:
+        plan = self._cgroup_plan()
+        names = [r.name for r in self._replicas(selector)]
+        try:
+            for name in names:
+                change(plan, name)
+        except cgroups.CgroupError as exc:
+            raise InjectionError(str(exc)) from exc
+        return names
+
+    def freeze(self, selector: str) -> list[str]:
+        """Write FROZEN to the replicas' ``freezer.state`` and wait until they are."""
+        return self._on_cgroups(selector, cgroups.freeze)
+
+    def thaw(self, selector: str) -> list[str]:
+        """Write THAWED to the replicas' ``freezer.state``; idempotent."""
+        return self._on_cgroups(selector, cgroups.thaw)
+
+    def throttle_cpu(self, selector: str, cores: float) -> list[str]:
+        """Set the replicas' CFS quota to ``cores`` of a 100 ms period."""
+        return self._on_cgroups(selector, lambda plan, name: cgroups.throttle(plan, name, cores))
+
+    def unthrottle_cpu(self, selector: str) -> list[str]:
+        """Set the replicas' CFS quota back to unlimited (-1); idempotent."""
+        return self._on_cgroups(selector, cgroups.unthrottle)
+
+    def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
+        """Freezer state, CPU quota and throttling counters of each matching replica."""
+        plan = self._cgroup_plan(MeasurementError)
+        try:
+            return {r.name: {"freezer_state": cgroups.freezer_state(plan, r.name),
+                             **cgroups.throttle_figures(plan, r.name)}
+                    for r in self._replicas(selector)}
+        except cgroups.CgroupError as exc:
+            raise MeasurementError(str(exc)) from exc
+
+    def _cgroup_problems(self, status: stack.LabStatus) -> list[str]:
+        """Replicas left frozen or throttled, or outside their cgroups; none without."""
+        try:
+            plan = cgroups.recorded(self.layout.state_dir)
+            running = {r.name: r.pid for r in status.replicas if r.running}
+            return [] if plan is None else cgroups.faults_left(plan, running)
+        except cgroups.CgroupError as exc:
+            raise MeasurementError(f"cannot check the replicas' cgroups for leftovers: "
+                                   f"{exc}") from exc
+
     def broker_url(self) -> str:
         """The broker simulator's API."""
         return self.layout.url("broker")
@@ -277,6 +348,7 @@ class LabTarget:
         problems = proxy_problems(proxies) + _mode_problems(mode)
         problems += self._netns_problems()
         status = self.running_status()
+        problems += self._cgroup_problems(status)
         problems += [f"process {n} is {s}" for n, s in status.processes.items() if s != "RUNNING"]
         return problems
 

@@ -34,6 +34,10 @@ ROUNDS_PER_SIGNAL = 7
 # the delays are drawn over that span so that every phase gets hit.
 EXPERIMENTS = {"broker-down": 55.0, "replica-partition": 45.0, "broker-slow": 45.0,
                "pod-kill": 40.0, "broker-flapping": 55.0}
+# The gray faults (cgroups): one round per signal, alternating, interrupted while the
+# replica is frozen or throttled (from..to seconds after the start), so that every signal
+# meets a fault in place — nothing may be left frozen or throttled.
+GRAY_EXPERIMENTS = {"replica-freeze": (14.0, 28.0), "replica-cpu-starved": (14.0, 28.0)}
 EXIT_WAIT_S = 90.0
 DOCTOR_WAIT_S = 60.0
 
@@ -52,13 +56,17 @@ class Round:
 
 def draw_rounds(seed: int) -> list[Round]:
     """``ROUNDS_PER_SIGNAL`` rounds per signal, interleaved, with random experiments and
-    delays (pure)."""
+    delays, then one gray-fault round per signal, during its fault (pure)."""
     rng = random.Random(seed)
     rounds = []
     for _ in range(ROUNDS_PER_SIGNAL):
         for signum in SIGNALS:
             name = rng.choice(sorted(EXPERIMENTS))
             rounds.append(Round(signum, name, round(rng.uniform(0.3, EXPERIMENTS[name]), 1)))
+    gray, offset = sorted(GRAY_EXPERIMENTS), rng.randrange(len(GRAY_EXPERIMENTS))
+    for index, signum in enumerate(SIGNALS):
+        name = gray[(index + offset) % len(gray)]
+        rounds.append(Round(signum, name, round(rng.uniform(*GRAY_EXPERIMENTS[name]), 1)))
     return rounds
 
 
@@ -145,6 +153,9 @@ def doctor_until_healthy(lab: RunningLab) -> subprocess.CompletedProcess[str]:
 def test_rounds_cover_every_signal_and_are_reproducible() -> None:
     assert len(ROUNDS) >= 20
     assert {r.signum for r in ROUNDS} == set(SIGNALS)
+    gray = [r for r in ROUNDS if r.experiment in GRAY_EXPERIMENTS]
+    assert {r.signum for r in gray} == set(SIGNALS)
+    assert {r.experiment for r in gray} == set(GRAY_EXPERIMENTS)
     assert draw_rounds(SEED) == ROUNDS
 
 

@@ -6,7 +6,9 @@ retry in a storm; one whose load balancer neither checks nor retries and whose b
 retry the broker every 0.1 s; one whose breakers open but still let every order through;
 one that answers "failed" for orders whose outcome it does not know (and the broker
 filled); one that retries an order under a new id; one whose replicas bypass the link
-the faults are injected on (INCONCLUSIVE: the fault never landed).
+the faults are injected on (INCONCLUSIVE: the fault never landed); one that keeps a
+frozen replica in rotation (no health checks); one whose load balancer deals round robin
+onto a CPU-starved replica.
 """
 
 from __future__ import annotations
@@ -140,6 +142,21 @@ def test_a_fault_that_never_reaches_the_service_is_inconclusive(
             "broker-link-carries-the-service-traffic returned 0") in blip
 
 
+def test_a_frozen_replica_left_in_rotation_fails(tmp_path: Path,
+                                                 port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), "no-health-checks") as lab:
+        frozen = _verdict(lab, tmp_path / "reports", "replica-freeze")
+    assert "method: replica-2-out-of-rotation returned 3" in frozen
+
+
+def test_round_robin_onto_a_starved_replica_fails(tmp_path: Path,
+                                                  port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), "lb-round-robin") as lab:
+        starved = _verdict(lab, tmp_path / "reports", "replica-cpu-starved")
+    assert "method: latency-held-while-throttled-client-side returned" in starved
+    assert "p95_latency_s" in starved.split("latency-held-while-throttled-client-side", 1)[1]
+
+
 def test_sabotage_kinds_are_checked() -> None:
     assert Sabotage.from_env({}).kinds == frozenset()
     sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": f"{BROKEN},{UNGUARDED}"})
@@ -149,6 +166,9 @@ def test_sabotage_kinds_are_checked() -> None:
     assert "--ignore-retry-after" in argv
     assert sabotage.broker_args() == " --no-idempotency" and sabotage.server_check() == ""
     assert sabotage.lb_retries() == 0 and Sabotage().lb_retries() == 2
+    assert Sabotage().lb_balance() == "leastconn"
+    assert Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "lb-round-robin"}).lb_balance() == \
+        "roundrobin"
     leaks = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "breaker-leaks,ambiguous-as-failed"})
     assert leaks.replica_argv() == ["--breaker-leaks", "--ambiguous-status", "500"]
     with pytest.raises(LayoutError, match="valid are no-breaker, no-health-checks"):

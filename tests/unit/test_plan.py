@@ -85,3 +85,23 @@ def test_a_broker_faults_blast_radius_is_its_share_of_the_orders() -> None:
     assert action.blast == "the broker API, for every replica (about 50% of the orders)"
     slow = plan_of(Path("experiments/broker-slow.yaml"), {})
     assert next(s for s in slow.steps if s.kind == "action").blast.endswith("(all orders)")
+
+
+CATALOG_BOUND_S = 600  # README, "What you see": the whole catalog within 10 minutes
+
+
+def test_the_whole_catalog_fits_in_the_readmes_bound() -> None:
+    plans = [plan_of(path, {}) for path in sorted((ROOT / "experiments").glob("*.yaml"))]
+    _, high = total_s(plans)
+    assert high <= CATALOG_BOUND_S, f"the catalog may take {high:.0f} s: split it by tags"
+    assert f"within 10 minutes ({CATALOG_BOUND_S} s)" in (ROOT / "README.md").read_text()
+
+
+def test_a_gray_fault_names_its_replica_and_a_target_without_it_is_said_first() -> None:
+    plan = plan_of(Path("experiments/replica-cpu-starved.yaml"), {})
+    assert plan.steps[0].blast == "name=replica-2 limited to 0.02 CPU core (1 of 3 replicas)"
+    assert [s.kind for s in plan.steps].count("undo") == 1
+    blocked = plan_of(Path("experiments/replica-freeze.yaml"), {},
+                      {"freeze": "not supported on the kubernetes target yet"})
+    assert blocked.not_runnable == ("not runnable here: freeze-replica-2 needs the freeze "
+                                    "fault: not supported on the kubernetes target yet",)

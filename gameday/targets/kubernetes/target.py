@@ -25,6 +25,9 @@ from kubernetes.client import ApiClient, CoreV1Api, NetworkingV1Api, V1NetworkPo
 
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import (
+    CGROUP_FAULTS,
+    CPU_THROTTLE_FAULT,
+    FREEZE_FAULT,
     ConfigError,
     GamedayError,
     InjectionError,
@@ -41,6 +44,8 @@ from gameday.targets.kubernetes.settings import KubernetesSettings, credentials_
 __all__ = ["KubernetesTarget"]
 
 MERGE_PATCH = "application/merge-patch+json"
+NOT_YET = ("the {kind} fault is not supported on the kubernetes target yet (planned: "
+           "Chaos Mesh, issue #16); run it on the lab")
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,32 @@ class KubernetesTarget:
     def state_dir(self) -> Path:
         """Local state directory (holds ``injected.jsonl``)."""
         return self.settings.state_dir
+
+    def unsupported_faults(self) -> dict[str, str]:
+        """Every cgroup fault: freezing or throttling a pod is not supported on this
+        target yet (Chaos Mesh PodChaos/StressChaos, issue #16)."""
+        return {kind: NOT_YET.format(kind=kind) for kind in CGROUP_FAULTS}
+
+    def freeze(self, selector: str) -> list[str]:
+        """Not supported on this target yet: ConfigError."""
+        raise ConfigError(NOT_YET.format(kind=FREEZE_FAULT))
+
+    def thaw(self, selector: str) -> list[str]:
+        """Nothing can be frozen on this target: nothing to thaw (idempotent undo)."""
+        return []
+
+    def throttle_cpu(self, selector: str, cores: float) -> list[str]:
+        """Not supported on this target yet: ConfigError."""
+        raise ConfigError(NOT_YET.format(kind=CPU_THROTTLE_FAULT))
+
+    def unthrottle_cpu(self, selector: str) -> list[str]:
+        """Nothing can be throttled on this target: nothing to undo (idempotent undo)."""
+        return []
+
+    def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
+        """Not measurable on this target yet: MeasurementError."""
+        raise MeasurementError("the replicas' cgroups cannot be read on the kubernetes "
+                               "target yet")
 
     def leftovers(self) -> list[str]:
         """Gameday NetworkPolicies, partition labels, toxics and disabled proxies still in

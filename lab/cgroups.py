@@ -1,0 +1,336 @@
+"""Each replica in cgroups of its own: the kernel mechanisms behind the gray faults.
+
+When the machine offers it — root, and the cgroup v1 controllers ``freezer`` and ``cpu``
+mounted writable (see :func:`unavailable`) — ``gameday lab up`` creates, for a lab on port
+base B in state directory D, a parent ``gameday-lab-B-<hash of D>`` in each controller's
+hierarchy (so labs side by side never share one) and under it one cgroup per replica
+(``replica-N``). supervisord starts every replica through :mod:`lab.cgexec`, which joins
+its cgroups before it execs the replica, so a replica restarted by supervisord lands in
+them again: a fault addresses the cgroup, never a PID.
+
+The lab records the plan in ``<state dir>/cgroups.json`` before creating anything, so
+``gameday lab down`` removes exactly those cgroups, even after a crash; it thaws them and
+lifts their CPU quota first (a frozen process cannot even die). Where the machine cannot
+offer the mechanism the lab runs without cgroups and records why (``lab.json``), and the
+faults needing it are reported as not runnable here.
+
+Faults: :func:`freeze` (``freezer.state`` FROZEN: the replica keeps its sockets, the
+kernel still completes TCP handshakes into its backlog, and nothing answers) and
+:func:`throttle` (``cpu.cfs_quota_us``: a share of one core per period); :func:`thaw` and
+:func:`unthrottle` undo them and are idempotent. Every write raises :class:`CgroupError`
+quoting the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CONTROLLERS", "CgroupError", "CgroupPlan", "create", "faults_left", "freeze",
+           "freezer_state", "missing_requirements", "mounts", "plan_for", "recorded",
+           "remove", "thaw", "throttle", "throttle_figures", "unavailable", "unthrottle"]
+
+CONTROLLERS = ("freezer", "cpu")
+RECORD_FILE = "cgroups.json"
+PROC_MOUNTS = Path("/proc/mounts")
+FROZEN, THAWED = "FROZEN", "THAWED"
+NO_QUOTA = -1
+PERIOD_US = 100_000
+MIN_QUOTA_US = 1_000
+TASK_SHARES = 1024  # cpu.shares of one task of the root cgroup (nice 0)
+FREEZE_WAIT_S = 5.0
+POLL_S = 0.02
+
+
+class CgroupError(RuntimeError):
+    """A cgroup could not be created, changed, read or removed; the message says why."""
+
+
+@dataclass(frozen=True)
+class CgroupPlan:
+    """Where one lab's replica cgroups are: a parent per controller, a child per replica.
+
+    Attributes:
+        roots: each controller's mount point (cgroup v1 hierarchy).
+        parent: the lab's own directory name under each root.
+        replicas: the replicas' names (one cgroup each, named after it).
+    """
+
+    roots: Mapping[str, Path]
+    parent: str
+    replicas: tuple[str, ...]
+
+    def parent_dir(self, controller: str) -> Path:
+        """The lab's cgroup in ``controller``'s hierarchy."""
+        return self.roots[controller] / self.parent
+
+    def dir(self, controller: str, replica: str) -> Path:
+        """One replica's cgroup in ``controller``'s hierarchy; CgroupError if unknown."""
+        if replica not in self.replicas:
+            raise CgroupError(f"unknown replica {replica!r}: valid are "
+                              f"{', '.join(self.replicas)}")
+        return self.parent_dir(controller) / replica
+
+    def replica_dirs(self, replica: str) -> list[Path]:
+        """The replica's cgroup in every controller (what :mod:`lab.cgexec` joins)."""
+        return [self.dir(c, replica) for c in CONTROLLERS]
+
+    def as_json(self) -> dict[str, object]:
+        """The record written to ``cgroups.json``."""
+        return {"roots": {c: str(p) for c, p in self.roots.items()}, "parent": self.parent,
+                "replicas": list(self.replicas)}
+
+
+def mounts(mounts_text: str) -> dict[str, Path]:
+    """Each cgroup v1 controller of :data:`CONTROLLERS` and where it is mounted, from the
+    text of ``/proc/mounts`` (pure; ``cpu,cpuacct`` co-mounts count as ``cpu``)."""
+    found: dict[str, Path] = {}
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[2] != "cgroup":
+            continue
+        options = set(fields[3].split(","))
+        for controller in CONTROLLERS:
+            if controller in options and controller not in found:
+                found[controller] = Path(fields[1].replace("\\040", " "))
+    return found
+
+
+def missing_requirements(euid: int, roots: Mapping[str, Path],
+                         writable: Callable[[Path], bool]) -> list[str]:
+    """What the gray faults lack on this machine, in words; empty when they can run."""
+    missing = [] if euid == 0 else [f"root (running as user id {euid})"]
+    for controller in CONTROLLERS:
+        root = roots.get(controller)
+        if root is None:
+            missing.append(f"the cgroup v1 controller {controller!r} mounted (none in "
+                           f"{PROC_MOUNTS}; cgroup2-only machines are not supported yet)")
+        elif not writable(root):
+            missing.append(f"the cgroup v1 controller {controller!r} writable ({root} is not)")
+    return missing
+
+
+def _roots() -> dict[str, Path]:
+    try:
+        return mounts(PROC_MOUNTS.read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+
+
+def unavailable() -> str:
+    """Why replicas cannot get cgroups here, in words; empty when they can."""
+    euid = os.geteuid() if hasattr(os, "geteuid") else -1
+    missing = missing_requirements(euid, _roots(), lambda p: os.access(p, os.W_OK))
+    return "; ".join(missing)
+
+
+def lab_group_name(state_dir: Path, port_base: int) -> str:
+    """The lab's parent cgroup name: port base and a hash of its state directory (pure)."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"gameday-lab-{port_base}-{digest}"
+
+
+def plan_for(state_dir: Path, port_base: int, replicas: list[str]) -> CgroupPlan:
+    """The cgroups a lab would get on this machine; CgroupError saying what is missing."""
+    missing = unavailable()
+    if missing:
+        raise CgroupError(f"replica cgroups need {missing}")
+    return CgroupPlan(_roots(), lab_group_name(state_dir, port_base), tuple(replicas))
+
+
+def recorded(state_dir: Path) -> CgroupPlan | None:
+    """The plan the lab in ``state_dir`` was brought up with; None if it has none."""
+    try:
+        body = json.loads((state_dir / RECORD_FILE).read_text(encoding="utf-8"))
+        return CgroupPlan({c: Path(p) for c, p in body["roots"].items()}, str(body["parent"]),
+                          tuple(str(r) for r in body["replicas"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CgroupError(f"{state_dir / RECORD_FILE} is unreadable ({exc}); remove the lab's "
+                          "gameday-lab-* cgroups by hand (rmdir), then that file") from None
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        path.write_text(value, encoding="ascii")
+    except OSError as exc:
+        raise CgroupError(f"cannot write {value!r} to {path}: {exc}") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise CgroupError(f"cannot read {path}: {exc}") from None
+
+
+def create(plan: CgroupPlan, state_dir: Path) -> None:
+    """Record the plan, then create the lab's cgroups (existing ones are kept). The lab's
+    parent gets the CPU weight of as many tasks as it holds replicas: a cgroup competes
+    with the root's tasks as one, so with the default weight three replicas would share
+    one task's CPU on a busy host (and stall, answering their health checks late)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / RECORD_FILE).write_text(json.dumps(plan.as_json()) + "\n", encoding="utf-8")
+    for controller in CONTROLLERS:
+        for replica in plan.replicas:
+            try:
+                plan.dir(controller, replica).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CgroupError(f"cannot create cgroup {plan.dir(controller, replica)}: "
+                                  f"{exc}") from None
+    _write(plan.parent_dir("cpu") / "cpu.shares", str(TASK_SHARES * len(plan.replicas)))
+
+
+def remove(state_dir: Path) -> list[str]:
+    """Thaw and unthrottle the recorded cgroups, then remove them (once their processes
+    are gone) and the record; returns what was removed. Idempotent."""
+    plan = recorded(state_dir)
+    if plan is None:
+        return []
+    removed = []
+    for controller in CONTROLLERS:
+        for replica in plan.replicas:
+            path = plan.dir(controller, replica)
+            if path.is_dir():
+                _release(plan, controller, replica)
+                _rmdir(path)
+                removed.append(str(path))
+        if plan.parent_dir(controller).is_dir():
+            _rmdir(plan.parent_dir(controller))
+            removed.append(str(plan.parent_dir(controller)))
+    (state_dir / RECORD_FILE).unlink(missing_ok=True)
+    return removed
+
+
+def release_all(state_dir: Path) -> None:
+    """Thaw and unthrottle every recorded cgroup (before the lab stops: a frozen process
+    cannot die); a no-op without a record."""
+    plan = recorded(state_dir)
+    for replica in plan.replicas if plan else ():
+        for controller in CONTROLLERS:
+            if plan is not None and plan.dir(controller, replica).is_dir():
+                _release(plan, controller, replica)
+
+
+def _release(plan: CgroupPlan, controller: str, replica: str) -> None:
+    if controller == "freezer":
+        thaw(plan, replica)
+    elif controller == "cpu":
+        unthrottle(plan, replica)
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise CgroupError(f"cannot remove cgroup {path}: {exc} (processes still in it: "
+                          f"{_procs(path) or 'none'})") from None
+
+
+def _procs(path: Path) -> list[int]:
+    try:
+        return [int(p) for p in (path / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def members(plan: CgroupPlan, replica: str, controller: str = "freezer") -> list[int]:
+    """PIDs in the replica's cgroup of ``controller``."""
+    return _procs(plan.dir(controller, replica))
+
+
+def freezer_state(plan: CgroupPlan, replica: str) -> str:
+    """``THAWED``, ``FREEZING`` or ``FROZEN``: the replica's ``freezer.state``."""
+    return _read(plan.dir("freezer", replica) / "freezer.state")
+
+
+def freeze(plan: CgroupPlan, replica: str, wait_s: float = FREEZE_WAIT_S) -> str:
+    """Freeze every process of the replica's cgroup and wait until the kernel says FROZEN;
+    returns the state. CgroupError if it stays FREEZING longer than ``wait_s``."""
+    path = plan.dir("freezer", replica) / "freezer.state"
+    _write(path, FROZEN)
+    deadline = time.monotonic() + wait_s
+    while (state := _read(path)) != FROZEN:
+        if time.monotonic() > deadline:
+            raise CgroupError(f"{path} still {state} {wait_s:g} s after writing {FROZEN}")
+        time.sleep(POLL_S)
+    return state
+
+
+def thaw(plan: CgroupPlan, replica: str) -> str:
+    """Let the replica's processes run again; idempotent. Returns the state."""
+    path = plan.dir("freezer", replica) / "freezer.state"
+    _write(path, THAWED)
+    return _read(path)
+
+
+def quota_us(cores: float, period_us: int = PERIOD_US) -> int:
+    """The CFS quota that gives ``cores`` (0 < cores <= 64) per period (pure)."""
+    if not 0 < cores <= 64:
+        raise ValueError(f"cores={cores} is out of range: valid is 0 < cores <= 64")
+    return max(MIN_QUOTA_US, round(cores * period_us))
+
+
+def throttle(plan: CgroupPlan, replica: str, cores: float) -> dict[str, float]:
+    """Limit the replica to ``cores`` of CPU time (e.g. 0.1 = 10 ms per 100 ms period);
+    returns the quota as set."""
+    directory = plan.dir("cpu", replica)
+    try:
+        quota = quota_us(cores)
+    except ValueError as exc:
+        raise CgroupError(str(exc)) from None
+    _write(directory / "cpu.cfs_period_us", str(PERIOD_US))
+    _write(directory / "cpu.cfs_quota_us", str(quota))
+    return throttle_figures(plan, replica)
+
+
+def unthrottle(plan: CgroupPlan, replica: str) -> dict[str, float]:
+    """Lift the replica's CPU quota; idempotent. Returns the figures."""
+    _write(plan.dir("cpu", replica) / "cpu.cfs_quota_us", str(NO_QUOTA))
+    return throttle_figures(plan, replica)
+
+
+def throttle_figures(plan: CgroupPlan, replica: str) -> dict[str, float]:
+    """The replica's CPU quota (``quota_cores``, -1 when unlimited) and the kernel's
+    throttling counters (``cpu.stat``: ``nr_periods``, ``nr_throttled``,
+    ``throttled_time`` in ns)."""
+    directory = plan.dir("cpu", replica)
+    quota = int(_read(directory / "cpu.cfs_quota_us"))
+    period = int(_read(directory / "cpu.cfs_period_us"))
+    stat = dict(line.split()[:2] for line in _read(directory / "cpu.stat").splitlines()
+                if len(line.split()) >= 2)
+    return {"quota_cores": -1.0 if quota < 0 else quota / period,
+            **{key: float(stat.get(key, 0)) for key in ("nr_periods", "nr_throttled",
+                                                        "throttled_time")}}
+
+
+def faults_left(plan: CgroupPlan, running: Mapping[str, int]) -> list[str]:
+    """Replicas still frozen or throttled, missing cgroups, and running replicas (name →
+    PID) that are not in their cgroup, in words; empty when clean."""
+    problems = []
+    for replica in plan.replicas:
+        missing = [str(p) for p in plan.replica_dirs(replica) if not p.is_dir()]
+        if missing:
+            problems.append(f"cgroup {', '.join(missing)} of {replica} is missing")
+            continue
+        state = freezer_state(plan, replica)
+        if state != THAWED:
+            problems.append(f"{replica} is {state} (cgroup freezer "
+                            f"{plan.dir('freezer', replica)})")
+        quota = throttle_figures(plan, replica)["quota_cores"]
+        if quota >= 0:
+            problems.append(f"{replica} is CPU-throttled to {quota:g} core (cgroup "
+                            f"{plan.dir('cpu', replica)})")
+        pid = running.get(replica, 0)
+        if pid and pid not in members(plan, replica):
+            problems.append(f"{replica} (PID {pid}) is not in its cgroup "
+                            f"{plan.dir('freezer', replica)}")
+    return problems

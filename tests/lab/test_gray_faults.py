@@ -1,0 +1,151 @@
+"""Gray faults on real replicas: each replica in cgroups of its own, frozen or throttled
+through the same API as every fault, recorded first, undone by cleanup, listed by the
+leftovers check, and the cgroups gone after ``lab down``.
+
+Needs root and the cgroup v1 controllers ``freezer`` and ``cpu``; elsewhere the tests
+check that the lab says what is missing and the faults refuse to run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.labs import PortBases, RunningLab, lab_env, running_lab
+
+from gameday.contract import InjectionError
+from gameday.faults import inject
+from gameday.faults.record import InjectionLog
+from gameday.settings import resolve
+from gameday.targets.lab import LabTarget
+from lab import cgroups, stack
+
+UNAVAILABLE = cgroups.unavailable()
+needs_cgroups = pytest.mark.skipif(bool(UNAVAILABLE), reason=f"no replica cgroups here: "
+                                                             f"{UNAVAILABLE}")
+RESTART_WAIT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def gray_lab(tmp_path_factory: pytest.TempPathFactory,
+             port_bases: PortBases) -> Iterator[RunningLab]:
+    """A lab of its own: its replicas get frozen and killed."""
+    with running_lab(tmp_path_factory.mktemp("gray-lab"), port_bases.take()) as running:
+        yield running
+
+
+def _target(lab: RunningLab, monkeypatch: pytest.MonkeyPatch) -> LabTarget:
+    for key in ("GAMEDAY_LAB_DIR", "GAMEDAY_LAB_PORT_BASE", "GAMEDAY_TARGET"):
+        monkeypatch.setenv(key, lab.env[key])
+    return LabTarget.from_settings(resolve())
+
+
+def _health(url: str, timeout_s: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=timeout_s) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@needs_cgroups
+def test_a_frozen_replica_accepts_connections_and_answers_nothing(
+        gray_lab: RunningLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _target(gray_lab, monkeypatch)
+    url = target.layout.replica_url("replica-2")
+    assert inject.freeze(target, "name=replica-2") == {"frozen": ["replica-2"]}
+    try:
+        assert [i.kind for i in InjectionLog(target.state_dir()).pending()] == ["freeze"]
+        assert target.cgroup_figures("name=replica-2")["replica-2"]["freezer_state"] == "FROZEN"
+        assert not _health(url), "a frozen replica answered"
+        assert any("replica-2 is FROZEN" in p for p in target.leftovers())
+    finally:
+        assert inject.cleanup(target) == ["freeze {'selector': 'name=replica-2'}"]
+    assert _health(url, timeout_s=5.0)
+    assert target.leftovers() == []
+
+
+@needs_cgroups
+def test_a_throttled_replica_is_throttled_by_the_kernel(
+        gray_lab: RunningLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _target(gray_lab, monkeypatch)
+    inject.throttle(target, "name=replica-1", 0.1)
+    try:
+        before = target.cgroup_figures("name=replica-1")["replica-1"]
+        assert before["quota_cores"] == pytest.approx(0.1)
+        assert any("replica-1 is CPU-throttled to 0.1 core" in p for p in target.leftovers())
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:  # busy: a burst of health checks
+            _health(target.layout.replica_url("replica-1"))
+        after = target.cgroup_figures("name=replica-1")["replica-1"]
+        assert after["nr_throttled"] > before["nr_throttled"]
+    finally:
+        inject.unthrottle(target, "name=replica-1")
+    assert target.cgroup_figures("name=replica-1")["replica-1"]["quota_cores"] == -1.0
+    assert InjectionLog(target.state_dir()).pending() == []
+    assert target.leftovers() == []
+
+
+@needs_cgroups
+def test_a_restarted_replica_lands_in_its_cgroup_again(
+        gray_lab: RunningLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _target(gray_lab, monkeypatch)
+    plan = cgroups.recorded(target.state_dir())
+    assert plan is not None
+    old = {r.name: r.pid for r in target.status().replicas}["replica-3"]
+    assert old in cgroups.members(plan, "replica-3")
+    # the replicas weigh as three tasks of the host, not as one cgroup
+    assert (plan.parent_dir("cpu") / "cpu.shares").read_text().strip() == "3072"
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while True:
+        new = {r.name: r.pid for r in target.status().replicas}["replica-3"]
+        if new not in (0, old) and _health(target.layout.replica_url("replica-3")):
+            break
+        assert time.monotonic() < deadline, "replica-3 did not come back"
+        time.sleep(0.2)
+    assert new in cgroups.members(plan, "replica-3")
+    assert new in cgroups.members(plan, "replica-3", "cpu")
+    assert target.leftovers() == []
+
+
+@needs_cgroups
+def test_lab_down_removes_the_cgroups_even_of_a_frozen_replica(
+        tmp_path: Path, port_bases: PortBases, monkeypatch: pytest.MonkeyPatch) -> None:
+    with running_lab(tmp_path, port_bases.take()) as lab:
+        target = _target(lab, monkeypatch)
+        plan = cgroups.recorded(target.state_dir())
+        assert plan is not None
+        target.freeze("name=replica-1")  # not recorded: down must still thaw it
+    for controller in cgroups.CONTROLLERS:
+        assert not plan.parent_dir(controller).exists()
+    assert not (target.state_dir() / cgroups.RECORD_FILE).exists()
+
+
+def test_without_cgroups_the_lab_says_why_and_the_faults_refuse(
+        tmp_path: Path, port_bases: PortBases, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**lab_env(tmp_path / "state", port_bases.take(), tmp_path / "reports"),
+           "GAMEDAY_LAB_CGROUPS": "0"}
+    lab = RunningLab(env, tmp_path / "state")
+    up = lab.gameday("lab", "up", timeout_s=120)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        target = _target(lab, monkeypatch)
+        record = json.loads((target.state_dir() / "lab.json").read_text())
+        assert record["no_cgroups"] == "turned off by GAMEDAY_LAB_CGROUPS=0"
+        assert target.unsupported_faults()["freeze"].endswith(
+            "turned off by GAMEDAY_LAB_CGROUPS=0")
+        with pytest.raises(InjectionError, match="not runnable here: replica cgroups are "
+                                                 "not available in this lab"):
+            inject.freeze(target, "name=replica-2")
+        assert InjectionLog(target.state_dir()).pending() == []
+        assert stack.no_cgroups_reason(target.layout) == "turned off by GAMEDAY_LAB_CGROUPS=0"
+    finally:
+        lab.gameday("lab", "down", timeout_s=60)
