@@ -73,7 +73,7 @@ the connections its toxicity roll spared; a direction stops reading while too mu
 is inside its stages (Toxiproxy buffers up to 1024 chunks in a latency toxic); the
 byte counters count bytes as they pass (Toxiproxy adds a connection's bytes when it
 ends); ``PATCH /proxies/{name}`` works (Toxiproxy 2.6 and later; 2.5 answers 405);
-``/version`` answers JSON (2.6 and later; 2.5 plain text); a proxy without ``listen``
+``/version`` answers JSON (as releases after 2.5 do; 2.5 plain text); a proxy without ``listen``
 listens on 127.0.0.1 (Toxiproxy: every interface). Input Toxiproxy accepts but cannot
 serve is a 400 naming the field: an upstream or listen address that is not
 ``host:port`` (Toxiproxy: 201 then failing connections, or 500), proxy and toxic

@@ -279,7 +279,7 @@ def test_version_and_metrics(fp: FaultProxy, echo_port: int) -> None:
     """Toxiproxy's byte counters, which probes.network.link_traffic reads, under the
     same names and labels, once a connection has ended (Toxiproxy 2.5 adds a
     connection's bytes only then). Toxiproxy 2.5 answers /version in plain text, the
-    fault proxy in JSON as Toxiproxy 2.6 and later do."""
+    fault proxy in JSON, as releases after 2.5 do."""
     assert fp.call("GET", "/version").status_code == 200
     with connect(listen_port(fp.create("m", echo_port))) as sock:
         echo(sock, b"x" * 1000)
