@@ -146,12 +146,16 @@ def freeze(target: Target, selector: str) -> dict[str, Any]:
     return {"frozen": target.freeze(selector)}
 
 
+def _undone(target: Target, kind: str, selector: str) -> None:
+    """Mark the recorded ``kind`` faults on ``selector`` as undone."""
+    _log(target).resolve(lambda i: i.kind == kind and i.params.get("selector") == selector)
+
+
 def thaw(target: Target, selector: str) -> dict[str, Any]:
     """Thaw the replicas matching ``selector``; idempotent."""
     _check_selector(selector)
     thawed = target.thaw(selector)
-    _log(target).resolve(lambda i: i.kind == FREEZE_FAULT
-                         and i.params.get("selector") == selector)
+    _undone(target, FREEZE_FAULT, selector)
     return {"thawed": thawed}
 
 
@@ -178,8 +182,7 @@ def unthrottle(target: Target, selector: str) -> dict[str, Any]:
     """Lift the CPU limit of the replicas matching ``selector``; idempotent."""
     _check_selector(selector)
     released = target.unthrottle_cpu(selector)
-    _log(target).resolve(lambda i: i.kind == CPU_THROTTLE_FAULT
-                         and i.params.get("selector") == selector)
+    _undone(target, CPU_THROTTLE_FAULT, selector)
     return {"unthrottled": released}
 
 

@@ -147,5 +147,13 @@ def test_without_cgroups_the_lab_says_why_and_the_faults_refuse(
             inject.freeze(target, "name=replica-2")
         assert InjectionLog(target.state_dir()).pending() == []
         assert stack.no_cgroups_reason(target.layout) == "turned off by GAMEDAY_LAB_CGROUPS=0"
+        plan = lab.gameday("plan", "experiments/replica-freeze.yaml")
+        assert "NOT RUNNABLE on this target (freeze-replica-2 needs the freeze fault" in plan.stdout
+        run = lab.gameday("run", "experiments/replica-freeze.yaml", "--reports",
+                          str(tmp_path / "reports"), timeout_s=120)
+        assert run.returncode == 4, run.stdout + run.stderr  # INCONCLUSIVE, never PASS
+        assert "\nINCONCLUSIVE  experiments/replica-freeze.yaml" in run.stdout
+        assert "not runnable here: freeze-replica-2 needs the freeze fault: replica cgroups " \
+               "are not available in this lab: turned off by GAMEDAY_LAB_CGROUPS=0" in run.stdout
     finally:
         lab.gameday("lab", "down", timeout_s=60)
