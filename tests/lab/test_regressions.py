@@ -9,12 +9,14 @@ from pathlib import Path
 import yaml
 from support.labs import ROOT, PortBases, RunningLab, lab_env
 
-EXPERIMENT = "experiments/broker-down.yaml"
+# a 3 s blip, shorter than the breaker's reset time: the time to recover is that reset
+# time less the blip in every run (about 2 s here, 7 s with the reset doubled to 10 s)
+EXPERIMENT = "experiments/broker-blip.yaml"
 
 
-def _run(lab: RunningLab, reports: Path) -> str:
+def _run(lab: RunningLab, reports: Path, codes: tuple[int, ...] = (0,)) -> str:
     result = lab.gameday("run", EXPERIMENT, "--reports", str(reports), timeout_s=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode in codes, result.stdout[-3000:] + result.stderr[-3000:]
     return (reports / "index.html").read_text()
 
 
@@ -34,7 +36,8 @@ def test_a_doubled_breaker_reset_is_flagged_and_a_rerun_is_not(
     up = slow.gameday("lab", "up", "--service", str(tmp_path / "service.yaml"), timeout_s=120)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        flagged = _run(slow, reports)
+        # 7 s may pass or fail the blip's 8 s bound: the regression is flagged either way
+        flagged = _run(slow, reports, codes=(0, 1))
     finally:
         slow.gameday("lab", "down", timeout_s=60)
     assert "1 with a regression" in flagged, flagged[:3000]
