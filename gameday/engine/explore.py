@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gameday.contract import METRIC_BREAKER_STATE, GamedayError, MeasurementError
+from gameday.contract import DEFAULT_SELECTOR, METRIC_BREAKER_STATE, GamedayError, MeasurementError
 from gameday.engine import traffic
 from gameday.engine.envelope import Knee, Parameter, Step, knees, next_value
 from gameday.engine.pairs import SINGLES, Outcome, Single, findings, plan_pairs
@@ -52,7 +52,7 @@ class ExploreSettings:
     hold_s: float = 8.0
     budget_s: float = 600.0
     rate_rps: float = 200.0
-    selector: str = 'job="broker-integration"'
+    selector: str = DEFAULT_SELECTOR
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ class PairsSettings:
     recovery_max_s: float = 20.0
     budget_s: float = 600.0
     rate_rps: float = 200.0
-    selector: str = 'job="broker-integration"'
+    selector: str = DEFAULT_SELECTOR
 
 
 @dataclass(frozen=True)
