@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 RUNNER = textwrap.dedent("""
-    import json, os, sys
+    import json, os, signal, sys
     from gameday.engine.chaosproc import run_chaos
+    # as at a terminal, even when the tests run where SIGINT is ignored (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         ended = run_chaos(sys.argv[1:], os.environ, 30.0)
     except KeyboardInterrupt:
