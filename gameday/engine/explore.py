@@ -11,7 +11,6 @@ service. It stops when every knee is known to the resolution, or the budget is s
 
 from __future__ import annotations
 
-import math
 import subprocess
 import time
 from collections.abc import Callable
@@ -198,17 +197,11 @@ def _opened(target: Target, selector: str, window_s: float) -> int:
 
 def _wait_closed(breakers: BreakerView) -> None:
     """Until every breaker is closed again (the next step starts healthy)."""
-    deadline = time.monotonic() + RECOVERY_MAX_S
-    while time.monotonic() < deadline:
-        try:
-            if all_in(breakers.states(), "closed"):
-                return
-        except GamedayError:
-            pass
-        time.sleep(0.5)
-    raise MeasurementError(f"the breakers did not all close within {RECOVERY_MAX_S:g} s "
-                           "of the fault's end: the service did not recover, so the "
-                           "sweep cannot go on")
+    states = breakers.wait_for("closed", RECOVERY_MAX_S)
+    if not all_in(states, "closed"):
+        raise MeasurementError(f"the breakers did not all close within {RECOVERY_MAX_S:g} s "
+                               f"of the fault's end ({states}): the service did not "
+                               "recover, so the sweep cannot go on")
 
 
 def _line(parameter: Parameter, step: Step, sla: SlaTargets) -> str:
@@ -296,7 +289,11 @@ class _FaultRun:
         recovered = self._recovery(end)
         time.sleep(EDGE_S + 1)
         window = seconds_between(read_live(self.live_path), start + EDGE_S, end)
-        p95 = figures(window)["p95_latency_s"] if window else math.inf
+        if not window:
+            names = " + ".join(f.name for f in faults)
+            raise MeasurementError(f"no finished second of load while {names} was on: is "
+                                   "the load generator running?")
+        p95 = figures(window)["p95_latency_s"]
         holds = p95 <= SlaTargets().p95_latency_max_s and recovered is not None
         outcome = Outcome(tuple(f.name for f in faults), p95, recovered, holds)
         say(f"{' + '.join(outcome.names)}: p95 {p95 * 1000:.0f} ms while on, "
