@@ -232,6 +232,10 @@ def fill_placeholders(template: Any, values: Mapping[str, Any]) -> Any:
 SERVICE_BROKER_LINK = "service-broker"
 LB_LINK_PREFIX = "lb-replica-"
 
+# --- pod kills: recorded as this kind in the record of injected faults ----------------------
+
+KILL_FAULT = "kill"
+
 # --- gray faults: on a replica's cgroups, where a target can offer them ----------------------
 
 FREEZE_FAULT = "freeze"

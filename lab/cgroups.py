@@ -23,9 +23,11 @@ quoting the file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
 TASK_SHARES = 1024  # cpu.shares of one task of the root cgroup (nice 0)
 FREEZE_WAIT_S = 5.0
+STRAGGLER_WAIT_S = 5.0
 POLL_S = 0.02
 
 
@@ -199,6 +202,7 @@ def remove(state_dir: Path) -> list[str]:
             path = plan.dir(controller, replica)
             if path.is_dir():
                 _release(plan, controller, replica)
+                _end_stragglers(path)
                 _rmdir(path)
                 removed.append(str(path))
         if plan.parent_dir(controller).is_dir():
@@ -223,6 +227,19 @@ def _release(plan: CgroupPlan, controller: str, replica: str) -> None:
         thaw(plan, replica)
     elif controller == "cpu":
         unthrottle(plan, replica)
+
+
+def _end_stragglers(path: Path, wait_s: float = STRAGGLER_WAIT_S) -> None:
+    """SIGKILL what is left in a replica's cgroup once supervisord has stopped it: a
+    server that left its process group (a start script's ``setsid … &``) outlives the
+    group's stop, as it would not outlive its container. Waits until the cgroup is empty
+    (or ``wait_s`` passed; removing it then says which processes stayed)."""
+    deadline = time.monotonic() + wait_s
+    while (left := _procs(path)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
 
 
 def _rmdir(path: Path) -> None:

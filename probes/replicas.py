@@ -1,11 +1,14 @@
 """Replica probes."""
 
 
-from gameday.contract import ConfigError
+from gameday.contract import KILL_FAULT, ConfigError, MeasurementError
 from gameday.engine.activity import activity
+from gameday.faults.record import InjectionLog
 from gameday.targets import get_target
 
-__all__ = ["enough_ready", "in_rotation", "ready_count"]
+__all__ = ["enough_ready", "in_rotation", "ready_count", "replaced"]
+
+KILLS_MAX = 100
 
 
 @activity
@@ -50,3 +53,39 @@ def enough_ready(minimum: int = 1, selector: str = "app=broker-integration") -> 
     if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
         raise ConfigError(f"minimum={minimum!r} is invalid: valid is a whole number >= 0")
     return get_target().ready_replicas(selector) >= minimum
+
+
+@activity
+def replaced(kills: int = 1) -> int:
+    """How many replicas killed by the last ``kills`` kill actions no longer run as before.
+
+    Evidence that pod kills landed: none of a killed replica's processes (nor the one
+    that served its port), or not the same pod and restart count, still runs.
+
+    Args:
+        kills: how many of gameday's most recent kill actions to check (each kill records
+            what its replicas ran as just before it), 1..100.
+
+    Read from the kernel (lab: ``/proc``) or the API server (Kubernetes), not from the
+    service. Returns an integer. An *evidence* probe: pair it with ``{type: range, range: [N, N]}``, N the
+    replicas killed; out of it, the kill did not land (a replica survived it) and the
+    verdict is INCONCLUSIVE. Whether the replicas came back is ``ready_count``'s to say.
+    Raises when fewer kills were recorded, or a kill recorded nothing it could check.
+    """
+    if isinstance(kills, bool) or not isinstance(kills, int) or not 1 <= kills <= KILLS_MAX:
+        raise ConfigError(f"kills={kills!r} is invalid: valid is a whole number 1..{KILLS_MAX}")
+    target = get_target()
+    recorded = [e for e in InjectionLog(target.state_dir()).entries()
+                if e.get("event") == "injected" and e.get("kind") == KILL_FAULT]
+    if len(recorded) < kills:
+        raise MeasurementError(f"{kills} kill(s) to check but gameday recorded {len(recorded)} "
+                               "(kill with actions.pods.kill first)")
+    killed: list[list[str]] = []
+    for entry in recorded[-kills:]:
+        instances = (entry.get("params") or {}).get("instances")
+        if not isinstance(instances, dict):
+            raise MeasurementError("a kill was recorded without what its replicas ran as "
+                                   "(recorded by an older gameday?): cannot tell it landed")
+        killed.extend([str(i) for i in ran] for ran in instances.values())
+    survivors = set(target.instances_running([i for ran in killed for i in ran]))
+    return sum(1 for ran in killed if ran and not survivors & set(ran))

@@ -39,6 +39,7 @@ MAX_SHOWN_CHARS = 160
 TRAFFIC_EXTENSION = "gameday-traffic"
 EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits"),
                              ("probes.network", "link_traffic"),
+                             ("probes.replicas", "replaced"),
                              ("probes.cgroups", "frozen"),
                              ("probes.cgroups", "cpu_throttled")})
 DEFAULT_FAILED_BUT_FILLED_MAX = 0

@@ -15,6 +15,7 @@ from gameday.clients.toxiproxy import STREAMS, TOXIC_TYPES, Toxiproxy
 from gameday.contract import (
     CPU_THROTTLE_FAULT,
     FREEZE_FAULT,
+    KILL_FAULT,
     ConfigError,
     InjectionError,
 )
@@ -121,8 +122,14 @@ def kill(target: Target, selector: str, qty: float, mode: str) -> list[str]:
         raise ConfigError(f"selector {selector!r} would match everything: name the service's "
                           "pods, e.g. app=broker-integration")
     count = kill_count(mode, qty, target.ready_replicas(selector))
-    _log(target).record("kill", {"selector": selector, "qty": count}, undoable=False)
-    return target.kill_pods(selector, count)
+    before = target.replica_instances(selector)
+    killed = target.kill_pods(selector, count)
+    # recorded after the kill (nothing to undo), with what each replica ran as before it:
+    # probes.replicas.replaced then checks that none of it still runs
+    _log(target).record(KILL_FAULT, {"selector": selector, "qty": count,
+                                     "instances": {name: before.get(name, [])
+                                                   for name in killed}}, undoable=False)
+    return killed
 
 
 def _check_selector(selector: str) -> None:

@@ -28,6 +28,14 @@ class Target(Protocol):
     def kill_pods(self, selector: str, qty: int) -> list[str]:
         """Kill ``qty`` running replicas matching ``selector``; return their names."""
 
+    def replica_instances(self, selector: str) -> dict[str, list[str]]:
+        """Per running replica matching ``selector``: what it runs as now (lab: each of
+        its processes as ``PID@START``; Kubernetes: ``UID/RESTARTS`` of the pod). A kill
+        that landed leaves none of them running."""
+
+    def instances_running(self, recorded: list[str]) -> list[str]:
+        """Those of ``recorded`` (from :meth:`replica_instances`) that still run now."""
+
     def ready_replicas(self, selector: str) -> int:
         """Number of replicas matching ``selector`` that are running and ready."""
 

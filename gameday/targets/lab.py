@@ -1,6 +1,7 @@
 """The lab target: the local processes started by ``gameday lab up``.
 
-Kill a pod = SIGKILL a replica process (supervisord restarts it, like a ReplicaSet);
+Kill a pod = SIGKILL every process of a replica (its process group and its cgroup, as a
+container's; supervisord restarts it, like a ReplicaSet);
 partition a link = disable its proxy in the fault proxy, or, when the lab runs its
 replicas in network namespaces (``GAMEDAY_LAB_NETNS=1``, see :mod:`lab.netns`), iptables
 DROP rules in them; fail the broker = the broker simulator's admin API; freeze or
@@ -13,8 +14,7 @@ Both admin APIs are called with the admin token when ``GAMEDAY_ADMIN_TOKEN`` is 
 
 from __future__ import annotations
 
-import os
-import signal
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +37,7 @@ from gameday.contract import (
 )
 from gameday.service_spec import OrderRequest, ServiceSpec, load_spec
 from gameday.settings import LabLocation, Settings
-from lab import cgroups, netns, stack
+from lab import cgroups, netns, procs, stack
 from lab.broker.modeparse import MODES, InvalidMode, parse_mode
 from lab.broker.modes import NormalMode
 from lab.layout import LabLayout
@@ -174,14 +174,43 @@ class LabTarget:
         raise ConfigError(f"selector {selector!r} matches no replica: valid are "
                           f"{SERVICE_SELECTOR} or one of {names}")
 
+    def _pids(self, replica: stack.ReplicaStatus) -> list[int]:
+        """The processes the lab started as the replica: its process group (supervisord
+        makes each program a group leader) and, where the lab has them, its cgroup's
+        members."""
+        pids = set(procs.group_members(replica.pid)) if replica.running else set()
+        try:
+            plan = cgroups.recorded(self.layout.state_dir)
+        except cgroups.CgroupError:
+            plan = None  # an unreadable record: the process group still names them
+        if plan is not None:
+            pids.update(cgroups.members(plan, replica.name))
+        return sorted(pids)
+
+    def _serving(self, replica: stack.ReplicaStatus) -> list[int]:
+        """:meth:`_pids` and whatever process listens on the replica's port."""
+        port = urllib.parse.urlsplit(replica.url).port or 0
+        return [*self._pids(replica), *procs.listeners(port, replica.pid)]
+
     def kill_pods(self, selector: str, qty: int) -> list[str]:
-        """SIGKILL ``qty`` running replicas matching ``selector``; return their names."""
+        """SIGKILL every process of ``qty`` running replicas matching ``selector``, as a
+        container is killed whole; return their names."""
         running = [r for r in self._replicas(selector) if r.running]
         if qty < 1 or qty > len(running):
             raise ConfigError(f"qty={qty} is invalid: {len(running)} matching replicas run")
         for replica in running[:qty]:
-            os.kill(replica.pid, signal.SIGKILL)
+            procs.kill_all(self._pids(replica))
         return [r.name for r in running[:qty]]
+
+    def replica_instances(self, selector: str) -> dict[str, list[str]]:
+        """Per running replica matching ``selector``: its processes and the one serving
+        its port, as ``PID@START`` (read from ``/proc``; see :mod:`lab.procs`)."""
+        return {r.name: procs.instances(self._serving(r)) for r in self._replicas(selector)
+                if r.running}
+
+    def instances_running(self, recorded: list[str]) -> list[str]:
+        """Those of the recorded instances (``PID@START``) that still run."""
+        return procs.still_running(recorded)
 
     def ready_replicas(self, selector: str = SERVICE_SELECTOR) -> int:
         """Replicas matching ``selector`` that run and answer /health."""

@@ -132,7 +132,7 @@ def not_found(name: str) -> dict[str, Any]:
 
 
 def pod(name: str, *, phase: str = "Running", ready: bool = True, deleting: bool = False,
-        partition: str | None = None) -> dict[str, Any]:
+        partition: str | None = None, restarts: tuple[int, ...] = ()) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "name": name, "namespace": NS, "uid": f"uid-{name}", "resourceVersion": "7",
         "creationTimestamp": "2024-05-01T10:00:00Z",
@@ -146,7 +146,11 @@ def pod(name: str, *, phase: str = "Running", ready: bool = True, deleting: bool
                   for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled")]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
             "spec": {"containers": [{"name": "service", "image": "broker-integration:1.4"}]},
-            "status": {"phase": phase, "conditions": conditions, "podIP": "10.0.0.7"}}
+            "status": {"phase": phase, "conditions": conditions, "podIP": "10.0.0.7",
+                       "containerStatuses": [
+                           {"name": f"c{i}", "restartCount": count, "ready": ready,
+                            "image": "broker-integration:1.4", "imageID": ""}
+                           for i, count in enumerate(restarts)]}}
 
 
 def pod_list(*pods: dict[str, Any]) -> dict[str, Any]:
@@ -260,6 +264,23 @@ def test_kill_gives_up_on_a_hanging_api_server(api: FakeApiServer, tmp_path: Pat
     with pytest.raises(InjectionError, match=r"terminate_pods did not finish within 0.9 s"):
         target.kill_pods("app=broker-integration", 1)
     assert time.monotonic() - started < 1.5
+
+
+def test_instances_are_the_pod_uid_and_its_restarts_and_a_replaced_pod_does_not_run(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A, restarts=(1, 2)), pod(B), pod(C, deleting=True),
+                                     pod(D, phase="Pending")), query=SERVICE_QUERY)
+
+    before = target.replica_instances("app=broker-integration")
+
+    assert before == {A: [f"uid-{A}/3"], B: [f"uid-{B}/0"]}
+    # A restarted its container once more, B was replaced by D, C is on its way out
+    api.answer("GET", PODS, pod_list(pod(A, restarts=(2, 2)), pod(C, deleting=True),
+                                     pod(D)), query=SERVICE_QUERY)
+    assert target.instances_running([f"uid-{A}/3", f"uid-{B}/0", f"uid-{C}/0"]) == []
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    assert target.instances_running([f"uid-{A}/0", f"uid-{D}/0"]) == [f"uid-{A}/0"]
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY)] * 3
 
 
 def test_ready_counts_running_pods_whose_ready_condition_is_true(

@@ -116,6 +116,15 @@ def is_current(pod: V1Pod) -> bool:
     return pod.metadata is None or pod.metadata.deletion_timestamp is None
 
 
+def pod_instance(pod: V1Pod) -> str:
+    """What a pod runs as now (pure): ``UID/RESTARTS``, its uid and the sum of its
+    containers' restart counts; a replacement pod has a new uid, a restarted container a
+    higher count."""
+    uid = (pod.metadata.uid if pod.metadata else None) or ""
+    statuses = (pod.status.container_statuses if pod.status else None) or []
+    return f"{uid}/{sum(int(s.restart_count or 0) for s in statuses)}"
+
+
 def is_live(pod: V1Pod) -> bool:
     """A current pod whose containers run (phase ``Running``)."""
     return is_current(pod) and pod.status is not None and pod.status.phase == "Running"

@@ -123,6 +123,22 @@ class KubernetesTarget:
         """Pods the Service sends traffic to: on Kubernetes, the Ready ones."""
         return self.ready_replicas(selector)
 
+    def replica_instances(self, selector: str) -> dict[str, list[str]]:
+        """Per live pod matching ``selector``: ``[UID/RESTARTS]`` (see
+        :func:`objects.pod_instance`)."""
+        with api_client() as api:
+            return {obj.pod_name(p): [obj.pod_instance(p)]
+                    for p in self._pods(api, selector, MeasurementError) if obj.is_live(p)}
+
+    def instances_running(self, recorded: list[str]) -> list[str]:
+        """Those of the recorded ``UID/RESTARTS`` that a current pod of the service still
+        runs as (same pod, no restart since)."""
+        with api_client() as api:
+            now = {obj.pod_instance(p) for p in
+                   self._pods(api, self.settings.selector, MeasurementError)
+                   if obj.is_current(p)}
+        return sorted(set(recorded) & now)
+
     def ready_replicas(self, selector: str) -> int:
         """Pods matching ``selector`` that run, are not being deleted and are ``Ready``."""
         if not selector.strip():
