@@ -67,9 +67,10 @@ def replaced(kills: int = 1) -> int:
             what its replicas ran as just before it), 1..100.
 
     Read from the kernel (lab: ``/proc``) or the API server (Kubernetes), not from the
-    service. Returns an integer. An *evidence* probe: pair it with ``{type: range, range: [N, N]}``, N the
-    replicas killed; out of it, the kill did not land (a replica survived it) and the
-    verdict is INCONCLUSIVE. Whether the replicas came back is ``ready_count``'s to say.
+    service. Returns an integer. An *evidence* probe: pair it with ``{type: range,
+    range: [N, N]}``, N the replicas killed; out of it, the kill did not land (a replica
+    survived it) and the verdict is INCONCLUSIVE. Whether the replicas came back is
+    ``ready_count``'s to say.
     Raises when fewer kills were recorded, or a kill recorded nothing it could check.
     """
     if isinstance(kills, bool) or not isinstance(kills, int) or not 1 <= kills <= KILLS_MAX:

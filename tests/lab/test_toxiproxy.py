@@ -1,5 +1,7 @@
 """The lab with Toxiproxy's own server as its fault proxy (GAMEDAY_LAB_FAULT_PROXY=toxiproxy):
-a partition experiment passes through it. (What refuses it: test_lab_fault_proxy_choice.)"""
+a replica partition passes through it, and so does a broker link fault, whose evidence
+(bytes on the service-broker link) Toxiproxy counts only when a connection ends. (What
+refuses it: test_lab_fault_proxy_choice.)"""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def _toxiproxy_env(base: Path, port_base: int) -> dict[str, str]:
     return {**env, "GAMEDAY_LAB_FAULT_PROXY": "toxiproxy"}
 
 
-def test_a_replica_partition_passes_with_toxiproxy(tmp_path: Path,
+def test_link_faults_pass_with_toxiproxy_and_their_evidence_counts(tmp_path: Path,
                                                    port_bases: PortBases) -> None:
     go_program(TOXIPROXY)
     lab = RunningLab(_toxiproxy_env(tmp_path, port_bases.take()), tmp_path / "state")
@@ -31,9 +33,16 @@ def test_a_replica_partition_passes_with_toxiproxy(tmp_path: Path,
             assert response.read().decode().strip() == "2.5.0"  # Toxiproxy's own answer
         record = json.loads((lab.state_dir / "lab.json").read_text())
         assert record["fault_proxy"] == "toxiproxy"
-        run = lab.gameday("run", "experiments/replica-partition.yaml", timeout_s=600)
+        run = lab.gameday("run", "experiments/replica-partition.yaml",
+                          "experiments/broker-blip.yaml", timeout_s=600)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
         assert "PASS  experiments/replica-partition.yaml" in run.stdout
+        assert "PASS  experiments/broker-blip.yaml" in run.stdout
+        journal = json.loads(next((tmp_path / "reports").glob("broker-blip-*.journal.json"))
+                             .read_text())
+        evidence = [r["output"] for r in journal["run"]
+                    if r["activity"]["name"] == "broker-link-carries-the-service-traffic"]
+        assert len(evidence) == 1 and evidence[0] > 10_000, evidence
     finally:
         down = lab.gameday("lab", "down", timeout_s=60)
         assert down.returncode == 0, down.stdout + down.stderr

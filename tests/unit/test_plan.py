@@ -24,9 +24,10 @@ def _in_the_repository(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_a_plan_lists_each_fault_in_order_with_its_blast_radius() -> None:
     plan = plan_of(Path("experiments/broker-down.yaml"), {})
-    assert [(s.kind, s.name) for s in plan.steps][:2] == [
-        ("probe", "broker-link-carries-the-service-traffic"), ("action", "take-broker-link-down")]
-    assert plan.steps[1].blast == "the link to the broker, for every replica (all orders)"
+    assert [(s.kind, s.name) for s in plan.steps][:4] == [
+        ("action", "take-broker-link-down"), ("probe", "breaker-opened-within-bound"),
+        ("probe", "time-to-trip"), ("probe", "broker-link-carries-the-service-traffic")]
+    assert plan.steps[0].blast == "the link to the broker, for every replica (all orders)"
     assert [s.kind for s in plan.steps].count("undo") == 1
     assert plan.traffic == "200 orders/s, warm-up 12 s"
     assert plan.safeguard == "interrupt when fewer than 2 replicas are ready"
