@@ -242,6 +242,9 @@ FREEZE_FAULT = "freeze"
 CPU_THROTTLE_FAULT = "cpu-throttle"
 CGROUP_FAULTS = (FREEZE_FAULT, CPU_THROTTLE_FAULT)
 
+# A toxic on a load balancer -> replica link: only where the fault proxy sits on it.
+REPLICA_LINK_DEGRADE_FAULT = "replica-link-degrade"
+
 
 def lb_link_name(index: int) -> str:
     """Name of the load balancer → replica link of the ``index``-th replica (from 1)."""

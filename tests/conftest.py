@@ -11,7 +11,8 @@ The tests are in three tiers, one folder each, marked automatically:
 
 ``make check`` runs unit and component; ``make test`` runs all four, the labs side by
 side (pytest-xdist with ``--dist loadgroup``: a lab module's tests stay on one worker,
-unless they name an ``xdist_group`` of their own), then the services alone. Every test
+unless they name an ``xdist_group`` of their own or the module, whose every test starts
+labs of its own, says ``LAB_PER_TEST = True``), then the services alone. Every test
 has a timeout (pytest-timeout): 120 s for unit and component tests, 900 s for lab tests,
 1800 s for services tests.
 """
@@ -59,8 +60,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                     "tests/component, tests/lab or tests/services")
         item.add_marker(getattr(pytest.mark, tier))
         if tier == "lab" and item.get_closest_marker("xdist_group") is None:
-            # A module's lab tests share its labs: keep them on one pytest-xdist worker.
-            item.add_marker(pytest.mark.xdist_group(Path(str(item.path)).stem))
+            # A module's lab tests share its labs: keep them on one pytest-xdist worker,
+            # unless each starts labs of its own (the module says LAB_PER_TEST = True).
+            group = Path(str(item.path)).stem
+            if getattr(getattr(item, "module", None), "LAB_PER_TEST", False):
+                group = f"{group}.{getattr(item, 'originalname', item.name)}"
+            item.add_marker(pytest.mark.xdist_group(group))
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TIERS[tier]))
 

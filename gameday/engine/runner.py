@@ -235,7 +235,7 @@ def not_runnable(experiment: Mapping[str, Any], unsupported: Mapping[str, str]) 
         provider = activity.get("provider") if isinstance(activity, Mapping) else None
         if not isinstance(provider, Mapping):
             continue
-        kind = inject.ACTION_FAULTS.get((str(provider.get("module")), str(provider.get("func"))))
+        kind = inject.fault_kind(provider)
         if kind in unsupported:
             reasons.append(f"not runnable here: {activity.get('name')} needs the {kind} "
                            f"fault: {unsupported[str(kind)]}")

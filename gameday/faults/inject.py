@@ -16,6 +16,8 @@ from gameday.contract import (
     CPU_THROTTLE_FAULT,
     FREEZE_FAULT,
     KILL_FAULT,
+    LB_LINK_PREFIX,
+    REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
     InjectionError,
 )
@@ -28,6 +30,16 @@ EVERYTHING_SELECTORS = ("", "*", "all")
 ACTION_FAULTS = {("actions.freeze", "freeze"): FREEZE_FAULT,
                  ("actions.cpu", "throttle"): CPU_THROTTLE_FAULT}
 CORES_MIN, CORES_MAX = 0.01, 64.0
+
+
+def fault_kind(provider: Mapping[str, Any]) -> str | None:
+    """The fault kind a target may be unable to inject (``Target.unsupported_faults``)
+    that an activity's provider asks for, or None (pure)."""
+    call = (str(provider.get("module")), str(provider.get("func")))
+    if call == ("actions.network", "degrade"):
+        link = (provider.get("arguments") or {}).get("link", "")
+        return REPLICA_LINK_DEGRADE_FAULT if str(link).startswith(LB_LINK_PREFIX) else None
+    return ACTION_FAULTS.get(call)
 
 
 def _log(target: Target) -> InjectionLog:
@@ -74,6 +86,8 @@ def degrade(target: Target, link: str, *, toxic: str, stream: str, toxicity: flo
             attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Add a Toxiproxy toxic to ``link``; undo with ``heal``."""
     body = toxic_body(toxic, stream, toxicity, attributes)
+    if link.startswith(LB_LINK_PREFIX):
+        _check_supported(target, REPLICA_LINK_DEGRADE_FAULT)
     _log(target).record("degrade", {"link": link, "toxic": body})
     return Toxiproxy(target.fault_proxy_url()).add_toxic(link, body)
 

@@ -52,8 +52,9 @@ class Target(Protocol):
         """Restore a named link (and remove its degradations); idempotent."""
 
     def unsupported_faults(self) -> dict[str, str]:
-        """The fault kinds of ``gameday.contract.CGROUP_FAULTS`` this target cannot inject
-        here, each with why (empty: it can inject them all)."""
+        """The fault kinds of ``gameday.contract.CGROUP_FAULTS`` (and
+        ``REPLICA_LINK_DEGRADE_FAULT``) this target cannot inject here, each with why
+        (empty: it can inject them all)."""
 
     def freeze(self, selector: str) -> list[str]:
         """Freeze the replicas matching ``selector`` (alive, sockets open, nothing answered);

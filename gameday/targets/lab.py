@@ -28,6 +28,7 @@ from gameday.clients.prometheus import Prometheus
 from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
 from gameday.contract import (
     CGROUP_FAULTS,
+    REPLICA_LINK_DEGRADE_FAULT,
     SERVICE_BROKER_LINK,
     ConfigError,
     GamedayError,
@@ -276,13 +277,20 @@ class LabTarget:
 
     def unsupported_faults(self) -> dict[str, str]:
         """Every cgroup fault, with why, when the lab's replicas have no cgroups (not
-        root, a controller missing or read-only, ``GAMEDAY_LAB_CGROUPS=0``)."""
+        root, a controller missing or read-only, ``GAMEDAY_LAB_CGROUPS=0``); a toxic on
+        a load balancer -> replica link when the replicas run in network namespaces
+        (HAProxy then reaches them directly, not through the fault proxy)."""
         try:
             reason = stack.no_cgroups_reason(self.layout)
         except stack.LabError as exc:
             reason = str(exc)
-        return {kind: f"replica cgroups are not available in this lab: {reason}"
-                for kind in CGROUP_FAULTS} if reason else {}
+        unsupported = {kind: f"replica cgroups are not available in this lab: {reason}"
+                       for kind in CGROUP_FAULTS} if reason else {}
+        if self.layout.netns:
+            unsupported[REPLICA_LINK_DEGRADE_FAULT] = (
+                "with GAMEDAY_LAB_NETNS=1 the load balancer reaches the replicas directly, "
+                "not through the fault proxy, so a toxic on its links would not land")
+        return unsupported
 
     def _cgroup_plan(self, error: type[GamedayError] = InjectionError) -> cgroups.CgroupPlan:
         try:

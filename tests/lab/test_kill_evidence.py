@@ -24,6 +24,7 @@ from support.labs import ROOT, PortBases, RunningLab, lab_env
 
 from lab import cgroups, procs
 
+LAB_PER_TEST = True  # tests/conftest.py: a pytest-xdist group per test, not per module
 REFERENCE = ROOT / "lab" / "service" / "service.yaml"
 START_SCRIPT = ("setsid {python} -m lab.service --host {host} --port {port} "
                 "--broker-url {broker_url} --name {name} --log-file {log_dir}/{name}.log "

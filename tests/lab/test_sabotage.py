@@ -8,7 +8,9 @@ one that answers "failed" for orders whose outcome it does not know (and the bro
 filled); one that retries an order under a new id; one whose replicas bypass the link
 the faults are injected on (INCONCLUSIVE: the fault never landed); one that keeps a
 frozen replica in rotation (no health checks); one whose load balancer deals round robin
-onto a CPU-starved replica.
+onto a CPU-starved replica, or, without health checks, onto a replica slow to answer.
+
+Each test starts its own lab, so the tests are spread over the lab workers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lab.sabotage import Sabotage
 BROKEN = "no-breaker,no-health-checks,no-idempotency,retry-storm"
 EXIT_CODES = {"FAIL": 1, "INCONCLUSIVE": 4}
 UNGUARDED = "no-lb-retries,no-health-checks,breaker-thrash"
+LAB_PER_TEST = True  # tests/conftest.py: a pytest-xdist group per test, not per module
 
 
 @contextmanager
@@ -155,6 +158,14 @@ def test_round_robin_onto_a_starved_replica_fails(tmp_path: Path,
         starved = _verdict(lab, tmp_path / "reports", "replica-cpu-starved")
     assert "method: latency-held-while-throttled-client-side returned" in starved
     assert "p95_latency_s" in starved.split("latency-held-while-throttled-client-side", 1)[1]
+
+
+def test_round_robin_without_health_checks_onto_a_slow_replica_fails(
+        tmp_path: Path, port_bases: PortBases) -> None:
+    with broken_lab(tmp_path, port_bases.take(), "lb-round-robin,no-health-checks") as lab:
+        slow = _verdict(lab, tmp_path / "reports", "slow-replica")
+    assert "method: latency-held-while-slow-client-side returned" in slow
+    assert "p95_latency_s" in slow.split("latency-held-while-slow-client-side", 1)[1]
 
 
 def test_sabotage_kinds_are_checked() -> None:

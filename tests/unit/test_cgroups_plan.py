@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gameday.contract import CGROUP_FAULTS, ConfigError, InjectionError
+from gameday.contract import (
+    CGROUP_FAULTS,
+    REPLICA_LINK_DEGRADE_FAULT,
+    ConfigError,
+    InjectionError,
+)
 from gameday.engine.runner import load_experiment, not_runnable
 from gameday.faults import inject
 from gameday.faults.inject import check_cores
@@ -106,6 +111,17 @@ def test_an_experiment_needing_a_missing_fault_is_not_runnable() -> None:
                         dict.fromkeys(CGROUP_FAULTS, "no root here")) == []
 
 
+def test_a_toxic_on_a_replica_link_is_not_runnable_where_the_proxy_is_off_that_path() -> None:
+    slow = load_experiment(Path("experiments/slow-replica.yaml"))
+    assert not_runnable(slow, dict.fromkeys(CGROUP_FAULTS, "no root here")) == []
+    assert not_runnable(slow, {REPLICA_LINK_DEGRADE_FAULT: "HAProxy goes direct"}) == [
+        "not runnable here: slow-down-replica-2 needs the replica-link-degrade fault: "
+        "HAProxy goes direct"]
+    # a toxic on the broker link is not that fault
+    assert not_runnable(load_experiment(Path("experiments/broker-partition.yaml")),
+                        {REPLICA_LINK_DEGRADE_FAULT: "HAProxy goes direct"}) == []
+
+
 def test_the_kubernetes_target_says_the_gray_faults_are_not_there_yet(tmp_path: Path) -> None:
     settings = KubernetesSettings(prometheus_url="http://127.0.0.1:9090",
                                   toxiproxy_url="http://127.0.0.1:9",
@@ -113,8 +129,9 @@ def test_the_kubernetes_target_says_the_gray_faults_are_not_there_yet(tmp_path: 
                                   broker_url="http://127.0.0.1:8081", state_dir=tmp_path)
     target = KubernetesTarget(settings)
     unsupported = target.unsupported_faults()
-    assert sorted(unsupported) == sorted(CGROUP_FAULTS)
+    assert sorted(unsupported) == sorted([*CGROUP_FAULTS, REPLICA_LINK_DEGRADE_FAULT])
     assert "not supported on the kubernetes target yet" in unsupported["freeze"]
+    assert "service -> broker link only" in unsupported[REPLICA_LINK_DEGRADE_FAULT]
     with pytest.raises(InjectionError, match="not runnable here: the freeze fault is not "
                                              "supported on the kubernetes target yet"):
         inject.freeze(target, "name=replica-2")

@@ -41,9 +41,9 @@ def test_bad_vars_say_what_is_expected(text: str) -> None:
 def test_catalog_order_and_every_file_is_an_experiment() -> None:
     names = [p.stem for p in catalog(CATALOG)]
     assert names[:3] == ["pod-kill", "replica-partition", "broker-down"]
-    assert names[-5:] == ["pod-kill-majority", "broker-reply-lost", "broker-error-after-fill",
-                          "replica-freeze", "replica-cpu-starved"]
-    assert len(names) >= 14
+    assert names[-6:] == ["pod-kill-majority", "broker-reply-lost", "broker-error-after-fill",
+                          "replica-freeze", "replica-cpu-starved", "slow-replica"]
+    assert len(names) >= 15
 
 
 def test_select_by_tag(monkeypatch: pytest.MonkeyPatch) -> None:

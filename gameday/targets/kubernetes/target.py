@@ -28,6 +28,7 @@ from gameday.contract import (
     CGROUP_FAULTS,
     CPU_THROTTLE_FAULT,
     FREEZE_FAULT,
+    REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
     GamedayError,
     InjectionError,
@@ -256,8 +257,11 @@ class KubernetesTarget:
 
     def unsupported_faults(self) -> dict[str, str]:
         """Every cgroup fault: freezing or throttling a pod is not supported on this
-        target yet (Chaos Mesh PodChaos/StressChaos, issue #16)."""
-        return {kind: NOT_YET.format(kind=kind) for kind in CGROUP_FAULTS}
+        target yet (Chaos Mesh PodChaos/StressChaos, issue #16); nor a toxic between the
+        Service and one pod (Toxiproxy sits on the service -> broker link only)."""
+        return {**{kind: NOT_YET.format(kind=kind) for kind in CGROUP_FAULTS},
+                REPLICA_LINK_DEGRADE_FAULT: "Toxiproxy sits on the service -> broker link only "
+                                            "(deploy/kubernetes/20-toxiproxy.yaml)"}
 
     def freeze(self, selector: str) -> list[str]:
         """Not supported on this target yet: ConfigError."""
