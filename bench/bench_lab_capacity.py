@@ -11,7 +11,10 @@ Figures, each the median of 3 runs on one fresh lab (HAProxy → fault proxy →
 - during the 500 orders/s runs (a rate the lab sustains), CPU time per order of every
   lab process and of the load generator (µs, from /proc and getrusage): what limits
   the lab. The CPU-bound ceiling is cores x 1 s / (CPU per order), load generator
-  included: no rate above it can be sustained, whatever the latency.
+  included: no rate above it can be sustained, whatever the latency;
+- ``gameday explore rate`` on the same lab, right after: the capacity it finds (where
+  the SLA stops holding) and whether it agrees with the fixed-rate runs above (no rate
+  that held lies above it, none that failed below it, beyond the sweep's resolution).
 
 The load average at the start is printed too: other work on the machine takes CPU from
 the lab and shows as lower figures.
@@ -35,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import figure, median, running_lab, wrk_orders_script
+from gameday.engine.envelope import Knee, Step, capacity_agreement
+from gameday.measurements.sla import SlaTargets
 from lab import stack
 from lab.layout import LabLayout
 
@@ -46,6 +51,8 @@ OPEN_RATES_RPS = (500, 750, 1000)
 CPU_RATE_RPS = 500
 OPEN_DURATION_S = 10
 WARM_UP_S = 3
+EXPLORE_RANGE = "200:1400"
+EXPLORE_BUDGET_MIN = 6
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WRK_DONE = """
 function done(summary, latency, requests)
@@ -128,11 +135,14 @@ def _open_figures(summary: Mapping[str, Any]) -> dict[str, float]:
     errors = sum(summary["errors"].values())
     return {"orders_per_s": summary["ok"] / summary["send_window_s"],
             "p50_ms": latency["p50"], "p95_ms": latency["p95"], "p99_ms": latency["p99"],
-            "errors_pct": 100 * errors / max(1, summary["due"])}  # fmt: skip
+            "errors_pct": 100 * errors / max(1, summary["due"]),
+            "availability": summary.get("in_time", 0) / max(1, summary["due"])}  # fmt: skip
 
 
-def bench_open(url: str, pids: Mapping[str, int]) -> None:
-    """Fixed-rate runs; CPU per order of each process at ``CPU_RATE_RPS``."""
+def bench_open(url: str, pids: Mapping[str, int]) -> dict[float, bool]:
+    """Fixed-rate runs; CPU per order of each process at ``CPU_RATE_RPS``. Returns, by
+    rate, whether the SLA held (median error share and p95 within it)."""
+    held: dict[float, bool] = {}
     for rate in OPEN_RATES_RPS:
         runs, cpu_runs = [], []
         for _ in range(RUNS):
@@ -146,6 +156,45 @@ def bench_open(url: str, pids: Mapping[str, int]) -> None:
         report(f"open model {rate}/s", runs, units)
         if rate == CPU_RATE_RPS:
             report_cpu(rate, cpu_runs)
+        held[rate] = _sla_held(runs)
+    return held
+
+
+def _sla_held(runs: list[dict[str, float]]) -> bool:
+    """The SLA held over fixed-rate runs, as ``explore`` judges a step: median error
+    share, p95 and availability (answered in time) within its bounds."""
+    sla = SlaTargets()
+    return (median([r["errors_pct"] for r in runs]) <= 100 * sla.error_rate_max
+            and median([r["p95_ms"] for r in runs]) <= 1000 * sla.p95_latency_max_s
+            and median([r["availability"] for r in runs]) >= sla.availability_min)
+
+
+def bench_explore(layout: LabLayout, fixed_runs: Mapping[float, bool]) -> None:
+    """``gameday explore rate`` on the same lab: its capacity, and whether the fixed-rate
+    runs agree with it."""
+    env = {**os.environ, "GAMEDAY_LAB_DIR": str(layout.state_dir),
+           "GAMEDAY_LAB_PORT_BASE": str(layout.port_base), "GAMEDAY_TARGET": "lab"}
+    with tempfile.TemporaryDirectory(prefix="gameday-bench-explore-") as tmp:
+        command = [sys.executable, "-m", "gameday", "explore", "rate", "--json",
+                   "--range", EXPLORE_RANGE, "--budget-min", str(EXPLORE_BUDGET_MIN)]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                              env={**env, "GAMEDAY_RUN_DIR": tmp}, check=False)
+    if done.returncode not in (0, 4):
+        print(f"explore rate failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+        return
+    sweep = json.loads(done.stdout)
+    knee = next(k for k in sweep["knees"] if k["property"] == "sla")
+    held = [s["value"] for s in sweep["steps"] if Step(**s).holds(SlaTargets())["sla"]]
+    sla = Knee("sla", knee["value"], knee["uncertainty"], knee["holds_throughout"])
+    if knee["value"] is not None:
+        figure("explore rate: capacity (SLA held)", knee["value"], "orders/s",
+               [knee["value"] - knee["uncertainty"], knee["value"] + knee["uncertainty"]])
+    elif held:
+        figure("explore rate: SLA held up to (whole range)", max(held), "orders/s")
+    agrees, why = capacity_agreement(sla, max(held) if held else None, fixed_runs,
+                                     margin=float(sweep["resolution"]))
+    print(f"explore rate vs the fixed-rate runs: {'agree' if agrees else 'DISAGREE'} "
+          f"({why}; sweep {sweep['stopped']}, {sweep['duration_s']:.0f} s)", flush=True)
 
 
 def report_cpu(rate: float, cpu_runs: list[dict[str, float]]) -> None:
@@ -182,7 +231,9 @@ def main() -> None:
         open_run(url, 200, WARM_UP_S)
         pids = lab_pids(layout)
         _timed("wrk", lambda: bench_wrk(url))
-        _timed("open model", lambda: bench_open(url, pids))
+        fixed: dict[float, bool] = {}
+        _timed("open model", lambda: fixed.update(bench_open(url, pids)))
+        _timed("explore rate", lambda: bench_explore(layout, fixed))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from typing import Any
 from gameday.contract import ConfigError
 from gameday.measurements.sla import SlaTargets
 
-__all__ = ["PARAMETERS", "PROPERTIES", "Knee", "Parameter", "Step", "knees", "next_value",
-           "parse_range"]
+__all__ = ["PARAMETERS", "PROPERTIES", "Knee", "Parameter", "Step", "capacity_agreement",
+           "knees", "next_value", "parse_range"]
 
 PROPERTIES = ("sla", "orders_ok", "breaker_closed")
 COARSE_STEPS = 5
@@ -163,3 +163,29 @@ def knees(steps: Sequence[Step], sla: SlaTargets) -> list[Knee]:
         a, b = ordered[change - 1].value, ordered[change].value
         found.append(Knee(name, (a + b) / 2, (b - a) / 2, False))
     return found
+
+
+def capacity_agreement(sla_knee: Knee, highest_held: float | None,
+                       fixed_runs: Mapping[float, bool], margin: float) -> tuple[bool, str]:
+    """Whether a capacity found by ``explore rate`` agrees with fixed-rate runs of the same
+    lab (``make bench``: rate -> the SLA held), and why (pure).
+
+    ``sla_knee`` is the sweep's SLA knee; when the SLA held over the whole range,
+    ``highest_held`` is the highest rate it held at. They agree when no fixed rate that
+    held lies above the capacity, and none that failed lies below it, beyond ``margin``
+    (orders/s; at least the knee's own uncertainty)."""
+    if sla_knee.value is None and highest_held is None:
+        return False, "explore found no rate at which the SLA held"
+    low = sla_knee.value if sla_knee.value is not None else highest_held
+    assert low is not None
+    slack = max(margin, sla_knee.uncertainty or 0.0)
+    high = low if sla_knee.value is not None else float("inf")
+    above = sorted(r for r, held in fixed_runs.items() if held and r > high + slack)
+    below = sorted(r for r, held in fixed_runs.items() if not held and r < low - slack)
+    if above:
+        return False, (f"the SLA held at {above[0]:g} orders/s in a fixed run, above the "
+                       f"capacity explore found ({low:.0f} ± {slack:.0f})")
+    if below:
+        return False, (f"the SLA failed at {below[-1]:g} orders/s in a fixed run, below the "
+                       f"capacity explore found ({low:.0f} ± {slack:.0f})")
+    return True, f"every fixed run agrees with a capacity of {low:.0f} ± {slack:.0f} orders/s"

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from gameday.contract import ConfigError
-from gameday.engine.envelope import PARAMETERS, Step, knees, next_value, parse_range
+from gameday.engine.envelope import (
+    PARAMETERS,
+    Knee,
+    Step,
+    capacity_agreement,
+    knees,
+    next_value,
+    parse_range,
+)
 from gameday.measurements.sla import SlaTargets
 
 SLA = SlaTargets()
@@ -88,3 +96,26 @@ def test_the_rate_is_a_parameter_without_a_fault() -> None:
     rate = PARAMETERS["rate"]
     assert rate.is_rate and not LATENCY.is_rate
     assert parse_range("100:1500", rate) == (100.0, 1500.0)
+
+
+@pytest.mark.parametrize(("knee", "highest", "runs", "agrees", "why"), [
+    (Knee("sla", 875.0, 25.0, False), 850.0, {500: True, 750: True, 1000: False}, True,
+     "every fixed run agrees with a capacity of 875 ± 50"),
+    (Knee("sla", 600.0, 25.0, False), 575.0, {500: True, 750: True, 1000: False}, False,
+     "the SLA held at 750 orders/s in a fixed run, above the capacity explore found (600"),
+    (Knee("sla", 1100.0, 25.0, False), 1075.0, {500: True, 750: True, 1000: False}, False,
+     "the SLA failed at 1000 orders/s in a fixed run, below the capacity explore found"),
+    (Knee("sla", None, None, True), 1200.0, {500: True, 750: True, 1000: True}, True,
+     "every fixed run agrees with a capacity of 1200"),
+    (Knee("sla", None, None, True), 1200.0, {500: True, 1000: False}, False,
+     "the SLA failed at 1000 orders/s"),
+    (Knee("sla", None, None, False), None, {500: True}, False, "no rate at which the SLA held"),
+    (Knee("sla", 760.0, 120.0, False), 640.0, {500: True, 750: True, 1000: False}, True,
+     "± 120 orders/s"),
+])
+def test_an_explored_capacity_agrees_with_fixed_runs_within_the_margin(
+        knee: Knee, highest: float | None, runs: dict[float, bool], agrees: bool,
+        why: str) -> None:
+    result = capacity_agreement(knee, highest, runs, margin=50.0)
+    assert result[0] is agrees
+    assert why in result[1]
