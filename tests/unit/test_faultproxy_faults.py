@@ -286,7 +286,7 @@ def test_chained_delays_add_up() -> None:
         started = line.loop.time()
         line.put(b"x")
         await line.take()
-        assert 0.1 <= line.loop.time() - started <= 0.2
+        assert 0.1 <= line.loop.time() - started < 1.0  # the sum (0.1 s), not the max (0.06)
 
     run(scenario)
 
