@@ -336,6 +336,24 @@ def _write_record(layout: LabLayout, program: ServiceProgram, fault_proxy: str,
     (layout.state_dir / LAB_RECORD_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
 
 
+def recorded_setup(layout: LabLayout) -> dict[str, str]:
+    """How the running lab was set up, from its record, in words: which fault proxy,
+    whether its replicas run in network namespaces and have cgroups (empty when there
+    is no readable record)."""
+    try:
+        record = json.loads((layout.state_dir / LAB_RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    proxy = record.get("fault_proxy")
+    return {"proxy program": "Toxiproxy's server" if proxy == "toxiproxy"
+            else "lab.faultproxy" if proxy == "faultproxy" else str(proxy),
+            "namespaces": "a network namespace per replica" if record.get("netns") else "off",
+            "cgroups": f"none: {record['no_cgroups']}" if record.get("no_cgroups")
+            else "freezer and cpu per replica"}
+
+
 def no_cgroups_reason(layout: LabLayout) -> str:
     """Why the lab's replicas have no cgroups ("" when they have them): from its record,
     or, before the lab is brought up, why a lab started now would have none."""

@@ -99,10 +99,13 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         data = dataclasses.asdict(status)
         data.pop("processes")
+        data["setup"] = lab.setup()
         print(json.dumps(data, indent=2))
         return 0
     print(f"lab: {'running' if status.running else 'not running'}")
     print(f"  {'service':<13} {lab.spec().name}")
+    for label, setup in lab.setup().items():
+        print(f"  {label:<13} {setup}")
     for label, url in (("entry", status.entry_url), ("prometheus", status.prometheus_url),
                        ("fault proxy", status.fault_proxy_url), ("broker", status.broker_url),
                        ("broker admin", status.broker_admin_url)):

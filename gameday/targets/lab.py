@@ -150,6 +150,11 @@ class LabTarget:
         """Where the lab's parts are and which processes run (all stopped when down)."""
         return stack.status(self.layout)
 
+    def setup(self) -> dict[str, str]:
+        """How the lab was brought up, in words (fault proxy, netns, cgroups), from its
+        record; empty when it has none."""
+        return stack.recorded_setup(self.layout)
+
     def is_running(self) -> bool:
         """True when the lab's supervisor answers."""
         return stack.client(self.layout).is_up()

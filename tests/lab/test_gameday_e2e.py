@@ -33,6 +33,10 @@ def test_lab_status_json_lists_every_part(lab: RunningLab) -> None:
         assert status[key].startswith("http://127.0.0.1:")
     assert [r["name"] for r in status["replicas"]] == ["replica-1", "replica-2", "replica-3"]
     assert all(r["running"] and r["pid"] > 0 for r in status["replicas"])
+    assert status["setup"]["proxy program"] == "lab.faultproxy"
+    assert status["setup"]["namespaces"] == "off"
+    text = lab.gameday("lab", "status").stdout
+    assert "proxy program lab.faultproxy" in text
 
 
 def _journal(reports: Path) -> dict[str, object]:

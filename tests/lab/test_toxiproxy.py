@@ -33,6 +33,7 @@ def test_link_faults_pass_with_toxiproxy_and_their_evidence_counts(tmp_path: Pat
             assert response.read().decode().strip() == "2.5.0"  # Toxiproxy's own answer
         record = json.loads((lab.state_dir / "lab.json").read_text())
         assert record["fault_proxy"] == "toxiproxy"
+        assert "proxy program Toxiproxy's server" in lab.gameday("lab", "status").stdout
         run = lab.gameday("run", "experiments/replica-partition.yaml",
                           "experiments/broker-blip.yaml", timeout_s=600)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
