@@ -282,6 +282,7 @@ def _check_alive(processes: list[Process]) -> None:
 def _session(base: Path) -> requests.Session:
     pki = base / "pki"
     session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the CA; no proxies either
     session.verify = str(pki / "ca.crt")
     session.cert = (str(pki / "admin.crt"), str(pki / "admin.key"))
     return session
