@@ -20,7 +20,7 @@ from kubernetes import client, config, utils
 from kubernetes.config import kube_config
 from support.faultproxy import start_toxiproxy, stop_proxy
 from support.gocomponents import go_program
-from support.k8scluster import ControlPlane, kubeconfig, running_control_plane
+from support.k8scluster import ControlPlane, kubeconfig, resident_mib, running_control_plane
 
 from gameday.contract import GamedayError
 from gameday.targets.kubernetes.settings import KubernetesSettings
@@ -147,26 +147,101 @@ def check_partition(target: KubernetesTarget, api: client.ApiClient, link: str) 
     target.heal(link)  # idempotent
 
 
-def test_the_target_drives_a_real_control_plane_as_the_runner(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    toxiproxy = start_toxiproxy(tmp_path / "toxiproxy.log", go_program(TOXIPROXY))
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """The control plane of this module's tests (skipped, or failed under
+    GAMEDAY_REQUIRE_GO_COMPONENTS=1, when its programs are not built)."""
+    with running_control_plane(tmp_path_factory.mktemp("k8s")) as running:
+        sizes = resident_mib(running.processes)
+        print(f"control plane up in {running.startup_s:.1f} s, "
+              f"{sum(sizes.values()):.0f} MiB resident: "
+              + ", ".join(f"{name} {mib:.0f}" for name, mib in sizes.items()))
+        yield running
+
+
+@pytest.fixture(scope="module")
+def deployed(plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """deploy/kubernetes/ applied and the Deployment's 3 pods Ready; the admin's client."""
+    admin = admin_api(plane)
     try:
-        with running_control_plane(tmp_path / "k8s") as plane:
-            print(f"control plane up in {plane.startup_s:.1f} s")
-            admin = admin_api(plane)
-            assert "40-runner-rbac.yaml" in apply_deploy_manifests(admin)
-            took = wait_for("3 Ready pods of the Deployment", lambda: len(ready_pods(admin)) == 3)
-            print(f"3 pods Ready {took:.1f} s after the manifests were applied")
-            use_kubeconfig(monkeypatch, runner_kubeconfig(admin, plane))
-            target = target_for(toxiproxy.url, tmp_path / "state")
-            with refusals_named():
-                assert target.ready_replicas(SELECTOR) == 3
-                check_kill(target, admin)
-                check_partition(target, admin, "service-broker")
-                check_partition(target, admin, "lb-replica-2")
-                assert target.leftovers() == []
+        assert "40-runner-rbac.yaml" in apply_deploy_manifests(admin)
+        took = wait_for("3 Ready pods of the Deployment", lambda: len(ready_pods(admin)) == 3)
+        print(f"3 pods Ready {took:.1f} s after the manifests were applied")
+        yield admin
     finally:
-        stop_proxy(toxiproxy)
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def toxiproxy_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Toxiproxy on 127.0.0.1 (what the target's leftovers check reads)."""
+    proxy = start_toxiproxy(tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log",
+                            go_program(TOXIPROXY))
+    try:
+        yield proxy.url
+    finally:
+        stop_proxy(proxy)
+
+
+@pytest.fixture
+def target(plane: ControlPlane, deployed: client.ApiClient, toxiproxy_url: str,
+           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KubernetesTarget:
+    """The target, authenticated as the gameday-runner ServiceAccount."""
+    use_kubeconfig(monkeypatch, runner_kubeconfig(deployed, plane))
+    return target_for(toxiproxy_url, tmp_path / "state")
+
+
+def test_the_target_drives_a_real_control_plane_as_the_runner(
+        target: KubernetesTarget, deployed: client.ApiClient) -> None:
+    with refusals_named():
+        assert target.ready_replicas(SELECTOR) == 3
+        check_kill(target, deployed)
+        check_partition(target, deployed, "service-broker")
+        check_partition(target, deployed, "lb-replica-2")
+        assert target.leftovers() == []
+
+
+@contextlib.contextmanager
+def role_without(api: client.ApiClient, resource: str, verb: str) -> Iterator[None]:
+    """The gameday-runner Role without ``verb`` on ``resource`` for a while."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    role = rbac.read_namespaced_role(RUNNER, NS)
+    original = [dict(apiGroups=r.api_groups, resources=r.resources, verbs=list(r.verbs))
+                for r in role.rules]
+    reduced = [{**r, "verbs": [v for v in r["verbs"] if not (resource in r["resources"]
+                                                              and v == verb)]}
+               for r in original]
+    rbac.patch_namespaced_role(RUNNER, NS, {"rules": reduced})
+    try:
+        wait_for(f"RBAC to refuse {verb} {resource}",
+                 lambda: not runner_may(api, verb, resource), 10)
+        yield
+    finally:
+        rbac.patch_namespaced_role(RUNNER, NS, {"rules": original})
+        wait_for(f"RBAC to allow {verb} {resource} again",
+                 lambda: runner_may(api, verb, resource), 10)
+
+
+def runner_may(api: client.ApiClient, verb: str, resource: str) -> bool:
+    """Whether the API server's authorizer lets the runner ``verb`` ``resource`` (core
+    group) in the namespace now (a SubjectAccessReview)."""
+    review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+        user=f"system:serviceaccount:{NS}:{RUNNER}",
+        groups=["system:serviceaccounts", f"system:serviceaccounts:{NS}"],
+        resource_attributes=client.V1ResourceAttributes(namespace=NS, verb=verb,
+                                                        resource=resource)))
+    answer = client.AuthorizationV1Api(api).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def test_a_call_the_runner_role_lacks_fails_naming_the_verb_and_the_resource(
+        target: KubernetesTarget, deployed: client.ApiClient) -> None:
+    with role_without(deployed, "pods", "patch"), pytest.raises(
+            pytest.fail.Exception, match=r"does not allow `patch` on `pods` \(API group ''\)"
+    ), refusals_named():
+        target.partition("lb-replica-1")  # labels the pod: refused
+    target.heal("lb-replica-1")
+    assert target.leftovers() == []
 
 
 def test_a_refused_call_names_the_verb_and_the_resource() -> None:

@@ -37,7 +37,8 @@ from lab.gocomponents import (
 from support.faultproxy import free_port
 from support.gocomponents import go_program
 
-__all__ = ["NODES", "ControlPlane", "kubeconfig", "running_control_plane", "stop"]
+__all__ = ["NODES", "ControlPlane", "kubeconfig", "resident_mib", "running_control_plane",
+           "stop"]
 
 NODES = ("gameday-node-1", "gameday-node-2", "gameday-node-3")
 START_TIMEOUT_S = 90.0
@@ -266,6 +267,18 @@ def stop(processes: tuple[Process, ...]) -> None:
         except subprocess.TimeoutExpired:
             process.popen.kill()
             process.popen.wait(timeout=STOP_TIMEOUT_S)
+
+
+def resident_mib(processes: tuple[Process, ...]) -> dict[str, float]:
+    """Each running process's resident memory (VmRSS), MiB."""
+    sizes = {}
+    for process in processes:
+        with contextlib.suppress(FileNotFoundError):
+            status = Path(f"/proc/{process.popen.pid}/status").read_text()
+            kib = next(line.split()[1] for line in status.splitlines()
+                       if line.startswith("VmRSS:"))
+            sizes[process.name] = int(kib) / 1024
+    return sizes
 
 
 def _tail(process: Process) -> str:
