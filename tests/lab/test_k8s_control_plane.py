@@ -23,6 +23,7 @@ from support.gocomponents import go_program
 from support.k8scluster import ControlPlane, kubeconfig, resident_mib, running_control_plane
 
 from gameday.contract import GamedayError
+from gameday.targets.kubernetes.objects import PARTITION_LABEL
 from gameday.targets.kubernetes.settings import KubernetesSettings
 from gameday.targets.kubernetes.target import KubernetesTarget
 from lab.gocomponents import TOXIPROXY
@@ -44,7 +45,7 @@ def refusals_named() -> Iterator[None]:
         yield
     except GamedayError as exc:
         found = REFUSAL.search(str(exc))
-        if found is None and "403" not in str(exc):
+        if found is None and "HTTP 403" not in str(exc):
             raise
         verb, resource, group = found.groups() if found else ("?", "?", "?")
         pytest.fail(f"the {RUNNER} Role does not allow `{verb}` on `{resource}` "
@@ -140,6 +141,9 @@ def check_partition(target: KubernetesTarget, api: client.ApiClient, link: str) 
     target.partition(link)
     assert link in target.links()
     assert any(link in name for name in policies(api)), policies(api)
+    labelled = client.CoreV1Api(api).list_namespaced_pod(
+        NS, label_selector=f"{PARTITION_LABEL}={link}").items
+    assert len(labelled) == (0 if link == "service-broker" else 1), labelled
     problems = target.leftovers()
     assert problems and all(link in problem for problem in problems), problems
     target.heal(link)
