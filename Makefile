@@ -10,7 +10,9 @@ OS_PACKAGES := prometheus haproxy chromium iptables tmux
 
 setup: os-packages $(STAMP) go-components
 
-# The Go programs the lab and the tests use (Toxiproxy's server), built once per machine
+# The Go programs the lab and the tests use (Toxiproxy's server; etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler and kwok for tests/lab/test_k8s_control_plane.py),
+# built once per machine
 # into ${XDG_CACHE_HOME:-~/.cache}/gameday/go from the Go module proxy (lab/gocomponents.py).
 # A failed build is reported, not fatal: `make check` skips the tests needing them,
 # `make test` fails them.

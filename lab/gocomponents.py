@@ -9,6 +9,13 @@ outside the repository, shared by every clone and CI run on the machine::
         <module>@<version>/build-error.txt   why the last build failed (absent once built)
         mod/ build/ gopath/                  Go's module cache, build cache and GOPATH
 
+A component that ``go install pkg@version`` cannot build (the Kubernetes control plane:
+k8s.io/kubernetes replaces its staging modules with folders of its own repository) is
+built with ``go build`` inside a build module of this repository (``lab/k8sbuild``: its
+go.mod pins every module), one folder per program::
+
+        <module>@<version>/<name>/bin/<binary>   and its build-error.txt
+
 When a build fails (no Go, the module proxy unreachable), the reason is kept next to
 where the binary would be: the tests that need the program are skipped with that
 reason, unless ``GAMEDAY_REQUIRE_GO_COMPONENTS=1`` (``make test``), where they fail.
@@ -31,11 +38,19 @@ from pathlib import Path
 
 __all__ = [
     "COMPONENTS",
+    "ETCD",
+    "K8S_BUILD_DIR",
+    "K8S_COMPONENTS",
+    "KUBE_APISERVER",
+    "KUBE_CONTROLLER_MANAGER",
+    "KUBE_SCHEDULER",
+    "KWOK",
     "TOXIPROXY",
     "BuildResult",
     "GoComponent",
     "binary_path",
     "build",
+    "build_command",
     "cache_root",
     "go_environment",
     "install_command",
@@ -60,6 +75,9 @@ class GoComponent:
         package: the package ``go install`` builds (a ``main`` package of the module).
         binary: the file ``go install`` writes (the package path's last element).
         ldflags: linker flags (e.g. the version the program reports).
+        build_dir: a build module of this repository to ``go build`` the package in
+            (its go.mod pins ``module`` at ``version``); None: ``go install pkg@version``.
+        timeout_s: how long its cold build may take.
     """
 
     name: str
@@ -68,6 +86,8 @@ class GoComponent:
     package: str
     binary: str
     ldflags: str = ""
+    build_dir: Path | None = None
+    timeout_s: float = BUILD_TIMEOUT_S
 
     def describe(self) -> str:
         """``name (module@version)``, as the build script prints it."""
@@ -85,7 +105,46 @@ TOXIPROXY = GoComponent(
 )
 """Toxiproxy's server: v2.5.0 is the newest v2 release the Go module proxy lists."""
 
-COMPONENTS = (TOXIPROXY,)
+K8S_BUILD_DIR = Path(__file__).resolve().parent / "k8sbuild"
+"""The build module of the Kubernetes control plane (its go.mod pins every version)."""
+
+K8S_VERSION = "v1.36.3"
+_K8S_BUILD_TIMEOUT_S = 2400.0  # kube-apiserver alone: 180 s cold on 2 cores
+_K8S_LDFLAGS = " ".join(
+    f"-X k8s.io/component-base/version.{name}={value}"
+    for name, value in (("gitVersion", K8S_VERSION), ("gitMajor", "1"), ("gitMinor", "36"),
+                        ("gitTreeState", "clean")))
+
+
+def _k8s_program(name: str) -> GoComponent:
+    return GoComponent(name=name, module="k8s.io/kubernetes", version=K8S_VERSION,
+                       package=f"k8s.io/kubernetes/cmd/{name}", binary=name,
+                       ldflags=_K8S_LDFLAGS, build_dir=K8S_BUILD_DIR,
+                       timeout_s=_K8S_BUILD_TIMEOUT_S)
+
+
+ETCD = GoComponent(
+    name="etcd", module="go.etcd.io/etcd/server/v3", version="v3.6.16",
+    package="go.etcd.io/etcd/server/v3", binary="etcd", build_dir=K8S_BUILD_DIR,
+    timeout_s=_K8S_BUILD_TIMEOUT_S,
+)
+"""etcd 3.6 (Kubernetes 1.36 is tested with 3.6; a current 3.6 has RequestWatchProgress)."""
+
+KUBE_APISERVER = _k8s_program("kube-apiserver")
+KUBE_CONTROLLER_MANAGER = _k8s_program("kube-controller-manager")
+KUBE_SCHEDULER = _k8s_program("kube-scheduler")
+
+KWOK = GoComponent(
+    name="kwok", module="sigs.k8s.io/kwok", version="v0.8.0",
+    package="sigs.k8s.io/kwok/cmd/kwok", binary="kwok", build_dir=K8S_BUILD_DIR,
+    timeout_s=_K8S_BUILD_TIMEOUT_S,
+)
+"""kwok (its controller, not kwokctl): fake nodes whose pods it runs in name only."""
+
+K8S_COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KWOK)
+"""A Kubernetes control plane with fake nodes (tests/support/k8scluster.py)."""
+
+COMPONENTS = (TOXIPROXY, *K8S_COMPONENTS)
 
 
 def cache_root(env: Mapping[str, str]) -> Path:
@@ -95,8 +154,10 @@ def cache_root(env: Mapping[str, str]) -> Path:
 
 
 def component_dir(component: GoComponent, env: Mapping[str, str]) -> Path:
-    """The component's own folder in the cache: ``<module>@<version>``."""
-    return cache_root(env) / f"{component.module}@{component.version}"
+    """The component's own folder in the cache: ``<module>@<version>``, and under it
+    ``<name>`` for a program of a build module (several share a module)."""
+    folder = cache_root(env) / f"{component.module}@{component.version}"
+    return folder if component.build_dir is None else folder / component.name
 
 
 def binary_path(component: GoComponent, env: Mapping[str, str]) -> Path:
@@ -124,6 +185,13 @@ def install_command(go: str, component: GoComponent) -> list[str]:
     """The ``go install`` command line for the component at its pinned version."""
     ldflags = [f"-ldflags={component.ldflags}"] if component.ldflags else []
     return [go, "install", "-trimpath", *ldflags, f"{component.package}@{component.version}"]
+
+
+def build_command(go: str, component: GoComponent, output: Path) -> list[str]:
+    """The ``go build`` command line for a component of a build module (run in its
+    ``build_dir``), writing the program to ``output``."""
+    ldflags = [f"-ldflags={component.ldflags}"] if component.ldflags else []
+    return [go, "build", "-trimpath", *ldflags, "-o", str(output), component.package]
 
 
 def required(env: Mapping[str, str]) -> bool:
@@ -184,23 +252,29 @@ def build(component: GoComponent, env: Mapping[str, str]) -> BuildResult:
 
 
 def _go_install(component: GoComponent, env: Mapping[str, str], target: Path) -> str:
-    """Run ``go install`` into a scratch folder and move the program into place; the
-    error in one line ('' on success)."""
+    """Run ``go install`` (``go build`` in a build module) into a scratch folder and move
+    the program into place; the error in one line ('' on success)."""
     go = shutil.which("go", path=env.get("PATH")) or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         return "no `go` on PATH (Go 1.26 is needed: https://go.dev/dl/)"
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent.parent, prefix=".gobin-") as scratch:
+        output = Path(scratch) / component.binary
+        if component.build_dir is None:
+            command, cwd = install_command(go, component), Path(scratch)
+            what = f"go install {component.package}@{component.version}"
+        else:
+            command, cwd = build_command(go, component, output), component.build_dir
+            what = f"go build {component.package} (in {component.build_dir})"
         try:
             result = subprocess.run(
-                install_command(go, component), env=go_environment(env, Path(scratch)),
-                cwd=scratch, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-                check=False,
+                command, env=go_environment(env, Path(scratch)), cwd=cwd,
+                capture_output=True, text=True, timeout=component.timeout_s, check=False,
             )
         except subprocess.TimeoutExpired:
-            return f"`go install` did not finish within {BUILD_TIMEOUT_S:.0f} s"
+            return f"`{what}` did not finish within {component.timeout_s:.0f} s"
         if result.returncode != 0:
             tail = " ".join((result.stderr or result.stdout).split())[-_ERROR_TAIL_CHARS:]
-            return f"`go install {component.package}@{component.version}` failed: {tail}"
-        os.replace(Path(scratch) / component.binary, target)
+            return f"`{what}` failed: {tail}"
+        os.replace(output, target)
     return ""

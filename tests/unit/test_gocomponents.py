@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from support.gocomponents import absent_outcome
 
 from lab.gocomponents import (
+    COMPONENTS,
+    ETCD,
+    K8S_BUILD_DIR,
+    K8S_COMPONENTS,
+    KUBE_APISERVER,
+    KUBE_CONTROLLER_MANAGER,
+    KUBE_SCHEDULER,
+    KWOK,
     TOXIPROXY,
     binary_path,
+    build_command,
     cache_root,
     go_environment,
     install_command,
@@ -65,3 +75,38 @@ def test_the_reason_names_the_component_and_where_it_should_be() -> None:
     reason = missing_reason(TOXIPROXY, {"XDG_CACHE_HOME": "/c"}, None)
     assert reason.startswith("toxiproxy-server (github.com/Shopify/toxiproxy/v2@v2.5.0)")
     assert "/c/gameday/go/" in reason
+
+
+def test_a_control_plane_program_sits_in_a_folder_of_its_own_under_its_release() -> None:
+    env = {"XDG_CACHE_HOME": "/c"}
+    assert binary_path(KUBE_APISERVER, env) == Path(
+        "/c/gameday/go/k8s.io/kubernetes@v1.36.3/kube-apiserver/bin/kube-apiserver")
+    assert binary_path(ETCD, env) == Path(
+        "/c/gameday/go/go.etcd.io/etcd/server/v3@v3.6.16/etcd/bin/etcd")
+    folders = {binary_path(c, env).parent.parent for c in K8S_COMPONENTS}
+    assert len(folders) == len(K8S_COMPONENTS)  # one lock and error file per program
+
+
+def test_a_control_plane_program_is_built_in_the_build_module_with_its_release() -> None:
+    command = build_command("/go/bin/go", KUBE_SCHEDULER, Path("/tmp/s/kube-scheduler"))
+    assert command[:3] == ["/go/bin/go", "build", "-trimpath"]
+    assert command[-3:] == ["-o", "/tmp/s/kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"]
+    assert "-X k8s.io/component-base/version.gitVersion=v1.36.3" in command[3]
+    assert KUBE_SCHEDULER.build_dir == K8S_BUILD_DIR and TOXIPROXY.build_dir is None
+    assert build_command("go", KWOK, Path("k"))[-1] == "sigs.k8s.io/kwok/cmd/kwok"
+
+
+def test_the_build_module_pins_each_program_at_its_version_and_staging_at_its_release() -> None:
+    gomod = (K8S_BUILD_DIR / "go.mod").read_text()
+    for component in K8S_COMPONENTS:
+        assert re.search(rf"^\t{re.escape(component.module)} {component.version}\b", gomod,
+                         re.MULTILINE), component
+        assert f"\t{component.package}\n" in gomod.split("tool (")[1], component
+    staging = [line.split() for line in gomod.splitlines() if " => " in line]
+    assert len(staging) > 20
+    assert all(left == right and version == "v0.36.3" for left, _, right, version in staging)
+
+
+def test_make_setup_builds_toxiproxy_then_the_control_plane() -> None:
+    assert COMPONENTS == (TOXIPROXY, ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER,
+                          KUBE_SCHEDULER, KWOK)
