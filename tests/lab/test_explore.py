@@ -40,7 +40,14 @@ def _assert_knee_near(sweep: dict[str, object], timeout_s: float) -> None:
     orders = knees["orders_ok"]
     assert orders["value"] is not None, sweep
     assert orders["uncertainty"] <= RESOLUTION_S, sweep
-    assert timeout_s - normal_p99_s - RESOLUTION_S <= orders["value"] \
+    # The first order fails once the added latency plus that call's own latency passes
+    # the timeout: the slowest of the ~1,000 calls of a step, well beyond the normal p99
+    # when another lab shares the 2 cores (seen: knee 0.644 s for the 0.8 s timeout with
+    # p99 85 ms). So the knee lies within the slowest normal call (taken as 3 x p99, at
+    # least 0.15 s) below the timeout, and never above it (beyond the resolution); the
+    # 0.4 s and 0.8 s timeouts' windows still do not overlap.
+    slowest_s = max(3 * normal_p99_s, 0.15)
+    assert timeout_s - slowest_s - RESOLUTION_S <= orders["value"] \
         <= timeout_s + RESOLUTION_S, (timeout_s, normal_p99_s, sweep)
     assert knees["breaker_closed"]["value"] is not None, "the failures must open the breakers"
     assert sweep["stopped"] == "every knee found to the resolution", sweep
