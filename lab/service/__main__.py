@@ -6,8 +6,8 @@ Options (defaults in brackets):
 - ``--timeout-s`` [0.8]: one broker call; ``--budget-s`` [max(0.9, timeout)]: all
   attempts of one order; ``--max-attempts`` [2]: broker calls per order (1 = no retry);
 - breaker: ``--failure-threshold`` [5] consecutive failures, or
-  ``--failure-rate-threshold`` [0.5] of at least ``--min-calls`` [20] results in the
-  last ``--window-s`` [10]; ``--reset-timeout-s`` [5]; ``--success-threshold`` [2];
+  ``--failure-rate-threshold`` [0.25] of at least ``--min-calls`` [20] results in the
+  last ``--window-s`` [3]; ``--reset-timeout-s`` [5]; ``--success-threshold`` [2];
   ``--half-open-max-calls`` [1];
 - drain on SIGTERM: ``--drain-delay-s`` [1.0] not ready but serving, then
   ``--drain-timeout-s`` [5] for in-flight orders;
@@ -59,9 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--retry-new-id", action="store_true",
         help="sabotage: retry under a new client order id (ID-rN)")
     add("--failure-threshold", type=int, default=5)
-    add("--failure-rate-threshold", type=float, default=0.5)
+    add("--failure-rate-threshold", type=float, default=0.25)
     add("--min-calls", type=int, default=20)
-    add("--window-s", type=float, default=10.0)
+    add("--window-s", type=float, default=3.0)
     add("--reset-timeout-s", type=float, default=5.0)
     add("--success-threshold", type=int, default=2)
     add("--half-open-max-calls", type=int, default=1)

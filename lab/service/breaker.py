@@ -61,14 +61,18 @@ class BreakerSettings:
     failure_rate_threshold: failure share (0 < r <= 1) over the window that opens it.
     window_s: length of the sliding window of results, seconds, > 0.
     min_calls: results the window must hold before its failure share counts, >= 1.
+
+    With the defaults, when half the calls fail the breaker opens at the latest about
+    ``window_s`` (3 s) into the fault, however few calls the load balancer sends this
+    replica (see docs/contract.md, section 3).
     """
 
     failure_threshold: int = 5
     reset_timeout_s: float = 5.0
     success_threshold: int = 2
     half_open_max_calls: int = 1
-    failure_rate_threshold: float = 0.5
-    window_s: float = 10.0
+    failure_rate_threshold: float = 0.25
+    window_s: float = 3.0
     min_calls: int = 20
 
     def __post_init__(self) -> None:
