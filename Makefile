@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OS_PACKAGES := prometheus haproxy chromium iptables tmux
 
-.PHONY: setup gameday test check lint bench soak clean os-packages go-components
+.PHONY: setup gameday gameday-quick test check lint bench soak clean os-packages go-components
 
 setup: os-packages $(STAMP) go-components
 
@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml
 # reference one (see README, "Testing your own service").
 gameday: setup
 	$(BIN)/gameday run $(if $(SERVICE),--service $(SERVICE))
+
+# The quick game day: the experiments tagged `quick`, one or two per family (~4 min).
+gameday-quick: setup
+	$(BIN)/gameday run --tag quick $(if $(SERVICE),--service $(SERVICE))
 
 # The fast tier while working: lint, types, layers, unit and component tests (~2 min).
 check: lint
