@@ -240,7 +240,8 @@ KILL_FAULT = "kill"
 
 FREEZE_FAULT = "freeze"
 CPU_THROTTLE_FAULT = "cpu-throttle"
-CGROUP_FAULTS = (FREEZE_FAULT, CPU_THROTTLE_FAULT)
+MEMORY_LIMIT_FAULT = "memory-limit"
+CGROUP_FAULTS = (FREEZE_FAULT, CPU_THROTTLE_FAULT, MEMORY_LIMIT_FAULT)
 
 # A toxic on a load balancer -> replica link: only where the fault proxy sits on it.
 REPLICA_LINK_DEGRADE_FAULT = "replica-link-degrade"

@@ -1,12 +1,12 @@
 """Each replica in cgroups of its own: the kernel mechanisms behind the gray faults.
 
-When the machine offers it — root, and the cgroup v1 controllers ``freezer`` and ``cpu``
-mounted writable (see :func:`unavailable`) — ``gameday lab up`` creates, for a lab on port
-base B in state directory D, a parent ``gameday-lab-B-<hash of D>`` in each controller's
-hierarchy (so labs side by side never share one) and under it one cgroup per replica
-(``replica-N``). supervisord starts every replica through :mod:`lab.cgexec`, which joins
-its cgroups before it execs the replica, so a replica restarted by supervisord lands in
-them again: a fault addresses the cgroup, never a PID.
+When the machine offers it — root, and the cgroup v1 controllers ``freezer``, ``cpu``
+and ``memory`` mounted writable (see :func:`unavailable`) — ``gameday lab up`` creates,
+for a lab on port base B in state directory D, a parent ``gameday-lab-B-<hash of D>``
+in each controller's hierarchy (so labs side by side never share one) and under it one
+cgroup per replica (``replica-N``). supervisord starts every replica through
+:mod:`lab.cgexec`, which joins its cgroups before it execs the replica, so a replica
+restarted by supervisord lands in them again: a fault addresses the cgroup, never a PID.
 
 The lab records the plan in ``<state dir>/cgroups.json`` before creating anything, so
 ``gameday lab down`` removes exactly those cgroups, even after a crash; it thaws them and
@@ -15,10 +15,21 @@ offer the mechanism the lab runs without cgroups and records why (``lab.json``),
 faults needing it are reported as not runnable here.
 
 Faults: :func:`freeze` (``freezer.state`` FROZEN: the replica keeps its sockets, the
-kernel still completes TCP handshakes into its backlog, and nothing answers) and
-:func:`throttle` (``cpu.cfs_quota_us``: a share of one core per period); :func:`thaw` and
-:func:`unthrottle` undo them and are idempotent. Every write raises :class:`CgroupError`
-quoting the file.
+kernel still completes TCP handshakes into its backlog, and nothing answers),
+:func:`throttle` (``cpu.cfs_quota_us``: a share of one core per period) and
+:func:`limit_memory` (``memory.limit_in_bytes`` a little above what the replica uses, then
+a leak charged to its cgroup until the kernel's OOM killer ends the replica);
+:func:`thaw`, :func:`unthrottle` and :func:`unlimit_memory` undo them and are idempotent.
+Every write raises :class:`CgroupError` quoting the file.
+
+The leak stands in for the replica's own: a small shell loop that joins the replica's
+memory cgroup (and no other) and appends to a file on tmpfs (``/dev/shm``), whose pages
+are charged to that cgroup and cannot be reclaimed without swap. When the cgroup reaches
+its limit the kernel first reclaims what it can (the replica's page cache: it slows
+down), then kills the task with the largest resident set in the cgroup — the replica,
+since tmpfs pages count in no process' resident set and the loop itself holds about a
+MiB. The loop then deletes the file (a leak dies with its process) and ends; it also ends
+after a bounded number of steps. Any service works: nothing is asked of it.
 """
 
 from __future__ import annotations
@@ -28,16 +39,18 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["CONTROLLERS", "CgroupError", "CgroupPlan", "create", "faults_left", "freeze",
-           "freezer_state", "missing_requirements", "mounts", "plan_for", "recorded",
-           "remove", "thaw", "throttle", "throttle_figures", "unavailable", "unthrottle"]
+           "freezer_state", "leak_script", "limit_memory", "memory_figures",
+           "missing_requirements", "mounts", "plan_for", "recorded", "remove", "thaw",
+           "throttle", "throttle_figures", "unavailable", "unlimit_memory", "unthrottle"]
 
-CONTROLLERS = ("freezer", "cpu")
+CONTROLLERS = ("freezer", "cpu", "memory")
 RECORD_FILE = "cgroups.json"
 PROC_MOUNTS = Path("/proc/mounts")
 FROZEN, THAWED = "FROZEN", "THAWED"
@@ -46,6 +59,11 @@ PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
 TASK_SHARES = 1024  # cpu.shares of one task of the root cgroup (nice 0)
 FREEZE_WAIT_S = 5.0
+UNLIMITED_BYTES = 1 << 62  # memory.limit_in_bytes reads about 2**63 (page-rounded) when unset
+MIB = 1 << 20
+LEAK_DIR = Path("/dev/shm")
+LEAK_STEP_S = 0.1
+LEAK_MAX_S = 60.0
 STRAGGLER_WAIT_S = 5.0
 POLL_S = 0.02
 
@@ -68,8 +86,17 @@ class CgroupPlan:
     parent: str
     replicas: tuple[str, ...]
 
+    def controllers(self) -> list[str]:
+        """The controllers of :data:`CONTROLLERS` this lab has cgroups in (a lab brought
+        up by an older gameday may lack ``memory``)."""
+        return [c for c in CONTROLLERS if c in self.roots]
+
     def parent_dir(self, controller: str) -> Path:
-        """The lab's cgroup in ``controller``'s hierarchy."""
+        """The lab's cgroup in ``controller``'s hierarchy; CgroupError if it has none."""
+        if controller not in self.roots:
+            raise CgroupError(f"this lab has no {controller} cgroups (brought up before "
+                              "gameday used them): restart it with `gameday lab down` and "
+                              "`gameday lab up`")
         return self.roots[controller] / self.parent
 
     def dir(self, controller: str, replica: str) -> Path:
@@ -81,7 +108,7 @@ class CgroupPlan:
 
     def replica_dirs(self, replica: str) -> list[Path]:
         """The replica's cgroup in every controller (what :mod:`lab.cgexec` joins)."""
-        return [self.dir(c, replica) for c in CONTROLLERS]
+        return [self.dir(c, replica) for c in self.controllers()]
 
     def as_json(self) -> dict[str, object]:
         """The record written to ``cgroups.json``."""
@@ -197,7 +224,7 @@ def remove(state_dir: Path) -> list[str]:
     if plan is None:
         return []
     removed = []
-    for controller in CONTROLLERS:
+    for controller in plan.controllers():
         for replica in plan.replicas:
             path = plan.dir(controller, replica)
             if path.is_dir():
@@ -217,7 +244,7 @@ def release_all(state_dir: Path) -> None:
     cannot die); a no-op without a record."""
     plan = recorded(state_dir)
     for replica in plan.replicas if plan else ():
-        for controller in CONTROLLERS:
+        for controller in plan.controllers() if plan else ():
             if plan is not None and plan.dir(controller, replica).is_dir():
                 _release(plan, controller, replica)
 
@@ -227,6 +254,8 @@ def _release(plan: CgroupPlan, controller: str, replica: str) -> None:
         thaw(plan, replica)
     elif controller == "cpu":
         unthrottle(plan, replica)
+    elif controller == "memory":
+        unlimit_memory(plan, replica)
 
 
 def _end_stragglers(path: Path, wait_s: float = STRAGGLER_WAIT_S) -> None:
@@ -329,9 +358,87 @@ def throttle_figures(plan: CgroupPlan, replica: str) -> dict[str, float]:
                                                         "throttled_time")}}
 
 
+def leak_file(plan: CgroupPlan, replica: str) -> Path:
+    """Where the leak of ``replica`` grows (tmpfs, named after the lab's cgroup)."""
+    return LEAK_DIR / f"{plan.parent}-{replica}.leak"
+
+
+def leak_script(cgroup: Path, leak: Path, chunk_mib: int, steps: int, *, oom_kills: int,
+                step_s: float = LEAK_STEP_S) -> list[str]:
+    """The command of the leak (pure): join ``cgroup`` (a memory cgroup), then every
+    ``step_s`` append ``chunk_mib`` MiB of zeros to ``leak`` until the cgroup's
+    ``oom_kill`` count is no longer ``oom_kills`` or ``steps`` steps are done; then delete
+    the file."""
+    if chunk_mib < 1 or steps < 1 or oom_kills < 0 or not step_s > 0:
+        raise ValueError("chunk_mib and steps must be >= 1, oom_kills >= 0, step_s > 0")
+    script = (
+        'echo $$ > "$1/cgroup.procs" || exit 3\n'
+        'i=0\n'
+        'while [ "$i" -lt "$4" ] && grep -qx "oom_kill $5" "$1/memory.oom_control"; do\n'
+        '  head -c "$3" /dev/zero >> "$2" || break\n'
+        '  sleep "$6"\n'
+        '  i=$((i + 1))\n'
+        'done\n'
+        'rm -f "$2"\n')
+    return ["sh", "-c", script, "gameday-leak", str(cgroup), str(leak),
+            str(chunk_mib * MIB), str(steps), str(oom_kills), f"{step_s:g}"]
+
+
+def memory_figures(plan: CgroupPlan, replica: str) -> dict[str, float]:
+    """The replica's memory cgroup: ``memory_usage_bytes``, ``memory_limit_bytes`` (-1
+    when unlimited) and ``oom_kills`` (the kernel's count of OOM kills in it)."""
+    directory = plan.dir("memory", replica)
+    limit = int(_read(directory / "memory.limit_in_bytes"))
+    control = dict(line.split()[:2] for line in
+                   _read(directory / "memory.oom_control").splitlines()
+                   if len(line.split()) >= 2)
+    return {"memory_usage_bytes": float(_read(directory / "memory.usage_in_bytes")),
+            "memory_limit_bytes": -1.0 if limit >= UNLIMITED_BYTES else float(limit),
+            "oom_kills": float(control.get("oom_kill", 0))}
+
+
+def limit_memory(plan: CgroupPlan, replica: str, headroom_mib: int,
+                 leak_mib_per_s: int) -> dict[str, float]:
+    """Limit the replica's memory to what it uses now plus ``headroom_mib``, then start
+    the leak at ``leak_mib_per_s`` (it ends at the first OOM kill, or after
+    :data:`LEAK_MAX_S`). Returns the figures as the leak starts."""
+    figures = memory_figures(plan, replica)
+    directory = plan.dir("memory", replica)
+    _write(directory / "memory.limit_in_bytes",
+           str(int(figures["memory_usage_bytes"]) + headroom_mib * MIB))
+    chunk_mib = max(1, round(leak_mib_per_s * LEAK_STEP_S))
+    command = leak_script(directory, leak_file(plan, replica), chunk_mib,
+                          round(LEAK_MAX_S / LEAK_STEP_S), oom_kills=int(figures["oom_kills"]))
+    try:
+        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        raise CgroupError(f"cannot start the memory leak of {replica}: {exc}") from None
+    return memory_figures(plan, replica)
+
+
+def _leak_pids(plan: CgroupPlan, replica: str) -> list[int]:
+    """The leak's processes: in the replica's memory cgroup, in none of its others."""
+    others = {pid for c in plan.controllers() if c != "memory"
+              for pid in members(plan, replica, c)}
+    return [pid for pid in members(plan, replica, "memory") if pid not in others]
+
+
+def unlimit_memory(plan: CgroupPlan, replica: str) -> dict[str, float]:
+    """End the leak (SIGKILL to its processes, its file deleted) and lift the memory
+    limit; idempotent. Returns the figures."""
+    for pid in _leak_pids(plan, replica):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    leak_file(plan, replica).unlink(missing_ok=True)
+    _write(plan.dir("memory", replica) / "memory.limit_in_bytes", "-1")
+    return memory_figures(plan, replica)
+
+
 def faults_left(plan: CgroupPlan, running: Mapping[str, int]) -> list[str]:
-    """Replicas still frozen or throttled, missing cgroups, and running replicas (name →
-    PID) that are not in their cgroup, in words; empty when clean."""
+    """Replicas still frozen, throttled or memory-limited, a leak left, missing cgroups,
+    and running replicas (name → PID) that are not in their cgroup, in words; empty when
+    clean."""
     problems = []
     for replica in plan.replicas:
         missing = [str(p) for p in plan.replica_dirs(replica) if not p.is_dir()]
@@ -346,8 +453,23 @@ def faults_left(plan: CgroupPlan, running: Mapping[str, int]) -> list[str]:
         if quota >= 0:
             problems.append(f"{replica} is CPU-throttled to {quota:g} core (cgroup "
                             f"{plan.dir('cpu', replica)})")
+        if "memory" in plan.roots:
+            problems += _memory_left(plan, replica)
         pid = running.get(replica, 0)
         if pid and pid not in members(plan, replica):
             problems.append(f"{replica} (PID {pid}) is not in its cgroup "
                             f"{plan.dir('freezer', replica)}")
+    return problems
+
+
+def _memory_left(plan: CgroupPlan, replica: str) -> list[str]:
+    problems = []
+    limit = memory_figures(plan, replica)["memory_limit_bytes"]
+    if limit >= 0:
+        problems.append(f"{replica} is memory-limited to {limit / MIB:.0f} MiB (cgroup "
+                        f"{plan.dir('memory', replica)})")
+    leaking = _leak_pids(plan, replica)
+    if leaking or leak_file(plan, replica).exists():
+        problems.append(f"a memory leak of {replica} is left (processes "
+                        f"{leaking or 'none'}, file {leak_file(plan, replica)})")
     return problems

@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gameday.contract import ConfigError, window_selector
-from gameday.faults.inject import EVERYTHING_SELECTORS, check_cores, toxic_body
+from gameday.faults.inject import (
+    EVERYTHING_SELECTORS,
+    HEADROOM_MIB_RANGE,
+    LEAK_MIB_PER_S_RANGE,
+    check_cores,
+    check_mib,
+    toxic_body,
+)
 from gameday.measurements.sla import SOURCES
 from gameday.targets.lab import broker_fault_modes, check_broker_mode
 
@@ -80,6 +87,12 @@ def _throttle(args: Mapping[str, Any], links: Links) -> None:
     check_cores(args["cores"])
 
 
+def _memory(args: Mapping[str, Any], links: Links) -> None:
+    _replica_selector(args, links)
+    check_mib("headroom_mib", args["headroom_mib"], HEADROOM_MIB_RANGE)
+    check_mib("leak_mib_per_s", args["leak_mib_per_s"], LEAK_MIB_PER_S_RANGE)
+
+
 def _broker_mode(args: Mapping[str, Any], links: Links) -> None:
     check_broker_mode({k: v for k, v in args.items() if v is not None})
 
@@ -120,5 +133,8 @@ VALUE_CHECKS: Mapping[str, Callable[[Mapping[str, Any], Links], None]] = {
     "actions.cpu.unthrottle": _replica_selector,
     "probes.cgroups.frozen": _replica_selector,
     "probes.cgroups.cpu_throttled": _replica_selector,
+    "actions.memory.limit": _memory,
+    "actions.memory.unlimit": _replica_selector,
+    "probes.cgroups.oom_killed": _replica_selector,
     "controls.traffic": _traffic,
 }

@@ -21,7 +21,8 @@ __all__ = ["ExperimentPlan", "Step", "plan_of", "render", "total_s"]
 
 _VAR = re.compile(r"\$\{([^}]+)\}")
 UNDO_FUNCS = frozenset({("actions.network", "heal"), ("actions.broker", "recover"),
-                        ("actions.freeze", "thaw"), ("actions.cpu", "unthrottle")})
+                        ("actions.freeze", "thaw"), ("actions.cpu", "unthrottle"),
+                        ("actions.memory", "unlimit")})
 RUN_OVERHEAD_S = 5.0
 
 
@@ -126,14 +127,22 @@ def _blast(module: str, func: str, arguments: Mapping[str, Any], replicas: int) 
     if module == "actions.pods":
         qty = arguments.get("qty", 1)
         return f"{qty} of {replicas} replicas killed"
-    if module in ("actions.freeze", "actions.cpu"):
-        what = "frozen" if module == "actions.freeze" else (
-            f"limited to {arguments.get('cores', 0.1)} CPU core")
-        return f"{arguments.get('selector', '?')} {what} (1 of {replicas} replicas)"
+    if module in ("actions.freeze", "actions.cpu", "actions.memory"):
+        return f"{arguments.get('selector', '?')} {_gray_what(module, arguments)} (1 of " \
+               f"{replicas} replicas)"
     link = str(arguments.get("link", "service-broker"))
     if link == "service-broker":
         return "the link to the broker, for every replica (all orders)"
     return f"{link}: 1 of {replicas} replicas (about 1/{replicas} of the orders)"
+
+
+def _gray_what(module: str, arguments: Mapping[str, Any]) -> str:
+    if module == "actions.freeze":
+        return "frozen"
+    if module == "actions.cpu":
+        return f"limited to {arguments.get('cores', 0.1)} CPU core"
+    return (f"leaking {arguments.get('leak_mib_per_s', 32)} MiB/s past a limit "
+            f"{arguments.get('headroom_mib', 48)} MiB above its use, until OOM-killed")
 
 
 def _share(probability: Any) -> str:
@@ -149,7 +158,8 @@ def _waits(activity: Mapping[str, Any]) -> float:
     """How long a probe may wait for what it checks (its ``seconds`` bound)."""
     if activity.get("type") != "probe":
         return 0.0
-    seconds = (_provider(activity).get("arguments") or {}).get("seconds")
+    arguments = _provider(activity).get("arguments") or {}
+    seconds = arguments.get("seconds", arguments.get("within_s"))
     return float(seconds) if isinstance(seconds, int | float) else 0.0
 
 

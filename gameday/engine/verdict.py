@@ -41,7 +41,8 @@ EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits"),
                              ("probes.network", "link_traffic"),
                              ("probes.replicas", "replaced"),
                              ("probes.cgroups", "frozen"),
-                             ("probes.cgroups", "cpu_throttled")})
+                             ("probes.cgroups", "cpu_throttled"),
+                             ("probes.cgroups", "oom_killed")})
 DEFAULT_FAILED_BUT_FILLED_MAX = 0
 DEFAULT_LATE_SHARE_MAX = 0.10
 

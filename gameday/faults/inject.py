@@ -17,6 +17,7 @@ from gameday.contract import (
     FREEZE_FAULT,
     KILL_FAULT,
     LB_LINK_PREFIX,
+    MEMORY_LIMIT_FAULT,
     REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
     InjectionError,
@@ -28,8 +29,11 @@ LINK_KINDS = ("partition", "degrade")
 EVERYTHING_SELECTORS = ("", "*", "all")
 # The actions that inject a fault a target may not offer everywhere, and its kind.
 ACTION_FAULTS = {("actions.freeze", "freeze"): FREEZE_FAULT,
-                 ("actions.cpu", "throttle"): CPU_THROTTLE_FAULT}
+                 ("actions.cpu", "throttle"): CPU_THROTTLE_FAULT,
+                 ("actions.memory", "limit"): MEMORY_LIMIT_FAULT}
 CORES_MIN, CORES_MAX = 0.01, 64.0
+HEADROOM_MIB_RANGE = (1, 4096)
+LEAK_MIB_PER_S_RANGE = (1, 1024)
 
 
 def fault_kind(provider: Mapping[str, Any]) -> str | None:
@@ -207,6 +211,44 @@ def unthrottle(target: Target, selector: str) -> dict[str, Any]:
     return {"unthrottled": released}
 
 
+def check_mib(name: str, value: int, valid: tuple[int, int]) -> int:
+    """``value`` as a whole number of MiB within ``valid``, or ConfigError (pure)."""
+    low, high = valid
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name}={value!r} is out of range: valid is a whole number "
+                          f"{low}..{high} (MiB)")
+    return value
+
+
+def limit_memory(target: Target, selector: str, headroom_mib: int,
+                 leak_mib_per_s: int) -> dict[str, Any]:
+    """Limit the memory of the replicas matching ``selector`` and leak into it until the
+    kernel OOM-kills them; undo with ``unlimit_memory``. The record keeps each replica's
+    OOM-kill count and what it ran as (see ``Target.replica_instances``) from before: the
+    baselines of ``probes.cgroups.oom_killed``."""
+    _check_selector(selector)
+    headroom = check_mib("headroom_mib", headroom_mib, HEADROOM_MIB_RANGE)
+    rate = check_mib("leak_mib_per_s", leak_mib_per_s, LEAK_MIB_PER_S_RANGE)
+    _check_supported(target, MEMORY_LIMIT_FAULT)
+    before = {name: int(figures["oom_kills"])
+              for name, figures in target.cgroup_figures(selector).items()}
+    _log(target).record(MEMORY_LIMIT_FAULT, {"selector": selector, "headroom_mib": headroom,
+                                             "leak_mib_per_s": rate,
+                                             "oom_kills_before": before,
+                                             "instances": target.replica_instances(selector)})
+    return {"limited": target.limit_memory(selector, headroom, rate),
+            "headroom_mib": headroom, "leak_mib_per_s": rate}
+
+
+def unlimit_memory(target: Target, selector: str) -> dict[str, Any]:
+    """End the leak and lift the memory limit of the replicas matching ``selector``;
+    idempotent."""
+    _check_selector(selector)
+    released = target.unlimit_memory(selector)
+    _undone(target, MEMORY_LIMIT_FAULT, selector)
+    return {"unlimited": released}
+
+
 UNDO: dict[str, Callable[[Target, Injection], Any]] = {
     "partition": lambda target, injection: heal(target, injection.params["link"]),
     "degrade": lambda target, injection: heal(target, injection.params["link"]),
@@ -214,6 +256,8 @@ UNDO: dict[str, Callable[[Target, Injection], Any]] = {
     FREEZE_FAULT: lambda target, injection: thaw(target, injection.params["selector"]),
     CPU_THROTTLE_FAULT: lambda target, injection: unthrottle(target,
                                                             injection.params["selector"]),
+    MEMORY_LIMIT_FAULT: lambda target, injection: unlimit_memory(
+        target, injection.params["selector"]),
 }
 
 

@@ -69,10 +69,20 @@ class Target(Protocol):
     def unthrottle_cpu(self, selector: str) -> list[str]:
         """Lift the CPU limit of the replicas matching ``selector``; idempotent."""
 
+    def limit_memory(self, selector: str, headroom_mib: int, leak_mib_per_s: int) -> list[str]:
+        """Limit the memory of the replicas matching ``selector`` to what they use plus
+        ``headroom_mib``, and leak ``leak_mib_per_s`` into it until the kernel OOM-kills
+        each one; return their names."""
+
+    def unlimit_memory(self, selector: str) -> list[str]:
+        """End the leak and lift the memory limit of the replicas matching ``selector``;
+        idempotent."""
+
     def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
         """Per replica matching ``selector``: ``freezer_state`` (THAWED, FREEZING, FROZEN),
         ``quota_cores`` (-1: no limit) and the kernel's ``nr_periods``, ``nr_throttled``,
-        ``throttled_time`` (ns); MeasurementError when they cannot be read."""
+        ``throttled_time`` (ns); ``memory_usage_bytes``, ``memory_limit_bytes`` (-1: no
+        limit) and ``oom_kills``; MeasurementError when they cannot be read."""
 
     def fault_proxy_url(self) -> str:
         """Base URL of the Toxiproxy-compatible API on the links."""

@@ -334,12 +334,25 @@ class LabTarget:
         """Set the replicas' CFS quota back to unlimited (-1); idempotent."""
         return self._on_cgroups(selector, cgroups.unthrottle)
 
+    def limit_memory(self, selector: str, headroom_mib: int, leak_mib_per_s: int) -> list[str]:
+        """Set the replicas' ``memory.limit_in_bytes`` to their usage plus
+        ``headroom_mib`` and start a leak charged to their memory cgroup
+        (:func:`lab.cgroups.limit_memory`)."""
+        return self._on_cgroups(selector, lambda plan, name: cgroups.limit_memory(
+            plan, name, headroom_mib, leak_mib_per_s))
+
+    def unlimit_memory(self, selector: str) -> list[str]:
+        """End the replicas' leak and lift their memory limit; idempotent."""
+        return self._on_cgroups(selector, cgroups.unlimit_memory)
+
     def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
-        """Freezer state, CPU quota and throttling counters of each matching replica."""
+        """Freezer state, CPU quota and throttling counters, memory use, limit and OOM
+        kills of each matching replica."""
         plan = self._cgroup_plan(MeasurementError)
         try:
             return {r.name: {"freezer_state": cgroups.freezer_state(plan, r.name),
-                             **cgroups.throttle_figures(plan, r.name)}
+                             **cgroups.throttle_figures(plan, r.name),
+                             **cgroups.memory_figures(plan, r.name)}
                     for r in self._replicas(selector)}
         except cgroups.CgroupError as exc:
             raise MeasurementError(str(exc)) from exc

@@ -1,8 +1,8 @@
-"""Gray faults on real replicas: each replica in cgroups of its own, frozen or throttled
-through the same API as every fault, recorded first, undone by cleanup, listed by the
-leftovers check, and the cgroups gone after ``lab down``.
+"""Gray faults on real replicas: each replica in cgroups of its own, frozen, throttled or
+run out of memory through the same API as every fault, recorded first, undone by cleanup,
+listed by the leftovers check, and the cgroups gone after ``lab down``.
 
-Needs root and the cgroup v1 controllers ``freezer`` and ``cpu``; elsewhere the tests
+Needs root and the cgroup v1 controllers ``freezer``, ``cpu`` and ``memory``; elsewhere the tests
 check that the lab says what is missing and the faults refuse to run.
 """
 
@@ -26,6 +26,7 @@ from gameday.faults.record import InjectionLog
 from gameday.settings import resolve
 from gameday.targets.lab import LabTarget
 from lab import cgroups, stack
+from probes.cgroups import oom_killed
 
 UNAVAILABLE = cgroups.unavailable()
 needs_cgroups = pytest.mark.skipif(bool(UNAVAILABLE), reason=f"no replica cgroups here: "
@@ -94,23 +95,69 @@ def test_a_throttled_replica_is_throttled_by_the_kernel(
 
 
 @needs_cgroups
+def test_a_replica_over_its_memory_limit_is_oom_killed_and_restarted(
+        gray_lab: RunningLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _target(gray_lab, monkeypatch)
+    plan, old = _plan_and_pid(target, "replica-1")
+    inject.limit_memory(target, "name=replica-1", 48, 32)
+    try:
+        figures = target.cgroup_figures("name=replica-1")["replica-1"]
+        assert figures["memory_limit_bytes"] > figures["memory_usage_bytes"] - 64 * cgroups.MIB
+        assert any("replica-1 is memory-limited to" in p for p in target.leftovers())
+        assert oom_killed("name=replica-1", within_s=20) == 1
+        # the kernel took the replica's process (the leak holds about a MiB), and the
+        # leak ended with it: its file is gone
+        assert not _running(old)
+        deadline = time.monotonic() + 5.0
+        while cgroups.leak_file(plan, "replica-1").exists():
+            assert time.monotonic() < deadline, "the leak outlived the OOM kill"
+            time.sleep(0.1)
+    finally:
+        undone = inject.cleanup(target)
+        assert len(undone) == 1 and undone[0].startswith("memory-limit {"), undone
+        assert "'selector': 'name=replica-1'" in undone[0]
+    figures = target.cgroup_figures("name=replica-1")["replica-1"]
+    assert figures["memory_limit_bytes"] == -1.0
+    assert _back(target, "replica-1", old) in cgroups.members(plan, "replica-1", "memory")
+    assert target.leftovers() == []
+
+
+def _plan_and_pid(target: LabTarget, name: str) -> tuple[cgroups.CgroupPlan, int]:
+    """The lab's cgroup plan and the replica's PID now."""
+    plan = cgroups.recorded(target.state_dir())
+    assert plan is not None
+    return plan, {r.name: r.pid for r in target.status().replicas}[name]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _back(target: LabTarget, name: str, old: int) -> int:
+    """The replica's new PID once it runs again and answers its health check."""
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while True:
+        new = {r.name: r.pid for r in target.status().replicas}[name]
+        if new not in (0, old) and _health(target.layout.replica_url(name)):
+            return new
+        assert time.monotonic() < deadline, f"{name} did not come back"
+        time.sleep(0.2)
+
+
+@needs_cgroups
 def test_a_restarted_replica_lands_in_its_cgroup_again(
         gray_lab: RunningLab, monkeypatch: pytest.MonkeyPatch) -> None:
     target = _target(gray_lab, monkeypatch)
-    plan = cgroups.recorded(target.state_dir())
-    assert plan is not None
-    old = {r.name: r.pid for r in target.status().replicas}["replica-3"]
+    plan, old = _plan_and_pid(target, "replica-3")
     assert old in cgroups.members(plan, "replica-3")
     # the replicas weigh as three tasks of the host, not as one cgroup
     assert (plan.parent_dir("cpu") / "cpu.shares").read_text().strip() == "3072"
     os.kill(old, signal.SIGKILL)
-    deadline = time.monotonic() + RESTART_WAIT_S
-    while True:
-        new = {r.name: r.pid for r in target.status().replicas}["replica-3"]
-        if new not in (0, old) and _health(target.layout.replica_url("replica-3")):
-            break
-        assert time.monotonic() < deadline, "replica-3 did not come back"
-        time.sleep(0.2)
+    new = _back(target, "replica-3", old)
     assert new in cgroups.members(plan, "replica-3")
     assert new in cgroups.members(plan, "replica-3", "cpu")
     assert target.leftovers() == []

@@ -35,9 +35,11 @@ ROUNDS_PER_SIGNAL = 7
 EXPERIMENTS = {"broker-down": 55.0, "replica-partition": 45.0, "broker-slow": 45.0,
                "pod-kill": 40.0, "broker-flapping": 55.0}
 # The gray faults (cgroups): one round per signal, alternating, interrupted while the
-# replica is frozen or throttled (from..to seconds after the start), so that every signal
-# meets a fault in place — nothing may be left frozen or throttled.
-GRAY_EXPERIMENTS = {"replica-freeze": (14.0, 28.0), "replica-cpu-starved": (14.0, 28.0)}
+# replica is frozen, throttled or memory-limited (from..to seconds after the start), so
+# that every signal meets a fault in place — nothing may be left frozen, throttled, limited
+# or leaking.
+GRAY_EXPERIMENTS = {"replica-freeze": (14.0, 28.0), "replica-cpu-starved": (14.0, 28.0),
+                    "replica-oom": (14.0, 26.0)}
 EXIT_WAIT_S = 90.0
 DOCTOR_WAIT_S = 60.0
 

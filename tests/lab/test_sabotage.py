@@ -105,9 +105,12 @@ def test_without_health_checks_idempotency_or_retry_limits(tmp_path: Path,
 def test_without_load_balancer_retries_and_with_a_thrashing_breaker(
         tmp_path: Path, port_bases: PortBases) -> None:
     with broken_lab(tmp_path, port_bases.take(), UNGUARDED) as lab:
-        verdicts = _verdicts(lab, tmp_path / "reports", "pod-kill", "broker-flapping")
+        verdicts = _verdicts(lab, tmp_path / "reports", "pod-kill", "broker-flapping",
+                             "replica-oom")
     assert "method: sla-held-through-the-kills-client-side returned availability" \
         in verdicts["pod-kill"]
+    assert "method: no-errors-over-the-oom-kill-client-side returned" \
+        in verdicts["replica-oom"]
     assert "method: breaker-does-not-thrash returned" in verdicts["broker-flapping"]
 
 

@@ -24,6 +24,7 @@ from lab import cgexec, cgroups
 from lab.layout import LabLayout
 from lab.render import Executables, all_files
 from lab.stack import cgroup_plan
+from probes.cgroups import _oom_killed
 
 EXE = Executables("/venv/bin/python", "/usr/sbin/haproxy", "/usr/bin/prometheus")
 MOUNTS = """\
@@ -31,13 +32,15 @@ tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0
 cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0
 cgroup /sys/fs/cgroup/freezer cgroup rw,relatime,freezer 0 0
 cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
 cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 """
 
 
 def test_mounts_find_each_v1_controller_even_co_mounted() -> None:
     assert cgroups.mounts(MOUNTS) == {"cpu": Path("/sys/fs/cgroup/cpu,cpuacct"),
-                                      "freezer": Path("/sys/fs/cgroup/freezer")}
+                                      "freezer": Path("/sys/fs/cgroup/freezer"),
+                                      "memory": Path("/sys/fs/cgroup/memory")}
     assert cgroups.mounts("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n") == {}
 
 
@@ -122,12 +125,15 @@ def test_a_toxic_on_a_replica_link_is_not_runnable_where_the_proxy_is_off_that_p
                         {REPLICA_LINK_DEGRADE_FAULT: "HAProxy goes direct"}) == []
 
 
+def _kubernetes(state_dir: Path) -> KubernetesTarget:
+    return KubernetesTarget(KubernetesSettings(
+        prometheus_url="http://127.0.0.1:9090", toxiproxy_url="http://127.0.0.1:9",
+        entry_url="http://127.0.0.1:8080", broker_url="http://127.0.0.1:8081",
+        state_dir=state_dir))
+
+
 def test_the_kubernetes_target_says_the_gray_faults_are_not_there_yet(tmp_path: Path) -> None:
-    settings = KubernetesSettings(prometheus_url="http://127.0.0.1:9090",
-                                  toxiproxy_url="http://127.0.0.1:9",
-                                  entry_url="http://127.0.0.1:8080",
-                                  broker_url="http://127.0.0.1:8081", state_dir=tmp_path)
-    target = KubernetesTarget(settings)
+    target = _kubernetes(tmp_path)
     unsupported = target.unsupported_faults()
     assert sorted(unsupported) == sorted([*CGROUP_FAULTS, REPLICA_LINK_DEGRADE_FAULT])
     assert "not supported on the kubernetes target yet" in unsupported["freeze"]
@@ -139,3 +145,68 @@ def test_the_kubernetes_target_says_the_gray_faults_are_not_there_yet(tmp_path: 
     with pytest.raises(ConfigError, match="cpu-throttle fault is not supported"):
         target.throttle_cpu("name=replica-2", 0.1)
     assert target.thaw("name=replica-2") == [] and target.unthrottle_cpu("x") == []
+
+
+def test_the_memory_fault_is_not_there_yet_on_kubernetes_either(tmp_path: Path) -> None:
+    target = _kubernetes(tmp_path)
+    with pytest.raises(InjectionError, match="not runnable here: the memory-limit fault is "
+                                             "not supported on the kubernetes target yet"):
+        inject.limit_memory(target, "name=replica-2", 48, 32)
+    assert not (tmp_path / "injected.jsonl").exists()
+    assert target.unlimit_memory("name=replica-2") == []
+    oom = load_experiment(Path("experiments/replica-oom.yaml"))
+    [reason] = not_runnable(oom, target.unsupported_faults())
+    assert reason.startswith(
+        "not runnable here: leak-replica-2-past-its-memory-limit needs the memory-limit "
+        "fault: the memory-limit fault is not supported on the kubernetes target yet")
+
+
+@pytest.mark.parametrize(("name", "value"), [("headroom_mib", 0), ("headroom_mib", 4097),
+                                             ("leak_mib_per_s", 1.5), ("leak_mib_per_s", True)])
+def test_memory_figures_out_of_range_are_refused_naming_the_valid_range(
+        name: str, value: object) -> None:
+    valid = inject.HEADROOM_MIB_RANGE if name == "headroom_mib" else inject.LEAK_MIB_PER_S_RANGE
+    with pytest.raises(ConfigError, match=rf"{name}={value!r} is out of range: valid is a "
+                                          rf"whole number {valid[0]}\.\.{valid[1]} \(MiB\)"):
+        inject.check_mib(name, value, valid)  # type: ignore[arg-type]
+
+
+def test_the_leak_joins_only_the_memory_cgroup_and_stops_at_the_first_oom_kill() -> None:
+    command = cgroups.leak_script(Path("/cg/memory/lab/replica-2"), Path("/dev/shm/x.leak"),
+                                  3, 600, oom_kills=2)
+    assert command[:2] == ["sh", "-c"]
+    script, args = command[2], command[4:]
+    assert args == ["/cg/memory/lab/replica-2", "/dev/shm/x.leak", str(3 * cgroups.MIB),
+                    "600", "2", "0.1"]
+    assert script.startswith('echo $$ > "$1/cgroup.procs" || exit 3\n')
+    assert 'grep -qx "oom_kill $5" "$1/memory.oom_control"' in script  # stop at a kill
+    assert '[ "$i" -lt "$4" ]' in script  # and after a bounded number of steps
+    assert script.endswith('rm -f "$2"\n')  # the leak dies with its process
+    with pytest.raises(ValueError, match="chunk_mib and steps must be >= 1"):
+        cgroups.leak_script(Path("/cg"), Path("/x"), 0, 1, oom_kills=0)
+
+
+def test_memory_figures_read_the_kernels_files(tmp_path: Path) -> None:
+    plan = cgroups.CgroupPlan({"memory": tmp_path}, "lab", ("replica-1",))
+    directory = plan.dir("memory", "replica-1")
+    directory.mkdir(parents=True)
+    (directory / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (directory / "memory.usage_in_bytes").write_text("52428800\n")
+    (directory / "memory.oom_control").write_text(
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    assert cgroups.memory_figures(plan, "replica-1") == {
+        "memory_usage_bytes": 52428800.0, "memory_limit_bytes": -1.0, "oom_kills": 3.0}
+    (directory / "memory.limit_in_bytes").write_text("104857600\n")
+    assert cgroups.memory_figures(plan, "replica-1")["memory_limit_bytes"] == 104857600.0
+    with pytest.raises(cgroups.CgroupError, match="this lab has no freezer cgroups"):
+        plan.dir("freezer", "replica-1")
+
+
+def test_an_oom_kill_counts_only_when_the_replica_itself_is_gone() -> None:
+    figures = {"replica-2": {"oom_kills": 1.0}}
+    instances = {"replica-2": ["100@5", "101@6"]}
+    assert _oom_killed(figures, {"replica-2": 0}, instances, set()) == 1
+    # the count grew but the replica still runs: the kernel killed something else
+    assert _oom_killed(figures, {"replica-2": 0}, instances, {"101@6"}) == 0
+    assert _oom_killed(figures, {"replica-2": 1}, instances, set()) == 0  # no new kill
+    assert _oom_killed(figures, {"replica-2": 0}, {"replica-2": []}, set()) == 0

@@ -57,8 +57,8 @@ def test_an_experiment_without_the_fields_shows_its_title_and_a_dash(tmp_path: P
 def test_list_prints_json_and_filters_by_tag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--tag", "pods", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [e["name"] for e in listed] == ["pod-kill", "pod-kill-majority"]
-    assert listed[0]["tags"] == ["pods", "availability"]
+    assert [e["name"] for e in listed] == ["pod-kill", "pod-kill-majority", "replica-oom"]
+    assert listed[0]["tags"] == ["pods", "availability", "quick"]
 
 
 def test_an_unknown_tag_exits_2_naming_the_known_ones(

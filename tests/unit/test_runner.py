@@ -41,15 +41,15 @@ def test_bad_vars_say_what_is_expected(text: str) -> None:
 def test_catalog_order_and_every_file_is_an_experiment() -> None:
     names = [p.stem for p in catalog(CATALOG)]
     assert names[:3] == ["pod-kill", "replica-partition", "broker-down"]
-    assert names[-6:] == ["pod-kill-majority", "broker-reply-lost", "broker-error-after-fill",
-                          "replica-freeze", "replica-cpu-starved", "slow-replica"]
-    assert len(names) >= 15
+    assert names[-7:] == ["pod-kill-majority", "broker-reply-lost", "broker-error-after-fill",
+                          "replica-freeze", "replica-cpu-starved", "slow-replica", "replica-oom"]
+    assert len(names) >= 16
 
 
 def test_select_by_tag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     pods = [p.stem for p in select([], ["pods"])]
-    assert pods == ["pod-kill", "pod-kill-majority"]
+    assert pods == ["pod-kill", "pod-kill-majority", "replica-oom"]
     with pytest.raises(ConfigError, match="known tags are availability, broker"):
         select([], ["nope"])
     with pytest.raises(ConfigError, match="does not exist"):

@@ -28,6 +28,7 @@ from gameday.contract import (
     CGROUP_FAULTS,
     CPU_THROTTLE_FAULT,
     FREEZE_FAULT,
+    MEMORY_LIMIT_FAULT,
     REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
     GamedayError,
@@ -277,6 +278,14 @@ class KubernetesTarget:
 
     def unthrottle_cpu(self, selector: str) -> list[str]:
         """Nothing can be throttled on this target: nothing to undo (idempotent undo)."""
+        return []
+
+    def limit_memory(self, selector: str, headroom_mib: int, leak_mib_per_s: int) -> list[str]:
+        """Not supported on this target yet: ConfigError."""
+        raise ConfigError(NOT_YET.format(kind=MEMORY_LIMIT_FAULT))
+
+    def unlimit_memory(self, selector: str) -> list[str]:
+        """Nothing can be memory-limited on this target: nothing to lift (idempotent)."""
         return []
 
     def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
