@@ -29,6 +29,7 @@ import pytest
 from gameday.clients.http import request_json
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import ConfigError, InjectionError, MeasurementError, MetricNaming
+from gameday.faults import inject
 from gameday.service_spec import OrderRequest
 from gameday.settings import resolve
 from gameday.targets import get_target
@@ -40,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NS = "broker-integration"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies"
+CHAOS = f"/apis/chaos-mesh.org/v1alpha1/namespaces/{NS}"
+FAULT_QUERY = "labelSelector=gameday.io/fault"
 SERVICE_QUERY = "labelSelector=app%3Dbroker-integration"
 MANAGED_QUERY = "labelSelector=app.kubernetes.io/managed-by%3Dgameday"
 TOKEN = "test-token"
@@ -166,6 +169,20 @@ def policy_list(*links: str) -> dict[str, Any]:
               "spec": {"podSelector": {}}} for link in links]
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList",
             "metadata": {"resourceVersion": "9"}, "items": items}
+
+
+def delay_chaos(link: str) -> dict[str, Any]:
+    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+            "metadata": {"name": f"gameday-degrade-{link}", "namespace": NS,
+                         "labels": {"app.kubernetes.io/managed-by": "gameday",
+                                    "gameday.io/fault": "replica-link-degrade",
+                                    "gameday.io/link": link}},
+            "spec": {"action": "delay", "mode": "all"}}
+
+
+def chaos_list(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList",
+            "metadata": {"resourceVersion": "9"}, "items": list(items)}
 
 
 A, B, C, D = (f"broker-integration-6d4cf56db6-{s}" for s in ("a1b2c", "d3e4f", "g5h6i", "j7k8l"))
@@ -402,7 +419,8 @@ def test_heal_deletes_the_policy_and_unlabels_the_pod(
     target.heal("lb-replica-2")
 
     assert api.calls() == [("DELETE", f"{POLICIES}/gameday-partition-lb-replica-2", ""),
-                           ("GET", PODS, labelled), ("PATCH", f"{PODS}/{B}", "")]
+                           ("GET", PODS, labelled), ("PATCH", f"{PODS}/{B}", ""),
+                           ("DELETE", f"{CHAOS}/networkchaos/gameday-degrade-lb-replica-2", "")]
     assert api.requests[2].content_type == "application/merge-patch+json"
     assert api.requests[2].body == {"metadata": {"labels": {"gameday.io/partition": None}}}
 
@@ -419,6 +437,7 @@ def test_heal_is_idempotent_on_404s(api: FakeApiServer, target: KubernetesTarget
     assert api.calls() == [
         ("DELETE", f"{POLICIES}/gameday-partition-lb-replica-1", ""), ("GET", PODS, labelled),
         ("PATCH", f"{PODS}/{A}", ""),
+        ("DELETE", f"{CHAOS}/networkchaos/gameday-degrade-lb-replica-1", ""),  # 404: none
         ("DELETE", f"{POLICIES}/gameday-partition-service-broker", ""),
         ("GET", PODS, "labelSelector=gameday.io/partition%3Dservice-broker")]
 
@@ -434,10 +453,22 @@ def test_links_are_the_broker_link_each_replica_and_every_link_still_cut(
         api: FakeApiServer, target: KubernetesTarget) -> None:
     api.answer("GET", PODS, pod_list(pod(A), pod(B), pod(C, deleting=True)), query=SERVICE_QUERY)
     api.answer("GET", POLICIES, policy_list("lb-replica-3", "lb-replica-1"), query=MANAGED_QUERY)
+    api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(delay_chaos("lb-replica-4")),
+               query=FAULT_QUERY)
 
-    assert target.links() == ["service-broker", "lb-replica-1", "lb-replica-2", "lb-replica-3"]
+    assert target.links() == ["service-broker", "lb-replica-1", "lb-replica-2", "lb-replica-3",
+                              "lb-replica-4"]
 
-    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("GET", POLICIES, MANAGED_QUERY)]
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("GET", POLICIES, MANAGED_QUERY),
+                           ("GET", f"{CHAOS}/networkchaos", FAULT_QUERY)]
+
+
+def test_links_without_chaos_mesh_are_those_of_pods_and_policies(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+    api.answer("GET", POLICIES, policy_list(), query=MANAGED_QUERY)  # networkchaos: 404
+
+    assert target.links() == ["service-broker", "lb-replica-1"]
 
 
 # --- leftovers ---------------------------------------------------------------------------
@@ -492,6 +523,8 @@ def test_leftovers_lists_policies_labelled_pods_toxics_and_disabled_proxies(
     api.answer("GET", POLICIES, policy_list("service-broker"), query=MANAGED_QUERY)
     api.answer("GET", PODS, pod_list(pod(A, partition="lb-replica-1")),
                query="labelSelector=gameday.io/partition")
+    api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(delay_chaos("lb-replica-2")),
+               query=FAULT_QUERY)  # stresschaos: 404, Chaos Mesh without it
 
     found = KubernetesTarget(settings(tmp_path, toxiproxy)).leftovers()
 
@@ -499,11 +532,15 @@ def test_leftovers_lists_policies_labelled_pods_toxics_and_disabled_proxies(
         "network policy gameday-partition-service-broker (partition of link service-broker) "
         "is in place",
         f"pod {A} is labelled gameday.io/partition=lb-replica-1",
+        "NetworkChaos gameday-degrade-lb-replica-2 (replica-link-degrade of lb-replica-2) "
+        "is in place",
         "link lb-replica-1 is down",
         "toxic gameday-latency-downstream on link service-broker",
     ]
     assert api.calls() == [("GET", POLICIES, MANAGED_QUERY),
-                           ("GET", PODS, "labelSelector=gameday.io/partition")]
+                           ("GET", PODS, "labelSelector=gameday.io/partition"),
+                           ("GET", f"{CHAOS}/networkchaos", FAULT_QUERY),
+                           ("GET", f"{CHAOS}/stresschaos", FAULT_QUERY)]
 
 
 def test_leftovers_is_empty_when_clean(api: FakeApiServer, toxiproxy: str,
@@ -814,3 +851,43 @@ def test_replica_number() -> None:
     for bad in ("lb-replica-0", "lb-replica-", "lb-replica-x", "replica-1", ""):
         with pytest.raises(ConfigError, match="valid links are service-broker and lb-replica-N"):
             replica_number(bad)
+
+
+# --- gray faults without Chaos Mesh --------------------------------------------------------
+
+
+def test_without_chaos_mesh_a_gray_fault_is_refused_before_it_is_recorded(
+        api: FakeApiServer, target: KubernetesTarget, tmp_path: Path) -> None:
+    unsupported = target.unsupported_faults()  # API discovery: 404, the group is not served
+
+    assert sorted(unsupported) == ["cpu-throttle", "freeze", "replica-link-degrade"]
+    assert "serves no networkchaos.chaos-mesh.org): install Chaos Mesh 2.8" in \
+        unsupported["freeze"]
+    with pytest.raises(InjectionError, match="not runnable here: Chaos Mesh is not installed"):
+        inject.freeze(target, "app=broker-integration")
+    assert not (tmp_path / "injected.jsonl").exists()
+    assert api.calls() == [("GET", "/apis/chaos-mesh.org/v1alpha1", "")] * 2
+
+
+def test_a_refused_discovery_makes_the_gray_faults_unsupported_saying_why(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", "/apis/chaos-mesh.org/v1alpha1", status(403, "Forbidden", "no"), 403)
+
+    reasons = set(target.unsupported_faults().values())
+
+    assert len(reasons) == 1
+    assert reasons.pop().startswith("cannot tell whether Chaos Mesh is installed: API "
+                                    "discovery of chaos-mesh.org/v1alpha1 failed: HTTP 403")
+
+
+def test_served_chaos_mesh_makes_them_supported(api: FakeApiServer,
+                                                target: KubernetesTarget) -> None:
+    resources = [{"name": name, "singularName": "", "namespaced": True, "kind": kind,
+                  "verbs": ["create", "delete", "list"]}
+                 for name, kind in (("networkchaos", "NetworkChaos"),
+                                    ("stresschaos", "StressChaos"))]
+    api.answer("GET", "/apis/chaos-mesh.org/v1alpha1",
+               {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "chaos-mesh.org/v1alpha1", "resources": resources})
+
+    assert target.unsupported_faults() == {}

@@ -12,13 +12,10 @@ from gameday.contract import (
     CGROUP_FAULTS,
     REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
-    InjectionError,
 )
 from gameday.engine.runner import load_experiment, not_runnable
-from gameday.faults import inject
 from gameday.faults.inject import check_cores
-from gameday.targets.kubernetes.settings import KubernetesSettings
-from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes import chaosmesh
 from gameday.targets.lab import LabTarget
 from lab import cgexec, cgroups
 from lab.layout import LabLayout
@@ -122,20 +119,9 @@ def test_a_toxic_on_a_replica_link_is_not_runnable_where_the_proxy_is_off_that_p
                         {REPLICA_LINK_DEGRADE_FAULT: "HAProxy goes direct"}) == []
 
 
-def test_the_kubernetes_target_says_the_gray_faults_are_not_there_yet(tmp_path: Path) -> None:
-    settings = KubernetesSettings(prometheus_url="http://127.0.0.1:9090",
-                                  toxiproxy_url="http://127.0.0.1:9",
-                                  entry_url="http://127.0.0.1:8080",
-                                  broker_url="http://127.0.0.1:8081", state_dir=tmp_path)
-    target = KubernetesTarget(settings)
-    unsupported = target.unsupported_faults()
+def test_without_chaos_mesh_the_kubernetes_target_names_what_to_install() -> None:
+    unsupported = chaosmesh.unsupported(None)
     assert sorted(unsupported) == sorted([*CGROUP_FAULTS, REPLICA_LINK_DEGRADE_FAULT])
-    assert "not supported on the kubernetes target yet" in unsupported["freeze"]
-    assert "service -> broker link only" in unsupported[REPLICA_LINK_DEGRADE_FAULT]
-    with pytest.raises(InjectionError, match="not runnable here: the freeze fault is not "
-                                             "supported on the kubernetes target yet"):
-        inject.freeze(target, "name=replica-2")
-    assert not (tmp_path / "injected.jsonl").exists()  # refused before it was recorded
-    with pytest.raises(ConfigError, match="cpu-throttle fault is not supported"):
-        target.throttle_cpu("name=replica-2", 0.1)
-    assert target.thaw("name=replica-2") == [] and target.unthrottle_cpu("x") == []
+    assert all("install Chaos Mesh 2.8" in reason for reason in unsupported.values())
+    assert "serves no stresschaos.chaos-mesh.org" in unsupported["cpu-throttle"]
+    assert chaosmesh.unsupported(["networkchaos", "stresschaos", "podchaos"]) == {}
