@@ -1,5 +1,6 @@
 """scripts/build-go-components as `make setup` runs it: the Go module proxy out of
-reach (GOPROXY=off, an empty cache) is reported and recorded, not fatal."""
+reach (GOPROXY=off, an empty cache) is reported and recorded, not fatal, for the programs
+and for the file fetched from a module (Chaos Mesh's CRDs)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from support.faultproxy import ROOT
 from support.gocomponents import absent_outcome
 
-from lab.gocomponents import TOXIPROXY, binary_path
+from lab.gocomponents import CHAOS_MESH_CRDS, TOXIPROXY, binary_path
 
 
 def test_an_unreachable_module_proxy_is_recorded_and_does_not_stop_make(tmp_path: Path) -> None:
@@ -26,3 +27,9 @@ def test_an_unreachable_module_proxy_is_recorded_and_does_not_stop_make(tmp_path
     assert not binary_path(TOXIPROXY, env).exists()
     fail, reason = absent_outcome(TOXIPROXY, {**env, "GAMEDAY_REQUIRE_GO_COMPONENTS": "1"})
     assert fail and "GOPROXY=off" in reason
+    # Chaos Mesh's CRDs, a file of a module rather than a program, the same way
+    assert "chaos-mesh-crds NOT BUILT" in result.stderr
+    assert not binary_path(CHAOS_MESH_CRDS, env).exists()
+    fail, reason = absent_outcome(CHAOS_MESH_CRDS, {**env, "GAMEDAY_REQUIRE_GO_COMPONENTS": "1"})
+    assert fail and "`go mod download -json github.com/chaos-mesh/chaos-mesh@" in reason
+    assert "GOPROXY=off" in reason
