@@ -33,6 +33,7 @@ from gameday.faults import inject
 from gameday.service_spec import OrderRequest
 from gameday.settings import resolve
 from gameday.targets import get_target
+from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes.objects import match_labels, replica_number
 from gameday.targets.kubernetes.settings import KubernetesSettings
 from gameday.targets.kubernetes.target import KubernetesTarget
@@ -891,3 +892,90 @@ def test_served_chaos_mesh_makes_them_supported(api: FakeApiServer,
                 "groupVersion": "chaos-mesh.org/v1alpha1", "resources": resources})
 
     assert target.unsupported_faults() == {}
+
+
+# --- gray faults as Chaos Mesh objects ------------------------------------------------------
+
+
+def with_cpu_limit(body: dict[str, Any], cpu: str) -> dict[str, Any]:
+    body["spec"]["containers"][0]["resources"] = {"limits": {"cpu": cpu, "memory": "256Mi"}}
+    return body
+
+
+def test_freeze_creates_a_full_loss_networkchaos_and_an_existing_one_is_fine(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("POST", f"{CHAOS}/networkchaos", status(409, "AlreadyExists", "exists"), 409)
+
+    assert target.freeze("app=broker-integration") == [A, B, C]
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("POST", f"{CHAOS}/networkchaos", "")]
+    assert api.requests[1].body == cm.freeze_chaos(NS, "app=broker-integration",
+                                                   {"app": "broker-integration"})
+
+
+def test_thaw_deletes_it_by_name_and_a_404_is_fine(api: FakeApiServer,
+                                                   target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+
+    assert target.thaw("app=broker-integration") == [A]
+
+    name = cm.object_name("freeze", "app=broker-integration")
+    assert api.calls() == [("DELETE", f"{CHAOS}/networkchaos/{name}", ""),
+                           ("GET", PODS, SERVICE_QUERY)]
+
+
+def test_throttle_runs_workers_for_the_pods_cpu_limit(api: FakeApiServer,
+                                                      target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(with_cpu_limit(pod(A), "1"),
+                                     with_cpu_limit(pod(B), "500m")), query=SERVICE_QUERY)
+    api.answer("POST", f"{CHAOS}/stresschaos", {}, 201)
+
+    assert target.throttle_cpu("app=broker-integration", 0.1) == [A, B]
+
+    assert api.requests[1].body["spec"]["stressors"] == {"cpu": {"workers": 9, "load": 100}}
+    api.answer("POST", f"{CHAOS}/stresschaos", status(409, "AlreadyExists", "exists"), 409)
+    with pytest.raises(ConfigError, match="StressChaos gameday-cpu-throttle-app-broker-"
+                                          r".* is in place already: undo that fault first"):
+        target.throttle_cpu("app=broker-integration", 0.2)
+
+
+def test_throttle_refuses_a_pod_without_a_cpu_limit_or_a_selector_matching_none(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+    with pytest.raises(ConfigError, match=f"pod {A} has no CPU limit"):
+        target.throttle_cpu("app=broker-integration", 0.1)
+    api.answer("GET", PODS, pod_list(), query=SERVICE_QUERY)
+    with pytest.raises(ConfigError, match="matches no pod"):
+        target.freeze("app=broker-integration")
+    assert [call[0] for call in api.calls()] == ["GET", "GET"]  # nothing created
+
+
+def test_a_replica_link_latency_is_a_delay_on_its_pod(api: FakeApiServer,
+                                                      target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("POST", f"{CHAOS}/networkchaos", {}, 201)
+    toxic = inject.toxic_body("latency", "downstream", 1.0, {"latency": 2000})
+
+    created = target.degrade("lb-replica-2", toxic)
+
+    assert created == {**toxic, "network_chaos": "gameday-degrade-lb-replica-2", "pod": B}
+    assert api.requests[1].body == cm.delay_chaos(NS, "lb-replica-2", B, toxic)
+
+
+def test_a_role_from_before_chaos_mesh_works_where_chaos_mesh_is_not_installed(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+    api.answer("GET", POLICIES, policy_list(), query=MANAGED_QUERY)
+    forbidden = status(403, "Forbidden", "networkchaos is forbidden")
+    api.answer("GET", f"{CHAOS}/networkchaos", forbidden, 403, query=FAULT_QUERY)
+
+    assert target.links() == ["service-broker", "lb-replica-1"]  # discovery: 404
+
+    api.answer("GET", "/apis/chaos-mesh.org/v1alpha1",
+               {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "chaos-mesh.org/v1alpha1",
+                "resources": [{"name": "networkchaos", "singularName": "", "namespaced": True,
+                               "kind": "NetworkChaos", "verbs": ["list"]}]})
+    with pytest.raises(MeasurementError, match=r"cannot list networkchaos.*403 Forbidden"):
+        target.links()  # installed: a refusal is an error, not "nothing there"

@@ -33,18 +33,30 @@ class ChaosObjects:
     def _custom(self) -> CustomObjectsApi:
         return CustomObjectsApi(self.api)
 
-    def unsupported(self) -> dict[str, str]:
-        """The faults Chaos Mesh cannot inject here, with why (API discovery of
-        ``chaos-mesh.org/v1alpha1``: a 404 means the group is not served)."""
+    def _discover(self) -> tuple[set[str], str]:
+        """The ``chaos-mesh.org/v1alpha1`` resources the API server serves (none when it
+        answers 404: the group is not served), and why it could not tell ('' if it could)."""
         try:
             answer = self._custom.get_api_resources(cm.GROUP, cm.VERSION,
                                                     _request_timeout=self.timeout_s)
         except API_ERRORS as exc:
             if _status(exc) == 404:
-                return cm.unsupported(None)
-            return cm.unsupported(None, f"API discovery of {cm.API_VERSION} failed: "
-                                        f"{describe(exc)}")
-        return cm.unsupported(r.name for r in answer.resources or [])
+                return set(), ""
+            return set(), f"API discovery of {cm.API_VERSION} failed: {describe(exc)}"
+        return {r.name for r in answer.resources or []}, ""
+
+    def unsupported(self) -> dict[str, str]:
+        """The faults Chaos Mesh cannot inject here, with why (API discovery)."""
+        served, why = self._discover()
+        return cm.unsupported(served, why)
+
+    def _absent(self, exc: BaseException, plural: str) -> bool:
+        """Whether a failed call on ``plural`` means there is nothing of it: a 404, or a
+        403 (a Role from before Chaos Mesh support) where Chaos Mesh is not installed."""
+        if _status(exc) == 403:
+            served, why = self._discover()
+            return not why and plural not in served
+        return _status(exc) == 404
 
     def create(self, body: dict[str, Any], *, exists_ok: bool) -> None:
         """Create ``body``; when one of its name is there already, nothing (``exists_ok``)
@@ -71,7 +83,7 @@ class ChaosObjects:
                 cm.GROUP, cm.VERSION, self.namespace, plural, name,
                 _request_timeout=self.timeout_s)
         except API_ERRORS as exc:
-            if _status(exc) == 404:
+            if self._absent(exc, plural):
                 return False
             raise_as(InjectionError, f"cannot delete {plural} {name} in {self.namespace}", exc)
         return True
@@ -84,7 +96,7 @@ class ChaosObjects:
                 cm.GROUP, cm.VERSION, self.namespace, plural, label_selector=cm.FAULT_LABEL,
                 _request_timeout=self.timeout_s)
         except API_ERRORS as exc:
-            if _status(exc) == 404:
+            if self._absent(exc, plural):
                 return []
             raise_as(error, f"cannot list {plural} in {self.namespace}", exc)
         return list(answer.get("items") or []) if isinstance(answer, dict) else []
