@@ -11,8 +11,8 @@ OS_PACKAGES := prometheus haproxy chromium iptables tmux
 setup: os-packages $(STAMP) go-components
 
 # The Go programs the lab and the tests use (Toxiproxy's server; etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler and kwok for tests/lab/test_k8s_control_plane.py),
-# built once per machine
+# kube-controller-manager, kube-scheduler and kwok for tests/lab/test_k8s_control_plane.py,
+# with Chaos Mesh's CRDs fetched from the same proxy), built once per machine
 # into ${XDG_CACHE_HOME:-~/.cache}/gameday/go from the Go module proxy (lab/gocomponents.py).
 # A failed build is reported, not fatal: `make check` skips the tests needing them,
 # `make test` fails them.

@@ -16,6 +16,12 @@ go.mod pins every module), one folder per program::
 
         <module>@<version>/<name>/bin/<binary>   and its build-error.txt
 
+A component that is a file of a module rather than a program (Chaos Mesh's CRDs, which
+the tests install into their control plane) is fetched with ``go mod download`` and
+checked against its pinned SHA-256::
+
+        <module>@<version>/<file name>          e.g. crd.yaml, and its build-error.txt
+
 When a build fails (no Go, the module proxy unreachable), the reason is kept next to
 where the binary would be: the tests that need the program are skipped with that
 reason, unless ``GAMEDAY_REQUIRE_GO_COMPONENTS=1`` (``make test``), where they fail.
@@ -27,6 +33,8 @@ The functions here are pure (paths and commands from an environment mapping), ex
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CHAOS_MESH_CRDS",
     "COMPONENTS",
     "ETCD",
     "K8S_BUILD_DIR",
@@ -52,8 +61,10 @@ __all__ = [
     "build",
     "build_command",
     "cache_root",
+    "download_command",
     "go_environment",
     "install_command",
+    "is_present",
     "missing_reason",
     "required",
 ]
@@ -78,6 +89,9 @@ class GoComponent:
         build_dir: a build module of this repository to ``go build`` the package in
             (its go.mod pins ``module`` at ``version``); None: ``go install pkg@version``.
         timeout_s: how long its cold build may take.
+        module_file: a file of the module to fetch instead of building a program (its
+            path in the module; ``binary`` is then the name it is cached under).
+        sha256: the pinned SHA-256 of ``module_file``.
     """
 
     name: str
@@ -88,6 +102,8 @@ class GoComponent:
     ldflags: str = ""
     build_dir: Path | None = None
     timeout_s: float = BUILD_TIMEOUT_S
+    module_file: str = ""
+    sha256: str = ""
 
     def describe(self) -> str:
         """``name (module@version)``, as the build script prints it."""
@@ -144,7 +160,18 @@ KWOK = GoComponent(
 K8S_COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KWOK)
 """A Kubernetes control plane with fake nodes (tests/support/k8scluster.py)."""
 
-COMPONENTS = (TOXIPROXY, *K8S_COMPONENTS)
+CHAOS_MESH_CRDS = GoComponent(
+    name="chaos-mesh-crds", module="github.com/chaos-mesh/chaos-mesh",
+    version="v0.9.1-0.20260902003049-47411975a8cb", package="", binary="crd.yaml",
+    module_file="manifests/crd.yaml",
+    sha256="26a5b211c9e33380db651ca312b01321469b03d85ba7f3774e47501e32551a3a",
+    timeout_s=300.0,
+)
+"""Chaos Mesh's CRDs (``manifests/crd.yaml``), byte for byte those of its release 2.8.3.
+Its module path has no ``/v2``, so the module proxy serves no ``v2.x`` tag: the pin is
+the pseudo-version of a later commit whose crd.yaml is 2.8.3's (the SHA-256 holds it)."""
+
+COMPONENTS = (TOXIPROXY, *K8S_COMPONENTS, CHAOS_MESH_CRDS)
 
 
 def cache_root(env: Mapping[str, str]) -> Path:
@@ -161,8 +188,15 @@ def component_dir(component: GoComponent, env: Mapping[str, str]) -> Path:
 
 
 def binary_path(component: GoComponent, env: Mapping[str, str]) -> Path:
-    """Where the built program is (whether or not it has been built)."""
+    """Where the built program (or the fetched file) is, whether or not it is there."""
+    if component.module_file:
+        return component_dir(component, env) / component.binary
     return component_dir(component, env) / "bin" / component.binary
+
+
+def is_present(component: GoComponent, path: Path) -> bool:
+    """Whether the component is at ``path``: a file there (executable, for a program)."""
+    return path.is_file() and (bool(component.module_file) or os.access(path, os.X_OK))
 
 
 def go_environment(env: Mapping[str, str], gobin: Path) -> dict[str, str]:
@@ -192,6 +226,11 @@ def build_command(go: str, component: GoComponent, output: Path) -> list[str]:
     ``build_dir``), writing the program to ``output``."""
     ldflags = [f"-ldflags={component.ldflags}"] if component.ldflags else []
     return [go, "build", "-trimpath", *ldflags, "-o", str(output), component.package]
+
+
+def download_command(go: str, component: GoComponent) -> list[str]:
+    """The ``go mod download`` command line fetching the component's module."""
+    return [go, "mod", "download", "-json", f"{component.module}@{component.version}"]
 
 
 def required(env: Mapping[str, str]) -> bool:
@@ -241,7 +280,7 @@ def build(component: GoComponent, env: Mapping[str, str]) -> BuildResult:
     target = binary_path(component, env)
     with (folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.is_file() and os.access(target, os.X_OK):
+        if is_present(component, target):
             return BuildResult(component, "cached", target, time.monotonic() - started)
         error = _go_install(component, env, target)
         if error:
@@ -258,6 +297,8 @@ def _go_install(component: GoComponent, env: Mapping[str, str], target: Path) ->
     if go is None:
         return "no `go` on PATH (Go 1.26 is needed: https://go.dev/dl/)"
     target.parent.mkdir(parents=True, exist_ok=True)
+    if component.module_file:
+        return _fetch_file(go, component, env, target)
     with tempfile.TemporaryDirectory(dir=target.parent.parent, prefix=".gobin-") as scratch:
         output = Path(scratch) / component.binary
         if component.build_dir is None:
@@ -277,4 +318,30 @@ def _go_install(component: GoComponent, env: Mapping[str, str], target: Path) ->
             tail = " ".join((result.stderr or result.stdout).split())[-_ERROR_TAIL_CHARS:]
             return f"`{what}` failed: {tail}"
         os.replace(output, target)
+    return ""
+
+
+def _fetch_file(go: str, component: GoComponent, env: Mapping[str, str], target: Path) -> str:
+    """Download the component's module into Go's module cache and copy its file to
+    ``target`` when its SHA-256 is the pinned one; the error in one line ('' on success)."""
+    what = " ".join(download_command("go", component)[1:])
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gofile-") as scratch:
+        try:
+            result = subprocess.run(
+                download_command(go, component), env=go_environment(env, Path(scratch)),
+                cwd=scratch, capture_output=True, text=True, timeout=component.timeout_s,
+                check=False)
+        except subprocess.TimeoutExpired:
+            return f"`go {what}` did not finish within {component.timeout_s:.0f} s"
+        answer = json.loads(result.stdout or "{}") if result.stdout.startswith("{") else {}
+        if result.returncode != 0 or not answer.get("Dir"):
+            why = answer.get("Error") or result.stderr or result.stdout
+            return f"`go {what}` failed: {' '.join(str(why).split())[-_ERROR_TAIL_CHARS:]}"
+        data = (Path(answer["Dir"]) / component.module_file).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != component.sha256:
+            return (f"{component.module_file} of {component.module}@{component.version} has "
+                    f"SHA-256 {digest}, not the pinned {component.sha256}")
+        (Path(scratch) / component.binary).write_bytes(data)
+        os.replace(Path(scratch) / component.binary, target)
     return ""

@@ -88,12 +88,13 @@ def toxic_body(toxic: str, stream: str, toxicity: float,
 
 def degrade(target: Target, link: str, *, toxic: str, stream: str, toxicity: float,
             attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Add a Toxiproxy toxic to ``link``; undo with ``heal``."""
+    """Add a Toxiproxy toxic to ``link`` (through the target: on Kubernetes a replica
+    link's latency is a Chaos Mesh delay); undo with ``heal``."""
     body = toxic_body(toxic, stream, toxicity, attributes)
     if link.startswith(LB_LINK_PREFIX):
         _check_supported(target, REPLICA_LINK_DEGRADE_FAULT)
     _log(target).record("degrade", {"link": link, "toxic": body})
-    return Toxiproxy(target.fault_proxy_url()).add_toxic(link, body)
+    return target.degrade(link, body)
 
 
 def _broker_admin(target: Target, path: str, body: dict[str, Any]) -> Any:

@@ -51,6 +51,10 @@ class Target(Protocol):
     def heal(self, link: str) -> None:
         """Restore a named link (and remove its degradations); idempotent."""
 
+    def degrade(self, link: str, toxic: dict[str, Any]) -> dict[str, Any]:
+        """Add a Toxiproxy toxic (``gameday.faults.inject.toxic_body``) to a named link, or
+        what stands for it on this target; return it as created. Undo with :meth:`heal`."""
+
     def unsupported_faults(self) -> dict[str, str]:
         """The fault kinds of ``gameday.contract.CGROUP_FAULTS`` (and
         ``REPLICA_LINK_DEGRADE_FAULT``) this target cannot inject here, each with why

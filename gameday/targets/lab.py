@@ -280,6 +280,10 @@ class LabTarget:
         if link == SERVICE_BROKER_LINK:
             Toxiproxy(self.fault_proxy_url()).set_enabled(link, True)
 
+    def degrade(self, link: str, toxic: dict[str, Any]) -> dict[str, Any]:
+        """Add the toxic to the link's proxy in the fault proxy."""
+        return Toxiproxy(self.fault_proxy_url()).add_toxic(link, toxic)
+
     def unsupported_faults(self) -> dict[str, str]:
         """Every cgroup fault, with why, when the lab's replicas have no cgroups (not
         root, a controller missing or read-only, ``GAMEDAY_LAB_CGROUPS=0``); a toxic on

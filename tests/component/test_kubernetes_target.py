@@ -29,17 +29,21 @@ import pytest
 from gameday.clients.http import request_json
 from gameday.clients.prometheus import Prometheus
 from gameday.contract import ConfigError, InjectionError, MeasurementError, MetricNaming
+from gameday.faults import inject
 from gameday.service_spec import OrderRequest
 from gameday.settings import resolve
 from gameday.targets import get_target
+from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes.objects import match_labels, replica_number
 from gameday.targets.kubernetes.settings import KubernetesSettings
-from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.target import MEMORY_NOT_YET, KubernetesTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "broker-integration"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies"
+CHAOS = f"/apis/chaos-mesh.org/v1alpha1/namespaces/{NS}"
+FAULT_QUERY = "labelSelector=gameday.io/fault"
 SERVICE_QUERY = "labelSelector=app%3Dbroker-integration"
 MANAGED_QUERY = "labelSelector=app.kubernetes.io/managed-by%3Dgameday"
 TOKEN = "test-token"
@@ -166,6 +170,20 @@ def policy_list(*links: str) -> dict[str, Any]:
               "spec": {"podSelector": {}}} for link in links]
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList",
             "metadata": {"resourceVersion": "9"}, "items": items}
+
+
+def delay_chaos(link: str) -> dict[str, Any]:
+    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+            "metadata": {"name": f"gameday-degrade-{link}", "namespace": NS,
+                         "labels": {"app.kubernetes.io/managed-by": "gameday",
+                                    "gameday.io/fault": "replica-link-degrade",
+                                    "gameday.io/link": link}},
+            "spec": {"action": "delay", "mode": "all"}}
+
+
+def chaos_list(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList",
+            "metadata": {"resourceVersion": "9"}, "items": list(items)}
 
 
 A, B, C, D = (f"broker-integration-6d4cf56db6-{s}" for s in ("a1b2c", "d3e4f", "g5h6i", "j7k8l"))
@@ -402,7 +420,8 @@ def test_heal_deletes_the_policy_and_unlabels_the_pod(
     target.heal("lb-replica-2")
 
     assert api.calls() == [("DELETE", f"{POLICIES}/gameday-partition-lb-replica-2", ""),
-                           ("GET", PODS, labelled), ("PATCH", f"{PODS}/{B}", "")]
+                           ("GET", PODS, labelled), ("PATCH", f"{PODS}/{B}", ""),
+                           ("DELETE", f"{CHAOS}/networkchaos/gameday-degrade-lb-replica-2", "")]
     assert api.requests[2].content_type == "application/merge-patch+json"
     assert api.requests[2].body == {"metadata": {"labels": {"gameday.io/partition": None}}}
 
@@ -419,6 +438,7 @@ def test_heal_is_idempotent_on_404s(api: FakeApiServer, target: KubernetesTarget
     assert api.calls() == [
         ("DELETE", f"{POLICIES}/gameday-partition-lb-replica-1", ""), ("GET", PODS, labelled),
         ("PATCH", f"{PODS}/{A}", ""),
+        ("DELETE", f"{CHAOS}/networkchaos/gameday-degrade-lb-replica-1", ""),  # 404: none
         ("DELETE", f"{POLICIES}/gameday-partition-service-broker", ""),
         ("GET", PODS, "labelSelector=gameday.io/partition%3Dservice-broker")]
 
@@ -434,10 +454,22 @@ def test_links_are_the_broker_link_each_replica_and_every_link_still_cut(
         api: FakeApiServer, target: KubernetesTarget) -> None:
     api.answer("GET", PODS, pod_list(pod(A), pod(B), pod(C, deleting=True)), query=SERVICE_QUERY)
     api.answer("GET", POLICIES, policy_list("lb-replica-3", "lb-replica-1"), query=MANAGED_QUERY)
+    api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(delay_chaos("lb-replica-4")),
+               query=FAULT_QUERY)
 
-    assert target.links() == ["service-broker", "lb-replica-1", "lb-replica-2", "lb-replica-3"]
+    assert target.links() == ["service-broker", "lb-replica-1", "lb-replica-2", "lb-replica-3",
+                              "lb-replica-4"]
 
-    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("GET", POLICIES, MANAGED_QUERY)]
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("GET", POLICIES, MANAGED_QUERY),
+                           ("GET", f"{CHAOS}/networkchaos", FAULT_QUERY)]
+
+
+def test_links_without_chaos_mesh_are_those_of_pods_and_policies(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+    api.answer("GET", POLICIES, policy_list(), query=MANAGED_QUERY)  # networkchaos: 404
+
+    assert target.links() == ["service-broker", "lb-replica-1"]
 
 
 # --- leftovers ---------------------------------------------------------------------------
@@ -492,6 +524,8 @@ def test_leftovers_lists_policies_labelled_pods_toxics_and_disabled_proxies(
     api.answer("GET", POLICIES, policy_list("service-broker"), query=MANAGED_QUERY)
     api.answer("GET", PODS, pod_list(pod(A, partition="lb-replica-1")),
                query="labelSelector=gameday.io/partition")
+    api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(delay_chaos("lb-replica-2")),
+               query=FAULT_QUERY)  # stresschaos: 404, Chaos Mesh without it
 
     found = KubernetesTarget(settings(tmp_path, toxiproxy)).leftovers()
 
@@ -499,11 +533,15 @@ def test_leftovers_lists_policies_labelled_pods_toxics_and_disabled_proxies(
         "network policy gameday-partition-service-broker (partition of link service-broker) "
         "is in place",
         f"pod {A} is labelled gameday.io/partition=lb-replica-1",
+        "NetworkChaos gameday-degrade-lb-replica-2 (replica-link-degrade of lb-replica-2) "
+        "is in place",
         "link lb-replica-1 is down",
         "toxic gameday-latency-downstream on link service-broker",
     ]
     assert api.calls() == [("GET", POLICIES, MANAGED_QUERY),
-                           ("GET", PODS, "labelSelector=gameday.io/partition")]
+                           ("GET", PODS, "labelSelector=gameday.io/partition"),
+                           ("GET", f"{CHAOS}/networkchaos", FAULT_QUERY),
+                           ("GET", f"{CHAOS}/stresschaos", FAULT_QUERY)]
 
 
 def test_leftovers_is_empty_when_clean(api: FakeApiServer, toxiproxy: str,
@@ -814,3 +852,131 @@ def test_replica_number() -> None:
     for bad in ("lb-replica-0", "lb-replica-", "lb-replica-x", "replica-1", ""):
         with pytest.raises(ConfigError, match="valid links are service-broker and lb-replica-N"):
             replica_number(bad)
+
+
+# --- gray faults without Chaos Mesh --------------------------------------------------------
+
+
+def test_without_chaos_mesh_a_gray_fault_is_refused_before_it_is_recorded(
+        api: FakeApiServer, target: KubernetesTarget, tmp_path: Path) -> None:
+    unsupported = target.unsupported_faults()  # API discovery: 404, the group is not served
+
+    assert sorted(unsupported) == ["cpu-throttle", "freeze", "memory-limit",
+                                   "replica-link-degrade"]
+    assert "serves no networkchaos.chaos-mesh.org): install Chaos Mesh 2.8" in \
+        unsupported["freeze"]
+    with pytest.raises(InjectionError, match="not runnable here: Chaos Mesh is not installed"):
+        inject.freeze(target, "app=broker-integration")
+    assert not (tmp_path / "injected.jsonl").exists()
+    assert api.calls() == [("GET", "/apis/chaos-mesh.org/v1alpha1", "")] * 2
+
+
+def test_a_refused_discovery_makes_the_gray_faults_unsupported_saying_why(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", "/apis/chaos-mesh.org/v1alpha1", status(403, "Forbidden", "no"), 403)
+
+    reasons = set(target.unsupported_faults().values()) - {MEMORY_NOT_YET}
+
+    assert len(reasons) == 1
+    assert reasons.pop().startswith("cannot tell whether Chaos Mesh is installed: API "
+                                    "discovery of chaos-mesh.org/v1alpha1 failed: HTTP 403")
+
+
+def test_served_chaos_mesh_makes_them_supported(api: FakeApiServer,
+                                                target: KubernetesTarget) -> None:
+    resources = [{"name": name, "singularName": "", "namespaced": True, "kind": kind,
+                  "verbs": ["create", "delete", "list"]}
+                 for name, kind in (("networkchaos", "NetworkChaos"),
+                                    ("stresschaos", "StressChaos"))]
+    api.answer("GET", "/apis/chaos-mesh.org/v1alpha1",
+               {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "chaos-mesh.org/v1alpha1", "resources": resources})
+
+    assert target.unsupported_faults() == {"memory-limit": MEMORY_NOT_YET}
+
+
+# --- gray faults as Chaos Mesh objects ------------------------------------------------------
+
+
+def with_cpu_limit(body: dict[str, Any], cpu: str) -> dict[str, Any]:
+    body["spec"]["containers"][0]["resources"] = {"limits": {"cpu": cpu, "memory": "256Mi"}}
+    return body
+
+
+def test_freeze_creates_a_full_loss_networkchaos_and_an_existing_one_is_fine(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("POST", f"{CHAOS}/networkchaos", status(409, "AlreadyExists", "exists"), 409)
+
+    assert target.freeze("app=broker-integration") == [A, B, C]
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("POST", f"{CHAOS}/networkchaos", "")]
+    assert api.requests[1].body == cm.freeze_chaos(NS, "app=broker-integration",
+                                                   {"app": "broker-integration"})
+
+
+def test_thaw_deletes_it_by_name_and_a_404_is_fine(api: FakeApiServer,
+                                                   target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+
+    assert target.thaw("app=broker-integration") == [A]
+
+    name = cm.object_name("freeze", "app=broker-integration")
+    assert api.calls() == [("DELETE", f"{CHAOS}/networkchaos/{name}", ""),
+                           ("GET", PODS, SERVICE_QUERY)]
+
+
+def test_throttle_runs_workers_for_the_pods_cpu_limit(api: FakeApiServer,
+                                                      target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(with_cpu_limit(pod(A), "1"),
+                                     with_cpu_limit(pod(B), "500m")), query=SERVICE_QUERY)
+    api.answer("POST", f"{CHAOS}/stresschaos", {}, 201)
+
+    assert target.throttle_cpu("app=broker-integration", 0.1) == [A, B]
+
+    assert api.requests[1].body["spec"]["stressors"] == {"cpu": {"workers": 9, "load": 100}}
+    api.answer("POST", f"{CHAOS}/stresschaos", status(409, "AlreadyExists", "exists"), 409)
+    with pytest.raises(ConfigError, match="StressChaos gameday-cpu-throttle-app-broker-"
+                                          r".* is in place already: undo that fault first"):
+        target.throttle_cpu("app=broker-integration", 0.2)
+
+
+def test_throttle_refuses_a_pod_without_a_cpu_limit_or_a_selector_matching_none(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+    with pytest.raises(ConfigError, match=f"pod {A} has no CPU limit"):
+        target.throttle_cpu("app=broker-integration", 0.1)
+    api.answer("GET", PODS, pod_list(), query=SERVICE_QUERY)
+    with pytest.raises(ConfigError, match="matches no pod"):
+        target.freeze("app=broker-integration")
+    assert [call[0] for call in api.calls()] == ["GET", "GET"]  # nothing created
+
+
+def test_a_replica_link_latency_is_a_delay_on_its_pod(api: FakeApiServer,
+                                                      target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("POST", f"{CHAOS}/networkchaos", {}, 201)
+    toxic = inject.toxic_body("latency", "downstream", 1.0, {"latency": 2000})
+
+    created = target.degrade("lb-replica-2", toxic)
+
+    assert created == {**toxic, "network_chaos": "gameday-degrade-lb-replica-2", "pod": B}
+    assert api.requests[1].body == cm.delay_chaos(NS, "lb-replica-2", B, toxic)
+
+
+def test_a_role_from_before_chaos_mesh_works_where_chaos_mesh_is_not_installed(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, pod_list(pod(A)), query=SERVICE_QUERY)
+    api.answer("GET", POLICIES, policy_list(), query=MANAGED_QUERY)
+    forbidden = status(403, "Forbidden", "networkchaos is forbidden")
+    api.answer("GET", f"{CHAOS}/networkchaos", forbidden, 403, query=FAULT_QUERY)
+
+    assert target.links() == ["service-broker", "lb-replica-1"]  # discovery: 404
+
+    api.answer("GET", "/apis/chaos-mesh.org/v1alpha1",
+               {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "chaos-mesh.org/v1alpha1",
+                "resources": [{"name": "networkchaos", "singularName": "", "namespaced": True,
+                               "kind": "NetworkChaos", "verbs": ["list"]}]})
+    with pytest.raises(MeasurementError, match=r"cannot list networkchaos.*403 Forbidden"):
+        target.links()  # installed: a refusal is an error, not "nothing there"

@@ -5,7 +5,9 @@ target, authenticated as the ``gameday-runner`` ServiceAccount of
 deploy/kubernetes/40-runner-rbac.yaml, kills a pod, cuts and heals both kinds of link and
 finds nothing left over. A call its Role does not allow fails the test naming the verb
 and the resource. kwok runs pods in name only: NetworkPolicies are stored, not enforced;
-Toxiproxy (the leftovers check) is a real one on 127.0.0.1."""
+Toxiproxy (the leftovers check) is a real one on 127.0.0.1. Chaos Mesh's CRDs (its
+release 2.8.3's, fetched by lab/gocomponents.py) are installed during the gray-fault test:
+its objects are validated by their real schemas, but no Chaos Mesh controller runs."""
 
 from __future__ import annotations
 
@@ -16,23 +18,32 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client, config, utils
 from kubernetes.config import kube_config
 from support.faultproxy import start_toxiproxy, stop_proxy
 from support.gocomponents import go_program
 from support.k8scluster import ControlPlane, kubeconfig, resident_mib, running_control_plane
 
-from gameday.contract import GamedayError
+from gameday.contract import (
+    CGROUP_FAULTS,
+    MEMORY_LIMIT_FAULT,
+    REPLICA_LINK_DEGRADE_FAULT,
+    GamedayError,
+)
+from gameday.faults import inject
+from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes.objects import PARTITION_LABEL
 from gameday.targets.kubernetes.settings import KubernetesSettings
 from gameday.targets.kubernetes.target import KubernetesTarget
-from lab.gocomponents import TOXIPROXY
+from lab.gocomponents import CHAOS_MESH_CRDS, TOXIPROXY
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "broker-integration"
 SELECTOR = "app=broker-integration"
 RUNNER = "gameday-runner"
 WAIT_S = 60.0
+CHAOS_MESH_KINDS = ("networkchaos", "podchaos", "stresschaos")
 # What RBAC says when it refuses: '... cannot list resource "pods" in API group "" ...'
 REFUSAL = re.compile(r'cannot (\w+) resource \\?"([\w./-]+)\\?" in API group \\?"([\w.]*)\\?"')
 
@@ -258,3 +269,80 @@ def test_a_refused_call_names_the_verb_and_the_resource() -> None:
                        match=r"does not allow `list` on `networkpolicies` \(API group "
                              r"'networking.k8s.io'\)"), refusals_named():
         raise refused
+
+
+def install_chaos_mesh_crds(api: client.ApiClient, crd_file: Path) -> None:
+    """Create Chaos Mesh's CRDs of ``CHAOS_MESH_KINDS`` from its crd.yaml (only those
+    documents are parsed: the file is 3 MB) and wait until they are established."""
+    wanted = {f"{kind}.{cm.GROUP}" for kind in CHAOS_MESH_KINDS}
+    extensions = client.ApiextensionsV1Api(api)
+    for text in crd_file.read_text(encoding="utf-8").split("\n---\n"):
+        found = re.search(r"^  name: (\S+)$", text, re.MULTILINE)
+        if found and found.group(1) in wanted:
+            extensions.create_custom_resource_definition(yaml.load(text, yaml.CSafeLoader))
+
+    def established() -> bool:
+        crds = [extensions.read_custom_resource_definition(name) for name in wanted]
+        return all(any(c.type == "Established" and c.status == "True"
+                       for c in crd.status.conditions or []) for crd in crds)
+
+    wait_for("Chaos Mesh's CRDs established", established, 20)
+
+
+def chaos_objects(api: client.ApiClient) -> list[str]:
+    """Every NetworkChaos and StressChaos of the namespace, as ``plural/name``."""
+    custom = client.CustomObjectsApi(api)
+    return sorted(f"{plural}/{item['metadata']['name']}" for plural in cm.PLURALS
+                  for item in custom.list_namespaced_custom_object(
+                      cm.GROUP, cm.VERSION, NS, plural)["items"])
+
+
+def check_schema_is_enforced(api: client.ApiClient) -> None:
+    """A NetworkChaos with an action Chaos Mesh does not have is refused (422)."""
+    body = cm.freeze_chaos(NS, SELECTOR, {"app": "broker-integration"})
+    body["spec"]["action"] = "freeze"
+    with pytest.raises(client.ApiException) as refused:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            cm.GROUP, cm.VERSION, NS, "networkchaos", body)
+    assert refused.value.status == 422 and 'Unsupported value: \\"freeze\\"' in str(
+        refused.value.body), refused.value.body
+
+
+def inject_gray_faults(target: KubernetesTarget) -> list[str]:
+    """Freeze, throttle and delay one replica's link through gameday.faults.inject (so each
+    is recorded for cleanup); the pods each landed on."""
+    frozen = inject.freeze(target, SELECTOR)["frozen"]
+    assert inject.freeze(target, SELECTOR)["frozen"] == frozen  # already frozen: fine
+    throttled = inject.throttle(target, SELECTOR, 0.1)["throttled"]
+    degraded = inject.degrade(target, "lb-replica-2", toxic="latency", stream="downstream",
+                              toxicity=1.0, attributes={"latency": 2000})
+    assert frozen == throttled and len(frozen) == 3 and degraded["pod"] == frozen[1]
+    return frozen
+
+
+def test_gray_faults_are_chaos_mesh_objects_the_api_server_accepts(
+        target: KubernetesTarget, deployed: client.ApiClient) -> None:
+    """Without Chaos Mesh the gray faults are unsupported, naming what to install; with its
+    CRDs they are created as objects its schemas accept, listed as leftovers and deleted
+    by cleanup. Only acceptance by the API server is checked: no Chaos Mesh controller
+    runs (and kwok's pods run nothing), so nothing is actually frozen or slowed."""
+    with refusals_named():
+        unsupported = target.unsupported_faults()
+        assert sorted(unsupported) == sorted([*CGROUP_FAULTS, REPLICA_LINK_DEGRADE_FAULT])
+        assert all("install Chaos Mesh 2.8" in why for fault, why in unsupported.items()
+                   if fault != MEMORY_LIMIT_FAULT), unsupported
+        install_chaos_mesh_crds(deployed, go_program(CHAOS_MESH_CRDS))
+        wait_for("Chaos Mesh served",
+                 lambda: list(target.unsupported_faults()) == [MEMORY_LIMIT_FAULT], 20)
+        check_schema_is_enforced(deployed)
+        inject_gray_faults(target)
+        assert chaos_objects(deployed) == sorted([
+            f"networkchaos/{cm.object_name('freeze', SELECTOR)}",
+            "networkchaos/gameday-degrade-lb-replica-2",
+            f"stresschaos/{cm.object_name('cpu-throttle', SELECTOR)}"])
+        assert len(target.leftovers()) == 3, target.leftovers()
+        undone = [what.split()[0] for what in inject.cleanup(target)]
+        assert undone == ["freeze", "freeze", "cpu-throttle", "degrade"]  # frozen twice
+        assert chaos_objects(deployed) == [] and target.leftovers() == []
+        target.thaw(SELECTOR)  # idempotent: nothing left to delete
+        target.heal("lb-replica-2")

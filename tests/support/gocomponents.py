@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from lab.gocomponents import GoComponent, binary_path, missing_reason, recorded_error, required
+from lab.gocomponents import (
+    GoComponent,
+    binary_path,
+    is_present,
+    missing_reason,
+    recorded_error,
+    required,
+)
 
 
 def absent_outcome(component: GoComponent, env: Mapping[str, str]) -> tuple[bool, str]:
@@ -18,10 +25,10 @@ def absent_outcome(component: GoComponent, env: Mapping[str, str]) -> tuple[bool
 
 
 def go_program(component: GoComponent) -> Path:
-    """The component's built program; when it is missing, the calling test is skipped
-    with the reason, or fails with it when ``GAMEDAY_REQUIRE_GO_COMPONENTS=1``."""
+    """The component's built program (or fetched file); when it is missing, the calling
+    test is skipped with the reason, or fails with it when ``GAMEDAY_REQUIRE_GO_COMPONENTS=1``."""
     path = binary_path(component, os.environ)
-    if path.is_file() and os.access(path, os.X_OK):
+    if is_present(component, path):
         return path
     fail, reason = absent_outcome(component, os.environ)
     if fail:

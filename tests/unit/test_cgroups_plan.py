@@ -10,15 +10,18 @@ import pytest
 
 from gameday.contract import (
     CGROUP_FAULTS,
+    CPU_THROTTLE_FAULT,
+    FREEZE_FAULT,
+    MEMORY_LIMIT_FAULT,
     REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
-    InjectionError,
 )
 from gameday.engine.runner import load_experiment, not_runnable
 from gameday.faults import inject
 from gameday.faults.inject import check_cores
+from gameday.targets.kubernetes import chaosmesh
 from gameday.targets.kubernetes.settings import KubernetesSettings
-from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.target import MEMORY_NOT_YET, KubernetesTarget
 from gameday.targets.lab import LabTarget
 from lab import cgexec, cgroups
 from lab.layout import LabLayout
@@ -125,6 +128,15 @@ def test_a_toxic_on_a_replica_link_is_not_runnable_where_the_proxy_is_off_that_p
                         {REPLICA_LINK_DEGRADE_FAULT: "HAProxy goes direct"}) == []
 
 
+def test_without_chaos_mesh_the_kubernetes_target_names_what_to_install() -> None:
+    unsupported = chaosmesh.unsupported(None)
+    assert sorted(unsupported) == sorted([FREEZE_FAULT, CPU_THROTTLE_FAULT,
+                                          REPLICA_LINK_DEGRADE_FAULT])
+    assert all("install Chaos Mesh 2.8" in reason for reason in unsupported.values())
+    assert "serves no stresschaos.chaos-mesh.org" in unsupported["cpu-throttle"]
+    assert chaosmesh.unsupported(["networkchaos", "stresschaos", "podchaos"]) == {}
+
+
 def _kubernetes(state_dir: Path) -> KubernetesTarget:
     return KubernetesTarget(KubernetesSettings(
         prometheus_url="http://127.0.0.1:9090", toxiproxy_url="http://127.0.0.1:9",
@@ -132,30 +144,14 @@ def _kubernetes(state_dir: Path) -> KubernetesTarget:
         state_dir=state_dir))
 
 
-def test_the_kubernetes_target_says_the_gray_faults_are_not_there_yet(tmp_path: Path) -> None:
-    target = _kubernetes(tmp_path)
-    unsupported = target.unsupported_faults()
-    assert sorted(unsupported) == sorted([*CGROUP_FAULTS, REPLICA_LINK_DEGRADE_FAULT])
-    assert "not supported on the kubernetes target yet" in unsupported["freeze"]
-    assert "service -> broker link only" in unsupported[REPLICA_LINK_DEGRADE_FAULT]
-    with pytest.raises(InjectionError, match="not runnable here: the freeze fault is not "
-                                             "supported on the kubernetes target yet"):
-        inject.freeze(target, "name=replica-2")
-    assert not (tmp_path / "injected.jsonl").exists()  # refused before it was recorded
-    with pytest.raises(ConfigError, match="cpu-throttle fault is not supported"):
-        target.throttle_cpu("name=replica-2", 0.1)
-    assert target.thaw("name=replica-2") == [] and target.unthrottle_cpu("x") == []
-
-
 def test_the_memory_fault_is_not_there_yet_on_kubernetes_either(tmp_path: Path) -> None:
     target = _kubernetes(tmp_path)
-    with pytest.raises(InjectionError, match="not runnable here: the memory-limit fault is "
-                                             "not supported on the kubernetes target yet"):
-        inject.limit_memory(target, "name=replica-2", 48, 32)
-    assert not (tmp_path / "injected.jsonl").exists()
+    with pytest.raises(ConfigError, match="the memory-limit fault is not supported on the "
+                                          "kubernetes target yet"):
+        target.limit_memory("name=replica-2", 48, 32)
     assert target.unlimit_memory("name=replica-2") == []
     oom = load_experiment(Path("experiments/replica-oom.yaml"))
-    [reason] = not_runnable(oom, target.unsupported_faults())
+    [reason] = not_runnable(oom, {MEMORY_LIMIT_FAULT: MEMORY_NOT_YET})
     assert reason.startswith(
         "not runnable here: leak-replica-2-past-its-memory-limit needs the memory-limit "
         "fault: the memory-limit fault is not supported on the kubernetes target yet")

@@ -30,6 +30,8 @@ ROLE_RULES = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete", "patch"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
      "verbs": ["create", "delete", "list"]},
+    {"apiGroups": ["chaos-mesh.org"], "resources": ["networkchaos", "stresschaos"],
+     "verbs": ["create", "delete", "list"]},
 ]
 
 

@@ -9,6 +9,7 @@ import pytest
 from support.gocomponents import absent_outcome
 
 from lab.gocomponents import (
+    CHAOS_MESH_CRDS,
     COMPONENTS,
     ETCD,
     K8S_BUILD_DIR,
@@ -21,8 +22,10 @@ from lab.gocomponents import (
     binary_path,
     build_command,
     cache_root,
+    download_command,
     go_environment,
     install_command,
+    is_present,
     missing_reason,
     required,
 )
@@ -107,6 +110,26 @@ def test_the_build_module_pins_each_program_at_its_version_and_staging_at_its_re
     assert all(left == right and version == "v0.36.3" for left, _, right, version in staging)
 
 
-def test_make_setup_builds_toxiproxy_then_the_control_plane() -> None:
+def test_make_setup_builds_toxiproxy_then_the_control_plane_then_fetches_chaos_mesh() -> None:
     assert COMPONENTS == (TOXIPROXY, ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER,
-                          KUBE_SCHEDULER, KWOK)
+                          KUBE_SCHEDULER, KWOK, CHAOS_MESH_CRDS)
+
+
+def test_chaos_mesh_crds_are_a_file_of_its_module_at_a_pinned_pseudo_version() -> None:
+    path = binary_path(CHAOS_MESH_CRDS, {"XDG_CACHE_HOME": "/c"})
+    assert path == Path("/c/gameday/go/github.com/chaos-mesh/chaos-mesh@"
+                        "v0.9.1-0.20260902003049-47411975a8cb/crd.yaml")
+    assert download_command("/go/bin/go", CHAOS_MESH_CRDS) == [
+        "/go/bin/go", "mod", "download", "-json",
+        "github.com/chaos-mesh/chaos-mesh@v0.9.1-0.20260902003049-47411975a8cb"]
+    assert CHAOS_MESH_CRDS.module_file == "manifests/crd.yaml"
+    assert re.fullmatch(r"[0-9a-f]{64}", CHAOS_MESH_CRDS.sha256)
+
+
+def test_a_fetched_file_need_not_be_executable_a_program_must(tmp_path: Path) -> None:
+    crd = tmp_path / "crd.yaml"
+    assert not is_present(CHAOS_MESH_CRDS, crd)
+    crd.write_text("kind: CustomResourceDefinition\n")
+    assert is_present(CHAOS_MESH_CRDS, crd) and not is_present(TOXIPROXY, crd)
+    crd.chmod(0o755)
+    assert is_present(TOXIPROXY, crd)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes.client import V1NetworkPolicy, V1Pod
 
 from gameday.clients.http import admin_call
 from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
 from gameday.contract import InjectionError, MeasurementError
+from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes import objects as obj
 from gameday.targets.kubernetes.settings import KubernetesSettings
 
@@ -38,14 +41,16 @@ def _broker_problems(admin_url: str, timeout_s: float) -> list[str]:
 
 
 def leftovers(settings: KubernetesSettings, policies: list[V1NetworkPolicy],
-              labelled: list[V1Pod]) -> list[str]:
-    """Everything still injected: the cluster objects given, then the Toxiproxy service's
-    proxies and, if configured, the broker simulator's mode; MeasurementError if unreadable."""
+              labelled: list[V1Pod], chaos: list[dict[str, Any]]) -> list[str]:
+    """Everything still injected: the cluster objects given (NetworkPolicies, labelled
+    pods, Chaos Mesh objects), then the Toxiproxy service's proxies and, if configured,
+    the broker simulator's mode; MeasurementError if unreadable."""
     try:
         proxies = Toxiproxy(settings.toxiproxy_url, settings.api_timeout_s).proxies()
     except InjectionError as exc:
         raise MeasurementError(f"cannot check the Toxiproxy service for leftovers: {exc}") from exc
-    problems = policy_problems(policies, labelled) + proxy_problems(proxies)
+    problems = policy_problems(policies, labelled) + cm.leftover_problems(chaos)
+    problems += proxy_problems(proxies)
     if settings.broker_admin_url is not None:
         problems += _broker_problems(settings.broker_admin_url, settings.api_timeout_s)
     return problems

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from kubernetes.client import V1Pod
+from kubernetes.utils.quantity import parse_quantity
 
 from gameday.contract import LB_LINK_PREFIX, SERVICE_BROKER_LINK, ConfigError
 
@@ -24,6 +25,7 @@ __all__ = [
     "MANAGED_BY_SELECTOR",
     "PARTITION_LABEL",
     "SERVICE_BROKER_LINK",
+    "cpu_limit_cores",
     "egress_policy",
     "ingress_policy",
     "is_current",
@@ -134,3 +136,23 @@ def is_ready(pod: V1Pod) -> bool:
     """A live pod whose ``Ready`` condition is ``True`` (it receives Service traffic)."""
     conditions = (pod.status.conditions or []) if is_live(pod) and pod.status else []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def _first_container_limit(pod: V1Pod) -> float | None:
+    containers = pod.spec.containers if pod.spec else []
+    limits = (containers[0].resources.limits or {}) if containers and containers[0].resources \
+        else {}
+    return float(parse_quantity(limits["cpu"])) if "cpu" in limits else None  # type: ignore[no-untyped-call]
+
+
+def cpu_limit_cores(pods: list[V1Pod]) -> float:
+    """The largest CPU limit of the pods' first containers, in cores (pure); ConfigError
+    naming a pod whose first container has none (it cannot be starved within a limit)."""
+    limits = []
+    for pod in pods:
+        limit = _first_container_limit(pod)
+        if limit is None:
+            raise ConfigError(f"pod {pod_name(pod)} has no CPU limit on its first container: "
+                              "CPU stressors starve a container only within its limit")
+        limits.append(limit)
+    return max(limits)

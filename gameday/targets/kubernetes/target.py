@@ -3,7 +3,9 @@
 Kill a pod = ``chaosk8s.pod.actions.terminate_pods`` (grace period 0; the ReplicaSet
 replaces it); readiness = the pods' ``Ready`` condition; partition a link = a
 NetworkPolicy (see ``gameday.targets.kubernetes.objects``); degrade the broker link = toxics on
-the Toxiproxy service; Prometheus = the cluster's. Settings and credentials: see
+the Toxiproxy service; freeze, CPU throttle and latency on one replica's link = Chaos
+Mesh objects, when Chaos Mesh is installed (see ``gameday.targets.kubernetes.chaosmesh``);
+Prometheus = the cluster's. Settings and credentials: see
 ``gameday.targets.kubernetes.settings``. Every API call times out after ``api_timeout_s``.
 
 The service's spec, ``GAMEDAY_SERVICE`` (see ``gameday.targets.kubernetes.settings``),
@@ -24,12 +26,11 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes.client import ApiClient, CoreV1Api, NetworkingV1Api, V1NetworkPolicy, V1Pod
 
 from gameday.clients.prometheus import Prometheus
+from gameday.clients.toxiproxy import Toxiproxy
 from gameday.contract import (
-    CGROUP_FAULTS,
     CPU_THROTTLE_FAULT,
     FREEZE_FAULT,
     MEMORY_LIMIT_FAULT,
-    REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
     GamedayError,
     InjectionError,
@@ -38,16 +39,19 @@ from gameday.contract import (
 )
 from gameday.service_spec import OrderRequest, ServiceSpec, load_spec
 from gameday.settings import Settings, resolve
+from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes import objects as obj
 from gameday.targets.kubernetes.api import API_ERRORS, api_client, call_with_deadline, raise_as
+from gameday.targets.kubernetes.chaosapi import ChaosObjects
 from gameday.targets.kubernetes.leftovers import leftovers
 from gameday.targets.kubernetes.settings import KubernetesSettings, credentials_source
 
-__all__ = ["KubernetesTarget"]
+__all__ = ["MEMORY_NOT_YET", "KubernetesTarget"]
 
 MERGE_PATCH = "application/merge-patch+json"
-NOT_YET = ("the {kind} fault is not supported on the kubernetes target yet (planned: "
-           "Chaos Mesh, issue #16); run it on the lab")
+MEMORY_NOT_YET = ("the memory-limit fault is not supported on the kubernetes target yet (a "
+                  "Chaos Mesh memory stressor would be what the kernel kills, not the "
+                  "service); run replica-oom on the lab")
 
 
 @dataclass(frozen=True)
@@ -160,12 +164,15 @@ class KubernetesTarget:
 
     def links(self) -> list[str]:
         """``service-broker``, ``lb-replica-N`` for each current pod (by name), and every
-        link a gameday NetworkPolicy still cuts (so it can always be healed)."""
+        link a gameday NetworkPolicy still cuts or a gameday NetworkChaos still delays
+        (so it can always be healed)."""
         with api_client() as api:
             pods = [p for p in self._pods(api, self.settings.selector, MeasurementError)
                     if obj.is_current(p)]
             policies = self._policies(api, MeasurementError)
+            delayed = self._chaos(api).listed(cm.NETWORK_CHAOS, MeasurementError)
         cut = {(p.metadata.labels or {}).get(obj.PARTITION_LABEL) for p in policies if p.metadata}
+        cut |= {(d.get("metadata") or {}).get("labels", {}).get(cm.LINK_LABEL) for d in delayed}
         names = obj.link_names(len(pods))
         return names + sorted(link for link in cut if link and link not in names)
 
@@ -211,7 +218,8 @@ class KubernetesTarget:
             self._label_pod(api, pod, link)
 
     def heal(self, link: str) -> None:
-        """Delete the link's NetworkPolicy and the partition label of its pods; idempotent."""
+        """Delete the link's NetworkPolicy, the partition label of its pods and, for a
+        replica link, its Chaos Mesh delay; idempotent."""
         obj.replica_number(link)
         with api_client() as api:
             try:
@@ -223,6 +231,8 @@ class KubernetesTarget:
             selector = f"{obj.PARTITION_LABEL}={link}"
             for pod in self._pods(api, selector, InjectionError):
                 self._label_pod(api, obj.pod_name(pod), None)
+            if link != obj.SERVICE_BROKER_LINK:
+                self._chaos(api).delete(cm.NETWORK_CHAOS, cm.degrade_name(link))
 
     def fault_proxy_url(self) -> str:
         """The Toxiproxy service on the broker link."""
@@ -256,46 +266,93 @@ class KubernetesTarget:
         """Local state directory (holds ``injected.jsonl``)."""
         return self.settings.state_dir
 
+    def _chaos(self, api: ApiClient) -> ChaosObjects:
+        return ChaosObjects(api, self._ns, self._timeout_s)
+
     def unsupported_faults(self) -> dict[str, str]:
-        """Every cgroup fault: freezing or throttling a pod is not supported on this
-        target yet (Chaos Mesh PodChaos/StressChaos, issue #16); nor a toxic between the
-        Service and one pod (Toxiproxy sits on the service -> broker link only)."""
-        return {**{kind: NOT_YET.format(kind=kind) for kind in CGROUP_FAULTS},
-                REPLICA_LINK_DEGRADE_FAULT: "Toxiproxy sits on the service -> broker link only "
-                                            "(deploy/kubernetes/20-toxiproxy.yaml)"}
+        """``memory-limit`` always; the other gray faults when Chaos Mesh is not installed
+        (its ``chaos-mesh.org`` resources are not served), each naming what to install."""
+        with api_client() as api:
+            return {MEMORY_LIMIT_FAULT: MEMORY_NOT_YET, **self._chaos(api).unsupported()}
+
+    def _matching(self, api: ApiClient, selector: str) -> list[V1Pod]:
+        labels = obj.match_labels(selector)
+        pods = [p for p in self._pods(api, selector, InjectionError) if obj.is_current(p)]
+        if not pods:
+            raise ConfigError(f"selector {selector!r} matches no pod in namespace {self._ns} "
+                              f"({labels})")
+        return pods
 
     def freeze(self, selector: str) -> list[str]:
-        """Not supported on this target yet: ConfigError."""
-        raise ConfigError(NOT_YET.format(kind=FREEZE_FAULT))
+        """Drop every packet the pods of ``selector`` send (a Chaos Mesh NetworkChaos
+        ``loss`` of 100 %, see :mod:`gameday.targets.kubernetes.chaosmesh`): they run on
+        with their sockets open and answer nothing. Returns the pods' names."""
+        with api_client() as api:
+            pods = self._matching(api, selector)
+            body = cm.freeze_chaos(self._ns, selector, obj.match_labels(selector))
+            self._chaos(api).create(body, exists_ok=True)
+        return [obj.pod_name(p) for p in pods]
+
+    def _release(self, selector: str, plural: str, fault: str) -> list[str]:
+        with api_client() as api:
+            self._chaos(api).delete(plural, cm.object_name(fault, selector))
+            return [obj.pod_name(p) for p in self._pods(api, selector, InjectionError)
+                    if obj.is_current(p)]
 
     def thaw(self, selector: str) -> list[str]:
-        """Nothing can be frozen on this target: nothing to thaw (idempotent undo)."""
-        return []
+        """Delete the freeze's NetworkChaos of ``selector``; idempotent. Returns the names
+        of the pods ``selector`` matches."""
+        return self._release(selector, cm.NETWORK_CHAOS, FREEZE_FAULT)
 
     def throttle_cpu(self, selector: str, cores: float) -> list[str]:
-        """Not supported on this target yet: ConfigError."""
-        raise ConfigError(NOT_YET.format(kind=CPU_THROTTLE_FAULT))
+        """Leave the pods of ``selector`` about ``cores`` of CPU by busy CPU stressors in
+        their container, within its CPU limit (a Chaos Mesh StressChaos: competition for
+        the limit, not a lower CFS quota; see :mod:`gameday.targets.kubernetes.chaosmesh`).
+        ConfigError when a pod has no CPU limit. Returns the pods' names."""
+        with api_client() as api:
+            pods = self._matching(api, selector)
+            workers = cm.stress_workers(obj.cpu_limit_cores(pods), cores)
+            body = cm.stress_chaos(self._ns, selector, obj.match_labels(selector), workers)
+            self._chaos(api).create(body, exists_ok=False)
+        return [obj.pod_name(p) for p in pods]
 
     def unthrottle_cpu(self, selector: str) -> list[str]:
-        """Nothing can be throttled on this target: nothing to undo (idempotent undo)."""
-        return []
+        """Delete the StressChaos of ``selector``; idempotent. Returns the names of the pods
+        ``selector`` matches."""
+        return self._release(selector, cm.STRESS_CHAOS, CPU_THROTTLE_FAULT)
+
+    def degrade(self, link: str, toxic: dict[str, Any]) -> dict[str, Any]:
+        """``service-broker``: add the toxic on the Toxiproxy service. ``lb-replica-N``: a
+        latency toxic becomes a Chaos Mesh NetworkChaos ``delay`` on the N-th pod (what
+        it sends is delayed); other toxics are a ConfigError. Undo with :meth:`heal`."""
+        number = obj.replica_number(link)
+        if number is None:
+            return Toxiproxy(self.fault_proxy_url()).add_toxic(link, toxic)
+        with api_client() as api:
+            pod = self._replica_pod(api, link, number)
+            body = cm.delay_chaos(self._ns, link, pod, toxic)
+            self._chaos(api).create(body, exists_ok=False)
+        return {**toxic, "network_chaos": body["metadata"]["name"], "pod": pod}
 
     def limit_memory(self, selector: str, headroom_mib: int, leak_mib_per_s: int) -> list[str]:
         """Not supported on this target yet: ConfigError."""
-        raise ConfigError(NOT_YET.format(kind=MEMORY_LIMIT_FAULT))
+        raise ConfigError(MEMORY_NOT_YET)
 
     def unlimit_memory(self, selector: str) -> list[str]:
         """Nothing can be memory-limited on this target: nothing to lift (idempotent)."""
         return []
 
     def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
-        """Not measurable on this target yet: MeasurementError."""
+        """Not measurable on this target: MeasurementError (its freeze and CPU throttle
+        are Chaos Mesh objects, not cgroup settings of gameday's)."""
         raise MeasurementError("the replicas' cgroups cannot be read on the kubernetes "
-                               "target yet")
+                               "target: its freeze and cpu-throttle are Chaos Mesh objects")
 
     def leftovers(self) -> list[str]:
-        """Gameday NetworkPolicies, partition labels, toxics and disabled proxies still in
-        place (and a broker simulator not in normal mode); raises if it cannot look."""
+        """Gameday NetworkPolicies, partition labels, Chaos Mesh objects, toxics and
+        disabled proxies still in place (and a broker simulator not in normal mode);
+        raises if it cannot look."""
         with api_client() as api:
             return leftovers(self.settings, self._policies(api, MeasurementError),
-                             self._pods(api, obj.PARTITION_LABEL, MeasurementError))
+                             self._pods(api, obj.PARTITION_LABEL, MeasurementError),
+                             self._chaos(api).everything(MeasurementError))
