@@ -22,14 +22,16 @@ a leak charged to its cgroup until the kernel's OOM killer ends the replica);
 :func:`thaw`, :func:`unthrottle` and :func:`unlimit_memory` undo them and are idempotent.
 Every write raises :class:`CgroupError` quoting the file.
 
-The leak stands in for the replica's own: a small shell loop that joins the replica's
-memory cgroup (and no other) and appends to a file on tmpfs (``/dev/shm``), whose pages
-are charged to that cgroup and cannot be reclaimed without swap. When the cgroup reaches
-its limit the kernel first reclaims what it can (the replica's page cache: it slows
-down), then kills the task with the largest resident set in the cgroup — the replica,
-since tmpfs pages count in no process' resident set and the loop itself holds about a
-MiB. The loop then deletes the file (a leak dies with its process) and ends; it also ends
-after a bounded number of steps. Any service works: nothing is asked of it.
+The leak stands in for the replica's own: a small shell loop (the writer) that joins the
+replica's memory cgroup (and no other) and appends to a file on tmpfs (``/dev/shm``),
+whose pages are charged to that cgroup and cannot be reclaimed without swap. When the
+cgroup reaches its limit the kernel first reclaims what it can (the replica's page
+cache: it slows down), then kills the task with the largest resident set in the cgroup —
+the replica, since tmpfs pages count in no process' resident set and the writer holds
+about a MiB. A watcher outside the cgroup (so it needs none of the cgroup's memory to
+act) then kills the writer and deletes the file (a leak dies with its process); it also
+ends the leak after a bounded number of steps. Any service works: nothing is asked of
+it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ MIB = 1 << 20
 LEAK_DIR = Path("/dev/shm")
 LEAK_STEP_S = 0.1
 LEAK_MAX_S = 60.0
+LEAK_NAME = "gameday-leak"
+LEAK_WRITER_NAME = "gameday-leak-writer"
 STRAGGLER_WAIT_S = 5.0
 POLL_S = 0.02
 
@@ -365,22 +369,27 @@ def leak_file(plan: CgroupPlan, replica: str) -> Path:
 
 def leak_script(cgroup: Path, leak: Path, chunk_mib: int, steps: int, *, oom_kills: int,
                 step_s: float = LEAK_STEP_S) -> list[str]:
-    """The command of the leak (pure): join ``cgroup`` (a memory cgroup), then every
-    ``step_s`` append ``chunk_mib`` MiB of zeros to ``leak`` until the cgroup's
-    ``oom_kill`` count is no longer ``oom_kills`` or ``steps`` steps are done; then delete
-    the file."""
+    """The command of the leak (pure). A watcher, outside the replica's cgroups, writes
+    its PID to ``<leak>.pid`` and starts the writer, which joins ``cgroup`` (a memory
+    cgroup) and every ``step_s`` appends ``chunk_mib`` MiB of zeros to ``leak``. The
+    watcher ends it once the cgroup's ``oom_kill`` count is no longer ``oom_kills`` (or
+    after ``steps`` steps): it kills the writer and deletes the file. The watcher is not
+    charged to the cgroup, so it can act while the cgroup is out of memory."""
     if chunk_mib < 1 or steps < 1 or oom_kills < 0 or not step_s > 0:
         raise ValueError("chunk_mib and steps must be >= 1, oom_kills >= 0, step_s > 0")
+    writer = ('echo $$ > "$1/cgroup.procs" || exit 3\n'
+              'while head -c "$3" /dev/zero >> "$2"; do sleep "$4"; done\n')
     script = (
-        'echo $$ > "$1/cgroup.procs" || exit 3\n'
+        'echo $$ > "$2.pid"\n'
+        f"sh -c '{writer}' {LEAK_WRITER_NAME} \"$1\" \"$2\" \"$3\" \"$6\" &\n"
         'i=0\n'
         'while [ "$i" -lt "$4" ] && grep -qx "oom_kill $5" "$1/memory.oom_control"; do\n'
-        '  head -c "$3" /dev/zero >> "$2" || break\n'
         '  sleep "$6"\n'
         '  i=$((i + 1))\n'
         'done\n'
-        'rm -f "$2"\n')
-    return ["sh", "-c", script, "gameday-leak", str(cgroup), str(leak),
+        'kill -9 "$!" 2>/dev/null\n'
+        'rm -f "$2" "$2.pid"\n')
+    return ["sh", "-c", script, LEAK_NAME, str(cgroup), str(leak),
             str(chunk_mib * MIB), str(steps), str(oom_kills), f"{step_s:g}"]
 
 
@@ -424,13 +433,31 @@ def _leak_pids(plan: CgroupPlan, replica: str) -> list[int]:
     return [pid for pid in members(plan, replica, "memory") if pid not in others]
 
 
+def _end_watcher(leak: Path) -> None:
+    """SIGKILL the leak's watcher and, with it, its process group (the writer and its
+    ``head``), by the PID it recorded — only if that PID still runs the watcher."""
+    pid_file = Path(f"{leak}.pid")
+    try:
+        pid = int(pid_file.read_text(encoding="ascii").strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if LEAK_NAME.encode() in command[:4]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def unlimit_memory(plan: CgroupPlan, replica: str) -> dict[str, float]:
-    """End the leak (SIGKILL to its processes, its file deleted) and lift the memory
-    limit; idempotent. Returns the figures."""
+    """End the leak (SIGKILL to its watcher, writer and whatever is left of it in the
+    replica's memory cgroup; its file deleted) and lift the memory limit; idempotent.
+    Returns the figures."""
+    leak = leak_file(plan, replica)
+    _end_watcher(leak)
     for pid in _leak_pids(plan, replica):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    leak_file(plan, replica).unlink(missing_ok=True)
+    leak.unlink(missing_ok=True)
+    Path(f"{leak}.pid").unlink(missing_ok=True)
     _write(plan.dir("memory", replica) / "memory.limit_in_bytes", "-1")
     return memory_figures(plan, replica)
 
@@ -469,7 +496,8 @@ def _memory_left(plan: CgroupPlan, replica: str) -> list[str]:
         problems.append(f"{replica} is memory-limited to {limit / MIB:.0f} MiB (cgroup "
                         f"{plan.dir('memory', replica)})")
     leaking = _leak_pids(plan, replica)
-    if leaking or leak_file(plan, replica).exists():
+    leak = leak_file(plan, replica)
+    if leaking or leak.exists() or Path(f"{leak}.pid").exists():
         problems.append(f"a memory leak of {replica} is left (processes "
-                        f"{leaking or 'none'}, file {leak_file(plan, replica)})")
+                        f"{leaking or 'none'}, file {leak})")
     return problems

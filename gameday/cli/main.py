@@ -113,6 +113,10 @@ def _add_cleanup(subparsers: Any) -> None:
         "cleanup", help="undo every fault recorded as injected (e.g. after a killed run)")
     parser.add_argument("--target", choices=TARGET_NAMES, default=None,
                         help="where (default: $GAMEDAY_TARGET, else lab)")
+    parser.add_argument("--all", action="store_true",
+                        help="also undo what gameday finds injected but has no record of "
+                             "(a runner that lost its state directory): heal every link, "
+                             "reset the broker simulator, release every gray fault")
     parser.set_defaults(func=_cleanup)
 
 
@@ -120,9 +124,13 @@ def _cleanup(args: argparse.Namespace) -> int:
     target = get_target(args.target)
     for item in inject.cleanup(target):
         print(f"undone: {item}")
+    if args.all:
+        for item in inject.sweep(target):
+            print(f"undone (found, not recorded): {item}")
     leftovers = target.leftovers()
     for item in leftovers:
-        print(f"still injected (not recorded by gameday): {item}")
+        print(f"still injected (not recorded by gameday; `gameday cleanup --all` undoes "
+              f"what gameday made): {item}")
     print("nothing left injected" if not leftovers else "faults remain")
     return EXIT_FAILED if leftovers else 0
 

@@ -262,6 +262,27 @@ UNDO: dict[str, Callable[[Target, Injection], Any]] = {
 }
 
 
+def sweep(target: Target) -> list[str]:
+    """Undo what gameday finds injected whether or not the log records it (a runner that
+    lost its state directory, e.g. a Kubernetes runner pod with an emptyDir): heal every
+    link (cuts, gameday's NetworkPolicies and labels, toxics, Chaos Mesh delays), put
+    the broker simulator back to normal where there is one, and release every gray
+    fault; then mark everything in the log undone. Returns what was in place before, in
+    words. Idempotent."""
+    found = target.leftovers()
+    for link in target.links():
+        heal(target, link)
+    try:
+        target.broker_admin_url()
+    except ConfigError:
+        pass  # no broker simulator on this target: no broker fault to undo
+    else:
+        broker_recover(target)
+    target.release_gray()
+    _log(target).resolve(lambda i: True)
+    return found
+
+
 def cleanup(target: Target) -> list[str]:
     """Undo every fault the log holds as pending; returns what was undone, in words.
     Raises InjectionError naming any recorded fault of a kind it cannot undo (after

@@ -113,6 +113,12 @@ class Target(Protocol):
     def leftovers(self) -> list[str]:
         """Every fault still injected, in words; empty when the target is clean."""
 
+    def release_gray(self) -> list[str]:
+        """Undo every gray fault this target can find, recorded or not (lab: thaw,
+        unthrottle and lift the memory limit of every replica cgroup, ending its leak;
+        Kubernetes: delete every gameday Chaos Mesh object); idempotent. Returns what it
+        found and undid, in words."""
+
     def naming(self) -> MetricNaming:
         """The service's names for the contract's metrics and labels (its spec's)."""
 

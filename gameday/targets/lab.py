@@ -399,6 +399,21 @@ class LabTarget:
         """HAProxy's entry point in front of the replicas."""
         return self.layout.url("entry")
 
+    def release_gray(self) -> list[str]:
+        """Thaw, unthrottle and unlimit every replica cgroup of the lab, ending any leak;
+        the faults that were in place, in words (none without cgroups)."""
+        running = {r.name: r.pid for r in self.status().replicas if r.running}
+        try:
+            plan = cgroups.recorded(self.layout.state_dir)
+            if plan is None:
+                return []
+            found = [p for p in cgroups.faults_left(plan, running)
+                     if "not in its cgroup" not in p and "is missing" not in p]
+            cgroups.release_all(self.layout.state_dir)
+        except cgroups.CgroupError as exc:
+            raise InjectionError(str(exc)) from exc
+        return found
+
     def leftovers(self) -> list[str]:
         """Faults still injected and parts not running; raises if the lab cannot be read
         (MeasurementError, also when an admin API refuses this process' admin token)."""

@@ -980,3 +980,28 @@ def test_a_role_from_before_chaos_mesh_works_where_chaos_mesh_is_not_installed(
                                "kind": "NetworkChaos", "verbs": ["list"]}]})
     with pytest.raises(MeasurementError, match=r"cannot list networkchaos.*403 Forbidden"):
         target.links()  # installed: a refusal is an error, not "nothing there"
+
+
+def test_release_gray_deletes_every_gameday_chaos_object_recorded_or_not(
+        api: FakeApiServer, toxiproxy: str, tmp_path: Path) -> None:
+    """What `gameday cleanup --all` does to the gray faults of a runner that lost its
+    state: every object with gameday's fault label, of each kind, is deleted by name."""
+    stress = cm.stress_chaos(NS, "app=broker-integration", {"app": "broker-integration"}, 3)
+    api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(delay_chaos("lb-replica-2")),
+               query=FAULT_QUERY)
+    api.answer("GET", f"{CHAOS}/stresschaos", chaos_list(stress), query=FAULT_QUERY)
+    stress_name = stress["metadata"]["name"]
+    api.answer("DELETE", f"{CHAOS}/networkchaos/gameday-degrade-lb-replica-2", {})
+    api.answer("DELETE", f"{CHAOS}/stresschaos/{stress_name}", {})
+
+    released = KubernetesTarget(settings(tmp_path, toxiproxy)).release_gray()
+
+    assert released == [
+        "NetworkChaos gameday-degrade-lb-replica-2 (replica-link-degrade of lb-replica-2) "
+        "is in place",
+        f"StressChaos {stress_name} (cpu-throttle of app=broker-integration) is in place"]
+    assert api.calls() == [("GET", f"{CHAOS}/networkchaos", FAULT_QUERY),
+                           ("GET", f"{CHAOS}/stresschaos", FAULT_QUERY),
+                           ("DELETE", f"{CHAOS}/networkchaos/gameday-degrade-lb-replica-2", ""),
+                           ("DELETE", f"{CHAOS}/stresschaos/{stress_name}", "")]
+    assert not (tmp_path / "injected.jsonl").exists()  # nothing was recorded, nor needed

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from support.labs import PortBases, RunningLab, lab_env, running_lab
 
+from gameday.clients.toxiproxy import Toxiproxy
 from gameday.contract import InjectionError
 from gameday.faults import inject
 from gameday.faults.record import InjectionLog
@@ -146,6 +147,32 @@ def _back(target: LabTarget, name: str, old: int) -> int:
             return new
         assert time.monotonic() < deadline, f"{name} did not come back"
         time.sleep(0.2)
+
+
+@needs_cgroups
+def test_cleanup_all_undoes_faults_gameday_has_no_record_of(
+        gray_lab: RunningLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runner that lost its state directory: the faults are in place, the log is
+    silent. `gameday cleanup` says they remain; `cleanup --all` undoes them."""
+    target = _target(gray_lab, monkeypatch)
+    target.freeze("name=replica-2")  # the target directly: nothing recorded
+    target.throttle_cpu("name=replica-3", 0.1)
+    Toxiproxy(target.fault_proxy_url()).add_toxic("service-broker", inject.toxic_body(
+        "latency", "downstream", 1.0, {"latency": 300}))
+    target.partition("lb-replica-1")
+    assert InjectionLog(target.state_dir()).pending() == []
+    plain = gray_lab.gameday("cleanup")
+    assert plain.returncode != 0 and "faults remain" in plain.stdout, plain.stdout
+    assert "replica-2 is FROZEN" in plain.stdout
+    swept = gray_lab.gameday("cleanup", "--all")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    for found in ("replica-2 is FROZEN", "replica-3 is CPU-throttled to 0.1 core",
+                  "toxic gameday-latency-downstream on link service-broker",
+                  "link lb-replica-1 is down"):
+        assert f"undone (found, not recorded): {found}" in swept.stdout, swept.stdout
+    assert swept.stdout.rstrip().endswith("nothing left injected")
+    assert target.leftovers() == []
+    assert _health(target.layout.replica_url("replica-2"), timeout_s=5.0)
 
 
 @needs_cgroups

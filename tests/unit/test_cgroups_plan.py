@@ -172,12 +172,15 @@ def test_the_leak_joins_only_the_memory_cgroup_and_stops_at_the_first_oom_kill()
                                   3, 600, oom_kills=2)
     assert command[:2] == ["sh", "-c"]
     script, args = command[2], command[4:]
+    assert command[3] == cgroups.LEAK_NAME  # what unlimit_memory checks before a kill
     assert args == ["/cg/memory/lab/replica-2", "/dev/shm/x.leak", str(3 * cgroups.MIB),
                     "600", "2", "0.1"]
-    assert script.startswith('echo $$ > "$1/cgroup.procs" || exit 3\n')
+    watcher, writer = script.split("sh -c '", 1)[0], script.split("sh -c '", 1)[1]
+    assert watcher == 'echo $$ > "$2.pid"\n'  # the watcher stays outside the cgroup
+    assert writer.startswith('echo $$ > "$1/cgroup.procs" || exit 3\n')  # the writer joins
     assert 'grep -qx "oom_kill $5" "$1/memory.oom_control"' in script  # stop at a kill
     assert '[ "$i" -lt "$4" ]' in script  # and after a bounded number of steps
-    assert script.endswith('rm -f "$2"\n')  # the leak dies with its process
+    assert script.endswith('kill -9 "$!" 2>/dev/null\nrm -f "$2" "$2.pid"\n')
     with pytest.raises(ValueError, match="chunk_mib and steps must be >= 1"):
         cgroups.leak_script(Path("/cg"), Path("/x"), 0, 1, oom_kills=0)
 

@@ -348,6 +348,16 @@ class KubernetesTarget:
         raise MeasurementError("the replicas' cgroups cannot be read on the kubernetes "
                                "target: its freeze and cpu-throttle are Chaos Mesh objects")
 
+    def release_gray(self) -> list[str]:
+        """Delete every gameday Chaos Mesh object in the namespace (by its fault label),
+        recorded or not; the objects deleted, in words."""
+        with api_client() as api:
+            chaos = self._chaos(api)
+            found = chaos.everything(InjectionError)
+            for item in found:
+                chaos.delete(cm.plural(item), item["metadata"]["name"])
+        return cm.leftover_problems(found)
+
     def leftovers(self) -> list[str]:
         """Gameday NetworkPolicies, partition labels, Chaos Mesh objects, toxics and
         disabled proxies still in place (and a broker simulator not in normal mode);
