@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["CONTROLLERS", "CgroupError", "CgroupPlan", "create", "faults_left", "freeze",
-           "freezer_state", "leak_script", "limit_memory", "memory_figures",
+           "freezer_state", "gray_faults_in_place", "leak_script", "limit_memory", "memory_figures",
            "missing_requirements", "mounts", "plan_for", "recorded", "remove", "thaw",
            "throttle", "throttle_figures", "unavailable", "unlimit_memory", "unthrottle"]
 
@@ -247,9 +247,11 @@ def release_all(state_dir: Path) -> None:
     """Thaw and unthrottle every recorded cgroup (before the lab stops: a frozen process
     cannot die); a no-op without a record."""
     plan = recorded(state_dir)
-    for replica in plan.replicas if plan else ():
-        for controller in plan.controllers() if plan else ():
-            if plan is not None and plan.dir(controller, replica).is_dir():
+    if plan is None:
+        return
+    for replica in plan.replicas:
+        for controller in plan.controllers():
+            if plan.dir(controller, replica).is_dir():
                 _release(plan, controller, replica)
 
 
@@ -472,20 +474,28 @@ def faults_left(plan: CgroupPlan, running: Mapping[str, int]) -> list[str]:
         if missing:
             problems.append(f"cgroup {', '.join(missing)} of {replica} is missing")
             continue
-        state = freezer_state(plan, replica)
-        if state != THAWED:
-            problems.append(f"{replica} is {state} (cgroup freezer "
-                            f"{plan.dir('freezer', replica)})")
-        quota = throttle_figures(plan, replica)["quota_cores"]
-        if quota >= 0:
-            problems.append(f"{replica} is CPU-throttled to {quota:g} core (cgroup "
-                            f"{plan.dir('cpu', replica)})")
-        if "memory" in plan.roots:
-            problems += _memory_left(plan, replica)
+        problems += gray_faults_in_place(plan, replica)
         pid = running.get(replica, 0)
         if pid and pid not in members(plan, replica):
             problems.append(f"{replica} (PID {pid}) is not in its cgroup "
                             f"{plan.dir('freezer', replica)}")
+    return problems
+
+
+def gray_faults_in_place(plan: CgroupPlan, replica: str) -> list[str]:
+    """The replica's frozen, throttled or memory-limited cgroups and a leak left behind,
+    in words; empty when it has none (its cgroups must exist)."""
+    problems = []
+    state = freezer_state(plan, replica)
+    if state != THAWED:
+        problems.append(f"{replica} is {state} (cgroup freezer "
+                        f"{plan.dir('freezer', replica)})")
+    quota = throttle_figures(plan, replica)["quota_cores"]
+    if quota >= 0:
+        problems.append(f"{replica} is CPU-throttled to {quota:g} core (cgroup "
+                        f"{plan.dir('cpu', replica)})")
+    if "memory" in plan.roots:
+        problems += _memory_left(plan, replica)
     return problems
 
 

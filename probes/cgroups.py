@@ -8,6 +8,7 @@ not land), not PASS. They raise when the cgroups cannot be read.
 
 
 import time
+from pathlib import Path
 from typing import Any
 
 from gameday.contract import MEMORY_LIMIT_FAULT, ConfigError, MeasurementError
@@ -59,7 +60,7 @@ def cpu_throttled(selector: str = "name=replica-2", seconds: float = 2.0) -> int
                for name in after if name in before and after[name]["quota_cores"] >= 0)
 
 
-def _last_limit(state_dir: Any, selector: str) -> tuple[dict[str, int], dict[str, list[str]]]:
+def _last_limit(state_dir: Path, selector: str) -> tuple[dict[str, int], dict[str, list[str]]]:
     """The last memory limit recorded on ``selector``: each replica's OOM-kill count and
     what it ran as, from before the limit."""
     limits = [e for e in InjectionLog(state_dir).entries()

@@ -402,13 +402,13 @@ class LabTarget:
     def release_gray(self) -> list[str]:
         """Thaw, unthrottle and unlimit every replica cgroup of the lab, ending any leak;
         the faults that were in place, in words (none without cgroups)."""
-        running = {r.name: r.pid for r in self.status().replicas if r.running}
         try:
             plan = cgroups.recorded(self.layout.state_dir)
             if plan is None:
                 return []
-            found = [p for p in cgroups.faults_left(plan, running)
-                     if "not in its cgroup" not in p and "is missing" not in p]
+            found = [problem for replica in plan.replicas
+                     if all(d.is_dir() for d in plan.replica_dirs(replica))
+                     for problem in cgroups.gray_faults_in_place(plan, replica)]
             cgroups.release_all(self.layout.state_dir)
         except cgroups.CgroupError as exc:
             raise InjectionError(str(exc)) from exc
