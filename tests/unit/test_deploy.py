@@ -160,7 +160,24 @@ def test_prometheus_rules_equal_recording_rules() -> None:
     config = yaml.safe_load(data["prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/gameday/gameday-sla.rules.yml"]
     # recording_rules() selects job="broker-integration": the scrape job must carry it.
-    assert [job["job_name"] for job in config["scrape_configs"]] == ["broker-integration"]
+    assert [job["job_name"] for job in config["scrape_configs"]] == ["broker-integration",
+                                                                     "toxiproxy"]
+
+
+def test_toxiproxy_byte_counters_are_scraped_for_the_link_evidence() -> None:
+    """probes.network.link_traffic reads Toxiproxy's per-proxy byte counters from the
+    target's Prometheus: Toxiproxy must export them and Prometheus must scrape its API."""
+    [container] = _one("Deployment", "toxiproxy")["spec"]["template"]["spec"]["containers"]
+    assert "-proxy-metrics" in container["args"]
+    api_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "api")
+    service = _one("Service", "toxiproxy")
+    config = yaml.safe_load(_one("ConfigMap", "prometheus-gameday")["data"]["prometheus.yml"])
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "toxiproxy"]
+    assert job["metrics_path"] == "/metrics"
+    namespace = service["metadata"]["namespace"]
+    assert job["static_configs"] == [
+        {"targets": [f"{service['metadata']['name']}.{namespace}.svc:{api_port}"]}]
+    assert api_port in [p["port"] for p in service["spec"]["ports"]]
 
 
 def test_runner_cronjob() -> None:
