@@ -119,6 +119,11 @@ class Target(Protocol):
         Kubernetes: delete every gameday Chaos Mesh object); idempotent. Returns what it
         found and undid, in words."""
 
+    def own_processes(self) -> tuple[list[int], list[str]] | None:
+        """How to tell the target's processes on this machine from other work: the PIDs
+        whose process trees are the target's, and the names of cgroups whose members
+        are; None when the target's processes do not run on this machine (a cluster)."""
+
     def naming(self) -> MetricNaming:
         """The service's names for the contract's metrics and labels (its spec's)."""
 

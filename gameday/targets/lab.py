@@ -44,6 +44,7 @@ from lab.broker.modes import NormalMode
 from lab.layout import LabLayout
 from lab.render import ServiceProgram
 from lab.sabotage import Sabotage
+from lab.supervisor_client import SupervisorUnavailable
 
 SERVICE_SELECTOR = "app=broker-integration"
 
@@ -398,6 +399,16 @@ class LabTarget:
     def entry_url(self) -> str:
         """HAProxy's entry point in front of the replicas."""
         return self.layout.url("entry")
+
+    def own_processes(self) -> tuple[list[int], list[str]] | None:
+        """The lab's supervisord (every part of the lab descends from it) and the lab's
+        replica cgroups; None when the lab does not run."""
+        try:
+            root = stack.client(self.layout).pid()
+            plan = cgroups.recorded(self.layout.state_dir)
+        except (SupervisorUnavailable, cgroups.CgroupError):
+            return None
+        return [root], [plan.parent] if plan is not None else []
 
     def release_gray(self) -> list[str]:
         """Thaw, unthrottle and unlimit every replica cgroup of the lab, ending any leak;

@@ -189,6 +189,10 @@ class _Target:
     def service_name() -> str:
         return "stand-in"
 
+    @staticmethod
+    def own_processes() -> tuple[list[int], list[str]] | None:
+        return [os.getpid()], []  # the stand-in's processes: this test's tree
+
 
 def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
     server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -213,6 +217,11 @@ def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
     # the stand-in says "filled" to every order but its ledger holds none: all lost
     orders = extension["orders"]
     assert orders["orders"] == orders["acked"] == orders["lost"] == summary["sent"]
+    # The machine sampled at the start and the end (no steady state, no method here):
+    # the load generator is this test's child, so its CPU is ours.
+    machine = extension["machine"]
+    assert set(machine) == {"cores", "experiment"}, machine
+    assert machine["experiment"]["seconds"] >= 2 and machine["experiment"]["ours_cores"] > 0
 
 
 def test_traffic_control_reconciles_the_experiments_own_orders_with_the_ledger(

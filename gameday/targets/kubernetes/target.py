@@ -348,6 +348,10 @@ class KubernetesTarget:
         raise MeasurementError("the replicas' cgroups cannot be read on the kubernetes "
                                "target: its freeze and cpu-throttle are Chaos Mesh objects")
 
+    def own_processes(self) -> tuple[list[int], list[str]] | None:
+        """None: the service runs on the cluster's nodes, not on this machine."""
+        return None
+
     def release_gray(self) -> list[str]:
         """Delete every gameday Chaos Mesh object in the namespace (by its fault label),
         recorded or not; the objects deleted, in words."""
