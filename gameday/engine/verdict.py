@@ -35,7 +35,8 @@ from chaoslib.hypothesis import within_tolerance
 
 from gameday.measurements.machine import MachineLoad
 
-__all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "Verdict", "judge", "traffic_extension"]
+__all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "VERDICT_KEYS", "Verdict", "judge",
+           "traffic_extension"]
 
 MAX_SHOWN_CHARS = 160
 TRAFFIC_EXTENSION = "gameday-traffic"
@@ -49,6 +50,11 @@ DEFAULT_FAILED_BUT_FILLED_MAX = 0
 DEFAULT_LATE_SHARE_MAX = 0.10
 DEFAULT_OTHERS_SHARE_MAX = 0.25
 DEFAULT_BUSY_SHARE_MAX = 0.95
+# The judge's own bounds: set in an experiment's configuration or with --var.
+VERDICT_KEYS = {"orders_failed_but_filled_max": DEFAULT_FAILED_BUT_FILLED_MAX,
+                "load_late_share_max": DEFAULT_LATE_SHARE_MAX,
+                "machine_others_share_max": DEFAULT_OTHERS_SHARE_MAX,
+                "machine_busy_share_max": DEFAULT_BUSY_SHARE_MAX}
 
 
 @dataclass(frozen=True)
