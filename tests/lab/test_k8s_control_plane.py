@@ -23,7 +23,13 @@ from kubernetes import client, config, utils
 from kubernetes.config import kube_config
 from support.faultproxy import start_toxiproxy, stop_proxy
 from support.gocomponents import go_program
-from support.k8scluster import ControlPlane, kubeconfig, resident_mib, running_control_plane
+from support.k8scluster import (
+    POD_READY_DELAY,
+    ControlPlane,
+    kubeconfig,
+    resident_mib,
+    running_control_plane,
+)
 
 from gameday.contract import (
     CGROUP_FAULTS,
@@ -346,3 +352,110 @@ def test_gray_faults_are_chaos_mesh_objects_the_api_server_accepts(
         assert chaos_objects(deployed) == [] and target.leftovers() == []
         target.thaw(SELECTOR)  # idempotent: nothing left to delete
         target.heal("lb-replica-2")
+
+
+def replacement_timings(api: client.ApiClient, before: set[str]) -> tuple[str, float, float]:
+    """Watch (every 50 ms) for a pod of the service not in ``before``: its name, when it
+    was first seen scheduled (a node, an IP) and when first seen Ready, in seconds of
+    ``time.monotonic()``."""
+    scheduled: dict[str, float] = {}
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        pods = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=SELECTOR).items
+        for pod in pods:
+            name = pod.metadata.name
+            if name in before or not (pod.spec.node_name and pod.status.pod_ip):
+                continue
+            scheduled.setdefault(name, now)
+            if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+                return name, scheduled[name], now
+        time.sleep(0.05)
+    pytest.fail(f"no replacement pod Ready within {WAIT_S:.0f} s", pytrace=False)
+
+
+def test_a_killed_pods_replacement_is_ready_after_kwoks_realistic_delay(
+        target: KubernetesTarget, deployed: client.ApiClient) -> None:
+    """kwok's pod-ready stage waits 2-4 s (tests/support/k8scluster.py): recovery after a
+    kill takes that long, not the 0.5 s of kwok's instant stages, so a bound such as
+    pod-kill's ``ready_within_s`` measures something."""
+    wait_for("3 Ready pods", lambda: len(ready_pods(deployed)) == 3)
+    before = set(all_pods(deployed))
+    with refusals_named():
+        killed_at = time.monotonic()
+        target.kill_pods(SELECTOR, 1)
+    name, scheduled_at, ready_at = replacement_timings(deployed, before)
+    low_s, high_s = POD_READY_DELAY.min_ms / 1000, POD_READY_DELAY.max_ms / 1000
+    print(f"replacement {name}: scheduled {scheduled_at - killed_at:.2f} s after the kill, "
+          f"Ready {ready_at - scheduled_at:.2f} s after that "
+          f"({ready_at - killed_at:.2f} s kill to Ready)")
+    # seen scheduled up to one poll late, and Ready up to one poll (+ a busy machine) late
+    assert low_s - 0.15 <= ready_at - scheduled_at <= high_s + 1.5, ready_at - scheduled_at
+    assert ready_at - killed_at >= low_s
+    wait_for("3 Ready pods again", lambda: len(ready_pods(deployed)) == 3)
+    assert target.ready_replicas(SELECTOR) == 3
+
+
+CRONJOB = "gameday"
+
+
+def cronjob_container(path: Path) -> dict[str, object]:
+    """The runner container of the CronJob in ``path`` (as written in the file)."""
+    manifest = yaml.safe_load(path.read_text())
+    pod = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return dict(pod["containers"][0])
+
+
+def controller_jobs(api: client.ApiClient) -> list[client.V1Job]:
+    """The Jobs of the namespace the CronJob controller made for ``gameday``."""
+    return [job for job in client.BatchV1Api(api).list_namespaced_job(NS).items
+            if any(ref.kind == "CronJob" and ref.name == CRONJOB and ref.controller
+                   for ref in job.metadata.owner_references or [])]
+
+
+def test_the_cronjob_controller_makes_the_runner_job_of_the_manifest(
+        deployed: client.ApiClient) -> None:
+    """50-runner-cronjob.yaml as applied, its schedule set to every minute: the
+    controller-manager's CronJob controller creates the Job (at most a minute later), the
+    Job controller its pod, as the runner ServiceAccount, with the manifest's image,
+    command and environment; kwok then completes the pod and the Job."""
+    batch = client.BatchV1Api(deployed)
+    assert controller_jobs(deployed) == []
+    batch.patch_namespaced_cron_job(CRONJOB, NS, {"spec": {"schedule": "* * * * *"}})
+    try:
+        took = wait_for("the CronJob controller's Job", lambda: bool(controller_jobs(deployed)),
+                        75)
+        batch.patch_namespaced_cron_job(CRONJOB, NS, {"spec": {"suspend": True}})
+    finally:
+        batch.patch_namespaced_cron_job(CRONJOB, NS, {"spec": {"schedule": "0 3 * * *"}})
+    job = controller_jobs(deployed)[0]
+    print(f"the CronJob controller made {job.metadata.name} {took:.1f} s after the patch")
+    expected = cronjob_container(ROOT / "deploy" / "kubernetes" / "50-runner-cronjob.yaml")
+    spec = job.spec.template.spec
+    container = spec.containers[0]
+    assert (spec.service_account_name, spec.restart_policy) == (RUNNER, "Never")
+    assert (job.spec.backoff_limit, job.spec.active_deadline_seconds) == (0, 7200)
+    assert container.image == expected["image"] == "gameday:latest"
+    assert container.command == expected["command"] and container.command[:4] == [
+        "gameday", "run", "--target", "kubernetes"]
+    assert {e.name: e.value for e in container.env} == {
+        e["name"]: e["value"] for e in expected["env"]}  # type: ignore[attr-defined]
+    assert container.security_context.read_only_root_filesystem is True
+    assert spec.security_context.run_as_user == 10001
+    check_the_job_runs(deployed, job.metadata.name)
+    batch.delete_namespaced_job(job.metadata.name, NS, propagation_policy="Foreground")
+
+
+def check_the_job_runs(api: client.ApiClient, job: str) -> None:
+    """The Job controller made the Job's pod as the runner, and kwok ran it to the end:
+    the Job is Complete."""
+    pods = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=f"job-name={job}")
+    assert [p.spec.service_account_name for p in pods.items] == [RUNNER], pods.items
+
+    def complete() -> bool:
+        status = client.BatchV1Api(api).read_namespaced_job_status(job, NS).status
+        return any(c.type == "Complete" and c.status == "True"
+                   for c in status.conditions or [])
+
+    took = wait_for(f"Job {job} Complete", complete, 30)
+    print(f"Job {job} Complete {took:.1f} s later (kwok ran its pod)")
