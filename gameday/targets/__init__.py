@@ -60,6 +60,11 @@ class Target(Protocol):
         ``REPLICA_LINK_DEGRADE_FAULT``) this target cannot inject here, each with why
         (empty: it can inject them all)."""
 
+    def no_traffic_reason(self) -> str | None:
+        """Why no request can flow through the service on this target (a cluster of fake
+        nodes), or None when it can: then only an experiment's control-plane cut runs
+        (``gameday.engine.controlplane``) and no load is started."""
+
     def freeze(self, selector: str) -> list[str]:
         """Freeze the replicas matching ``selector`` (alive, sockets open, nothing answered);
         return their names. InjectionError where :meth:`unsupported_faults` says so."""
