@@ -20,9 +20,10 @@ __all__ = ["Target", "get_target"]
 class Target(Protocol):
     """What probes and actions need from the system under test.
 
-    Selectors are Kubernetes label selectors (``app=broker-integration``); the lab also
-    accepts ``name=replica-N``. Links are named after what they join: ``service-broker``
-    (every replica to the broker), ``lb-replica-N`` (load balancer to one replica).
+    Selectors are Kubernetes label selectors (``app=broker-integration``); both targets
+    also accept ``name=replica-N`` (on Kubernetes: the N-th current pod by name). Links
+    are named after what they join: ``service-broker`` (every replica to the broker),
+    ``lb-replica-N`` (load balancer to one replica).
     """
 
     def kill_pods(self, selector: str, qty: int) -> list[str]:

@@ -12,12 +12,18 @@ its objects are validated by their real schemas, but no Chaos Mesh controller ru
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 import yaml
 from kubernetes import client, config, utils
 from kubernetes.config import kube_config
@@ -41,7 +47,7 @@ from gameday.faults import inject
 from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes.objects import PARTITION_LABEL
 from gameday.targets.kubernetes.settings import KubernetesSettings
-from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.target import MEMORY_NOT_YET, KubernetesTarget
 from lab.gocomponents import CHAOS_MESH_CRDS, TOXIPROXY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -459,3 +465,139 @@ def check_the_job_runs(api: client.ApiClient, job: str) -> None:
 
     took = wait_for(f"Job {job} Complete", complete, 30)
     print(f"Job {job} Complete {took:.1f} s later (kwok ran its pod)")
+
+
+def run_env(kubeconfig_path: Path, toxiproxy: str, tmp_path: Path) -> dict[str, str]:
+    """``gameday run`` on the kubernetes target as the runner, no traffic (kwok): the
+    URLs nothing calls point at a closed port of 127.0.0.1, Toxiproxy is the real one."""
+    unused = "http://127.0.0.1:9"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GAMEDAY_", "KUBERNETES_", "CHAOSTOOLKIT_"))}
+    return {**env, "KUBECONFIG": str(kubeconfig_path), "KUBERNETES_VERIFY_SSL": "true",
+            "GAMEDAY_TARGET": "kubernetes", "GAMEDAY_K8S_TRAFFIC": "none",
+            "GAMEDAY_TOXIPROXY_URL": toxiproxy, "GAMEDAY_PROMETHEUS_URL": unused,
+            "GAMEDAY_ENTRY_URL": unused, "GAMEDAY_BROKER_URL": unused,
+            "GAMEDAY_STATE_DIR": str(tmp_path / "state"), "GAMEDAY_LIVE": "0",
+            "GAMEDAY_LAB_DIR": str(tmp_path / "no-lab")}
+
+
+def verdicts(stdout: str) -> dict[str, tuple[str, list[str]]]:
+    """Per experiment file: its verdict and reasons, as ``gameday run`` printed them."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    current: list[str] = []
+    for line in stdout.splitlines():
+        head = re.match(r"^(PASS|FAIL|INCONCLUSIVE)  (\S+)  — ", line)
+        if head:
+            current = []
+            found[head.group(2)] = (head.group(1), current)
+        elif line.startswith("      ") and found:
+            current.append(line.strip())
+    return found
+
+
+def journal_outputs(reports: Path, stem: str) -> dict[str, object]:
+    """The method's outputs of the experiment's journal, by activity name."""
+    journal = json.loads(next(reports.glob(f"{stem}-[0-9]*T*.journal.json")).read_text())
+    return {run["activity"]["name"]: run.get("output") for run in journal["run"]}
+
+
+def test_gameday_run_of_the_pods_tag_judges_what_the_control_plane_shows(
+        plane: ControlPlane, deployed: client.ApiClient, toxiproxy_url: str,
+        target: KubernetesTarget, tmp_path: Path) -> None:
+    """``gameday run --target kubernetes --tag pods`` with GAMEDAY_K8S_TRAFFIC=none: the
+    pod experiments' kills land, the pods are replaced and Ready again within their
+    bounds, nothing is left; as the SLA could not be measured they are INCONCLUSIVE
+    naming what did not run, never PASS. replica-oom's memory limit is not supported
+    there: not run, with the reason. Exit 4."""
+    wait_for("3 Ready pods", lambda: len(ready_pods(deployed)) == 3)
+    reports = tmp_path / "reports"
+    env = run_env(runner_kubeconfig(deployed, plane), toxiproxy_url, tmp_path)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", "run", "--target", "kubernetes", "--tag", "pods",
+         "--reports", str(reports)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300, check=False)
+    print(f"gameday run --tag pods: exit {result.returncode} in "
+          f"{time.monotonic() - started:.0f} s\n{result.stdout[-3000:]}")
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert result.returncode == 4, output
+    found = verdicts(result.stdout)
+    assert sorted(found) == ["experiments/pod-kill-majority.yaml", "experiments/pod-kill.yaml",
+                             "experiments/replica-oom.yaml"], output
+    for name in ("pod-kill", "pod-kill-majority"):
+        kind, reasons = found[f"experiments/{name}.yaml"]
+        assert kind == "INCONCLUSIVE", (name, reasons)
+        assert reasons[0].startswith("what the control plane shows held"), reasons
+        assert reasons[1].startswith("not runnable here: GAMEDAY_K8S_TRAFFIC=none: no "
+                                     "request flows"), reasons
+        assert "steady-state probes sla-within-targets" in reasons[1], reasons
+    kills = journal_outputs(reports, "pod-kill")
+    assert kills["the-kills-landed"] == 3 and kills["every-replica-ready-again"] == 3, kills
+    assert all(len(kills[f"kill-replica-{n}"]) == 1 for n in (1, 2, 3)), kills  # type: ignore[arg-type]
+    majority = journal_outputs(reports, "pod-kill-majority")
+    assert len(majority["kill-two-replicas"]) == 2, majority  # type: ignore[arg-type]
+    kind, reasons = found["experiments/replica-oom.yaml"]
+    assert kind == "INCONCLUSIVE" and reasons == [
+        "not runnable here: leak-replica-2-past-its-memory-limit needs the memory-limit "
+        f"fault: {MEMORY_NOT_YET}"], reasons
+    assert not list(reports.glob("replica-oom-*.journal.json"))  # never run
+    assert target.leftovers() == [] and policies(deployed) == []
+    assert "0 passed" in result.stdout and "3 inconclusive" in result.stdout.replace(
+        ",", ""), result.stdout[-500:]
+
+
+def load_job(start_unix: int) -> dict[str, Any]:
+    """deploy/kubernetes/load/60-load-workers.yaml with its start time set."""
+    text = (ROOT / "deploy" / "kubernetes" / "load" / "60-load-workers.yaml").read_text()
+    job: dict[str, Any] = yaml.safe_load(text.replace("REPLACE_START_UNIX", str(start_unix)))
+    return job
+
+
+def server_dry_run(plane: ControlPlane, job: dict[str, Any]) -> requests.Response:
+    """POST ``job`` as JSON, as it is (no client model in between), with a server-side
+    dry run and strict field validation, as the admin."""
+    pki = plane.base / "pki"
+    return requests.post(f"{plane.server}/apis/batch/v1/namespaces/{NS}/jobs",
+                         params={"dryRun": "All", "fieldValidation": "Strict"}, json=job,
+                         cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+                         verify=str(plane.ca), timeout=10)
+
+
+def test_the_load_workers_indexed_job_is_accepted_and_makes_one_pod_per_shard(
+        plane: ControlPlane, deployed: client.ApiClient) -> None:
+    """The API server accepts the load workers' Job as written (a server-side dry run
+    with strict field validation: an unknown or misplaced field is refused), and the Job
+    controller makes one pod per shard, each with its completion index; kwok completes
+    them."""
+    batch = client.BatchV1Api(deployed)
+    body = load_job(int(time.time()) + 120)
+    accepted = server_dry_run(plane, body)
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["spec"]["completionMode"] == "Indexed"
+    bad = load_job(0)
+    bad["spec"]["template"]["spec"]["containers"][0]["argz"] = ["--rate", "1"]
+    refused = server_dry_run(plane, bad)
+    assert refused.status_code == 400 and 'unknown field "spec.template.spec.containers[0]' \
+        '.argz"' in refused.json()["message"], refused.text
+    batch.create_namespaced_job(NS, body)
+    try:
+        shards = body["spec"]["completions"]
+        core = client.CoreV1Api(deployed)
+
+        def indices() -> list[str]:
+            pods = core.list_namespaced_pod(NS, label_selector="app=gameday-load").items
+            return sorted((p.metadata.annotations or {}).get(
+                "batch.kubernetes.io/job-completion-index", "?") for p in pods)
+
+        wait_for(f"{shards} load pods", lambda: len(indices()) == shards, 30)
+        assert indices() == [str(i) for i in range(shards)]
+        pod = core.list_namespaced_pod(NS, label_selector="app=gameday-load").items[0]
+        env = {e.name for e in pod.spec.containers[0].env}
+        assert {"JOB_COMPLETION_INDEX", "GAMEDAY_LOAD_SHARDS"} <= env, env
+        took = wait_for("the load Job Complete", lambda: any(
+            c.type == "Complete" and c.status == "True" for c in
+            batch.read_namespaced_job_status("gameday-load", NS).status.conditions or []), 40)
+        print(f"load Job: {shards} indexed pods, Complete {took:.1f} s after they were seen")
+    finally:
+        batch.delete_namespaced_job("gameday-load", NS, propagation_policy="Foreground")
