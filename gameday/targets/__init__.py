@@ -20,9 +20,10 @@ __all__ = ["Target", "get_target"]
 class Target(Protocol):
     """What probes and actions need from the system under test.
 
-    Selectors are Kubernetes label selectors (``app=broker-integration``); the lab also
-    accepts ``name=replica-N``. Links are named after what they join: ``service-broker``
-    (every replica to the broker), ``lb-replica-N`` (load balancer to one replica).
+    Selectors are Kubernetes label selectors (``app=broker-integration``); both targets
+    also accept ``name=replica-N`` (on Kubernetes: the N-th current pod by name). Links
+    are named after what they join: ``service-broker`` (every replica to the broker),
+    ``lb-replica-N`` (load balancer to one replica).
     """
 
     def kill_pods(self, selector: str, qty: int) -> list[str]:
@@ -59,6 +60,11 @@ class Target(Protocol):
         """The fault kinds of ``gameday.contract.CGROUP_FAULTS`` (and
         ``REPLICA_LINK_DEGRADE_FAULT``) this target cannot inject here, each with why
         (empty: it can inject them all)."""
+
+    def no_traffic_reason(self) -> str | None:
+        """Why no request can flow through the service on this target (a cluster of fake
+        nodes), or None when it can: then only an experiment's control-plane cut runs
+        (``gameday.engine.controlplane``) and no load is started."""
 
     def freeze(self, selector: str) -> list[str]:
         """Freeze the replicas matching ``selector`` (alive, sockets open, nothing answered);

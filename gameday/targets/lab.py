@@ -285,6 +285,10 @@ class LabTarget:
         """Add the toxic to the link's proxy in the fault proxy."""
         return Toxiproxy(self.fault_proxy_url()).add_toxic(link, toxic)
 
+    def no_traffic_reason(self) -> str | None:
+        """None: the lab's replicas serve real requests."""
+        return None
+
     def unsupported_faults(self) -> dict[str, str]:
         """Every cgroup fault, with why, when the lab's replicas have no cgroups (not
         root, a controller missing or read-only, ``GAMEDAY_LAB_CGROUPS=0``); a toxic on
