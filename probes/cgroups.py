@@ -56,8 +56,15 @@ def cpu_throttled(selector: str = "name=replica-2", seconds: float = 2.0) -> int
     before = target.cgroup_figures(selector)
     time.sleep(float(seconds))
     after = target.cgroup_figures(selector)
+    limited = [name for name in after if name in before and after[name]["quota_cores"] >= 0]
+    unread = [name for name in limited
+              if after[name]["nr_throttled"] is None or before[name]["nr_throttled"] is None]
+    if unread:
+        raise MeasurementError(f"no count of throttled CPU periods for {', '.join(unread)}: "
+                               "on Kubernetes the target's Prometheus must scrape the "
+                               "kubelets' cAdvisor (container_cpu_cfs_throttled_periods_total)")
     return sum(int(after[name]["nr_throttled"] - before[name]["nr_throttled"])
-               for name in after if name in before and after[name]["quota_cores"] >= 0)
+               for name in limited)
 
 
 def _last_limit(state_dir: Path, selector: str) -> tuple[dict[str, int], dict[str, list[str]]]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.promserver import ExpositionHandler, needs_prometheus, running_prometheus
 
 from gameday.clients.http import request_json
 from gameday.clients.prometheus import Prometheus
@@ -936,8 +937,101 @@ def test_freeze_creates_a_full_loss_networkchaos_and_an_existing_one_is_fine(
     assert target.freeze("app=broker-integration") == [A, B, C]
 
     assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("POST", f"{CHAOS}/networkchaos", "")]
-    assert api.requests[1].body == cm.freeze_chaos(NS, "app=broker-integration",
-                                                   {"app": "broker-integration"})
+    assert api.requests[1].body == cm.freeze_chaos(NS, "app=broker-integration", [A, B, C])
+
+
+def test_the_labs_replica_2_is_the_second_pod_and_only_it_is_frozen(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("POST", f"{CHAOS}/networkchaos", {}, 201)
+
+    assert target.freeze("name=replica-2") == [B]
+
+    assert api.calls() == [("GET", PODS, SERVICE_QUERY), ("POST", f"{CHAOS}/networkchaos", "")]
+    body = api.requests[1].body
+    assert body["spec"]["selector"] == {"pods": {NS: [B]}}
+    assert body["metadata"]["name"] == cm.object_name("freeze", "name=replica-2")
+
+
+def _injected(body: dict[str, Any], *pods: str) -> dict[str, Any]:
+    """``body`` as Chaos Mesh's controller leaves it once its daemon injected ``pods``."""
+    records = [{"id": f"{NS}/{p}", "phase": "Injected", "injectedCount": 1,
+                "recoveredCount": 0, "selectorKey": "."} for p in pods]
+    return {**body, "status": {"experiment": {"desiredPhase": "Run",
+                                              "containerRecords": records}}}
+
+
+class ThrottledPeriods(ExpositionHandler):
+    """A stand-in for the kubelets' cAdvisor (no kubelet runs here): pod B's container
+    is throttled 7 more CFS periods at each scrape."""
+
+    scrapes = 0
+
+    def exposition(self) -> str:
+        ThrottledPeriods.scrapes += 1
+        return ("# TYPE container_cpu_cfs_throttled_periods_total counter\n"
+                f'container_cpu_cfs_throttled_periods_total{{namespace="{NS}",pod="{B}",'
+                f'container="broker-integration"}} {7 * ThrottledPeriods.scrapes}\n'
+                f'container_cpu_cfs_throttled_periods_total{{namespace="{NS}",pod="{B}",'
+                'container=""} 99999\n')
+
+
+@needs_prometheus
+def test_gray_evidence_is_chaos_mesh_s_records_and_cadvisor_s_throttled_periods(
+        api: FakeApiServer, tmp_path: Path) -> None:
+    cadvisor = ThreadingHTTPServer(("127.0.0.1", 0), ThrottledPeriods)
+    threading.Thread(target=cadvisor.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        with running_prometheus(tmp_path, "kubelet", [f"127.0.0.1:{cadvisor.server_port}"]) \
+                as url:
+            target = KubernetesTarget(replace(settings(tmp_path), prometheus_url=url))
+            _wait_for_series(target, "container_cpu_cfs_throttled_periods_total")
+            api.answer("GET", PODS, pod_list(pod(A), with_cpu_limit(pod(B), "500m"), pod(C)),
+                       query=SERVICE_QUERY)
+            freeze = _injected(cm.freeze_chaos(NS, "name=replica-2", [B]), B)
+            stress = _injected(cm.stress_chaos(NS, "name=replica-2", [B], 4), f"{B}/x")
+            api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(freeze), query=FAULT_QUERY)
+            api.answer("GET", f"{CHAOS}/stresschaos", chaos_list(stress), query=FAULT_QUERY)
+
+            figures = target.cgroup_figures("name=replica-2")
+            time.sleep(2.5)
+            later = target.cgroup_figures("name=replica-2")
+            api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(), query=FAULT_QUERY)
+            api.answer("GET", f"{CHAOS}/stresschaos", chaos_list(
+                cm.stress_chaos(NS, "name=replica-2", [B], 4)), query=FAULT_QUERY)
+            released = target.cgroup_figures("name=replica-2")
+    finally:
+        cadvisor.shutdown()
+        cadvisor.server_close()
+    assert list(figures) == [B]
+    assert figures[B]["freezer_state"] == "FROZEN" and figures[B]["quota_cores"] == 0.5
+    # only the container's own series (container="" is the pod's sum in cAdvisor)
+    assert figures[B]["nr_throttled"] % 7 == 0
+    assert later[B]["nr_throttled"] > figures[B]["nr_throttled"]
+    # deleted, or created but not (yet) injected by Chaos Mesh: no evidence
+    assert released[B]["freezer_state"] == "THAWED" and released[B]["quota_cores"] == -1.0
+
+
+def test_without_cadvisor_in_prometheus_the_throttle_cannot_be_counted(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("GET", f"{CHAOS}/networkchaos", chaos_list(), query=FAULT_QUERY)
+    api.answer("GET", f"{CHAOS}/stresschaos", chaos_list(), query=FAULT_QUERY)
+
+    figures = target.cgroup_figures("name=replica-3")  # Prometheus at :9090 answers nothing
+
+    assert figures == {C: {"freezer_state": "THAWED", "quota_cores": -1.0, "nr_throttled": None}}
+
+
+def _wait_for_series(target: KubernetesTarget, metric: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            target.prometheus().vector(metric)
+            return
+        except MeasurementError:
+            assert time.monotonic() < deadline, f"Prometheus never scraped {metric}"
+            time.sleep(0.3)
 
 
 def test_thaw_deletes_it_by_name_and_a_404_is_fine(api: FakeApiServer,

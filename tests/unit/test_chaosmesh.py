@@ -20,30 +20,41 @@ MANAGED = {"app.kubernetes.io/managed-by": "gameday"}
 DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def test_freeze_is_a_full_loss_on_every_pod_of_the_selector() -> None:
-    body = cm.freeze_chaos(NS, "app=broker-integration", {"app": "broker-integration"})
+def test_freeze_is_a_full_loss_on_every_pod_the_selector_matched() -> None:
+    body = cm.freeze_chaos(NS, "app=broker-integration", ["bi-a", "bi-b"])
     name = cm.object_name("freeze", "app=broker-integration")
     assert body == {
         "apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
         "metadata": {"name": name, "labels": {**MANAGED, "gameday.io/fault": "freeze"},
                      "annotations": {"gameday.io/selector": "app=broker-integration"}},
         "spec": {"action": "loss", "mode": "all",
-                 "selector": {"namespaces": [NS],
-                              "labelSelectors": {"app": "broker-integration"}},
+                 "selector": {"pods": {NS: ["bi-a", "bi-b"]}},
                  "loss": {"loss": "100", "correlation": "100"}}}
     assert "duration" not in body["spec"]  # until gameday deletes it
 
 
 def test_throttle_runs_busy_cpu_workers_in_the_pods() -> None:
-    body = cm.stress_chaos(NS, "app=x,tier=y", {"app": "x", "tier": "y"}, 9)
+    body = cm.stress_chaos(NS, "app=x,tier=y", ["x-1"], 9)
     assert body == {
         "apiVersion": "chaos-mesh.org/v1alpha1", "kind": "StressChaos",
         "metadata": {"name": cm.object_name("cpu-throttle", "app=x,tier=y"),
                      "labels": {**MANAGED, "gameday.io/fault": "cpu-throttle"},
                      "annotations": {"gameday.io/selector": "app=x,tier=y"}},
         "spec": {"mode": "all",
-                 "selector": {"namespaces": [NS], "labelSelectors": {"app": "x", "tier": "y"}},
+                 "selector": {"pods": {NS: ["x-1"]}},
                  "stressors": {"cpu": {"workers": 9, "load": 100}}}}
+
+
+def test_chaos_mesh_s_records_name_the_pods_it_injected_into() -> None:
+    def record(record_id: str, phase: str) -> dict[str, object]:
+        return {"id": record_id, "phase": phase, "injectedCount": 1, "recoveredCount": 0,
+                "selectorKey": "."}
+    chaos = {"status": {"experiment": {"desiredPhase": "Run", "containerRecords": [
+        record(f"{NS}/bi-a", "Injected"), record(f"{NS}/bi-b", "Not Injected"),
+        record(f"{NS}/bi-c/broker-integration", "Injected"), record("garbage", "Injected")]}}}
+    assert cm.injected_pods(chaos) == {"bi-a", "bi-c"}
+    assert cm.injected_pods(None) == set()
+    assert cm.injected_pods({"spec": {}}) == set()  # created, not yet seen by Chaos Mesh
 
 
 def test_a_replica_link_latency_is_a_delay_on_that_one_pod() -> None:

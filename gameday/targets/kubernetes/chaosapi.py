@@ -101,6 +101,12 @@ class ChaosObjects:
             raise_as(error, f"cannot list {plural} in {self.namespace}", exc)
         return list(answer.get("items") or []) if isinstance(answer, dict) else []
 
+    def named(self, plural: str, name: str, error: type[GamedayError]) -> dict[str, Any] | None:
+        """gameday's object ``name`` of ``plural``, with its status; None when it is not
+        there (found by listing: the runner's Role lists, it does not get)."""
+        return next((item for item in self.listed(plural, error)
+                     if (item.get("metadata") or {}).get("name") == name), None)
+
     def everything(self, error: type[GamedayError]) -> list[dict[str, Any]]:
         """Every gameday Chaos Mesh object in the namespace, of every kind it creates."""
         return [item for plural in cm.PLURALS for item in self.listed(plural, error)]

@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gameday.contract import (
@@ -69,6 +69,7 @@ __all__ = [
     "degrade_name",
     "delay_chaos",
     "freeze_chaos",
+    "injected_pods",
     "leftover_problems",
     "object_name",
     "plural",
@@ -126,15 +127,17 @@ def _chaos(resource: str, name: str, labels: Mapping[str, str],
             "spec": spec}
 
 
-def _pods_of(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    return {"mode": "all",
-            "selector": {"namespaces": [namespace], "labelSelectors": dict(labels)}}
+def _pods_of(namespace: str, pods: Sequence[str]) -> dict[str, Any]:
+    """Chaos Mesh's selector of exactly ``pods``: the pods ``selector`` matched when the
+    fault was injected (the lab's ``name=replica-N`` is the N-th pod then; a replacement
+    pod is not faulted, as a restarted replica process would not be frozen)."""
+    return {"mode": "all", "selector": {"pods": {namespace: list(pods)}}}
 
 
-def freeze_chaos(namespace: str, selector: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    """NetworkChaos dropping every packet the pods of ``labels`` (the selector
-    ``selector``, parsed) send: ``loss`` 100 %, fully correlated."""
-    spec = {"action": "loss", **_pods_of(namespace, labels),
+def freeze_chaos(namespace: str, selector: str, pods: Sequence[str]) -> dict[str, Any]:
+    """NetworkChaos dropping every packet ``pods`` (those ``selector`` matched) send:
+    ``loss`` 100 %, fully correlated."""
+    spec = {"action": "loss", **_pods_of(namespace, pods),
             "loss": {"loss": "100", "correlation": "100"}}
     return _chaos(NETWORK_CHAOS, object_name(FREEZE_FAULT, selector),
                   {FAULT_LABEL: FREEZE_FAULT}, {SELECTOR_ANNOTATION: selector}, spec)
@@ -154,11 +157,11 @@ def stress_workers(limit_cores: float, cores: float) -> int:
     return workers
 
 
-def stress_chaos(namespace: str, selector: str, labels: Mapping[str, str],
+def stress_chaos(namespace: str, selector: str, pods: Sequence[str],
                  workers: int) -> dict[str, Any]:
     """StressChaos running ``workers`` CPU stressors at 100 % load in the first
-    container of each pod of ``labels`` (the selector ``selector``, parsed)."""
-    spec = {**_pods_of(namespace, labels),
+    container of each of ``pods`` (those ``selector`` matched)."""
+    spec = {**_pods_of(namespace, pods),
             "stressors": {"cpu": {"workers": workers, "load": 100}}}
     return _chaos(STRESS_CHAOS, object_name(CPU_THROTTLE_FAULT, selector),
                   {FAULT_LABEL: CPU_THROTTLE_FAULT}, {SELECTOR_ANNOTATION: selector}, spec)
@@ -188,6 +191,19 @@ def delay_chaos(namespace: str, link: str, pod: str, toxic: Mapping[str, Any]) -
                       "jitter": _milliseconds(toxic, "jitter"), "correlation": "0"}}
     return _chaos(NETWORK_CHAOS, degrade_name(link),
                   {FAULT_LABEL: REPLICA_LINK_DEGRADE_FAULT, LINK_LABEL: link}, {}, spec)
+
+
+def injected_pods(chaos: Mapping[str, Any] | None) -> set[str]:
+    """The pods Chaos Mesh reports the object injected into (pure): its status's
+    ``experiment.containerRecords`` in phase ``Injected``, whose ``id`` is
+    ``namespace/pod`` (or ``namespace/pod/container``). None (no object): none. This is
+    Chaos Mesh's own record that its daemon applied the fault, the evidence a lab takes
+    from the kernel's cgroup files."""
+    status = (chaos or {}).get("status") or {}
+    records = (status.get("experiment") or {}).get("containerRecords") or []
+    return {str(r.get("id", "")).split("/")[1] for r in records
+            if isinstance(r, Mapping) and r.get("phase") == "Injected"
+            and str(r.get("id", "")).count("/") >= 1}
 
 
 def unsupported(served: Iterable[str] | None, why_unknown: str = "") -> dict[str, str]:

@@ -49,6 +49,8 @@ from gameday.targets.kubernetes.settings import KubernetesSettings, credentials_
 __all__ = ["MEMORY_NOT_YET", "KubernetesTarget"]
 
 MERGE_PATCH = "application/merge-patch+json"
+# cAdvisor's counter of a container's CFS periods throttled, as the kubelet exports it.
+THROTTLED_PERIODS = "container_cpu_cfs_throttled_periods_total"
 NO_TRAFFIC = ("GAMEDAY_K8S_TRAFFIC=none: no request flows through this cluster's pods (kwok's "
               "fake nodes run no container), so only what the control plane shows is judged")
 MEMORY_NOT_YET = ("the memory-limit fault is not supported on the kubernetes target yet (a "
@@ -295,11 +297,9 @@ class KubernetesTarget:
             return {MEMORY_LIMIT_FAULT: MEMORY_NOT_YET, **self._chaos(api).unsupported()}
 
     def _matching(self, api: ApiClient, selector: str) -> list[V1Pod]:
-        labels = obj.match_labels(selector)
-        pods = [p for p in self._pods(api, selector, InjectionError) if obj.is_current(p)]
+        pods = [p for p in self._selected(api, selector, InjectionError) if obj.is_current(p)]
         if not pods:
-            raise ConfigError(f"selector {selector!r} matches no pod in namespace {self._ns} "
-                              f"({labels})")
+            raise ConfigError(f"selector {selector!r} matches no pod in namespace {self._ns}")
         return pods
 
     def freeze(self, selector: str) -> list[str]:
@@ -308,14 +308,14 @@ class KubernetesTarget:
         with their sockets open and answer nothing. Returns the pods' names."""
         with api_client() as api:
             pods = self._matching(api, selector)
-            body = cm.freeze_chaos(self._ns, selector, obj.match_labels(selector))
+            body = cm.freeze_chaos(self._ns, selector, [obj.pod_name(p) for p in pods])
             self._chaos(api).create(body, exists_ok=True)
         return [obj.pod_name(p) for p in pods]
 
     def _release(self, selector: str, plural: str, fault: str) -> list[str]:
         with api_client() as api:
             self._chaos(api).delete(plural, cm.object_name(fault, selector))
-            return [obj.pod_name(p) for p in self._pods(api, selector, InjectionError)
+            return [obj.pod_name(p) for p in self._selected(api, selector, InjectionError)
                     if obj.is_current(p)]
 
     def thaw(self, selector: str) -> list[str]:
@@ -331,7 +331,7 @@ class KubernetesTarget:
         with api_client() as api:
             pods = self._matching(api, selector)
             workers = cm.stress_workers(obj.cpu_limit_cores(pods), cores)
-            body = cm.stress_chaos(self._ns, selector, obj.match_labels(selector), workers)
+            body = cm.stress_chaos(self._ns, selector, [obj.pod_name(p) for p in pods], workers)
             self._chaos(api).create(body, exists_ok=False)
         return [obj.pod_name(p) for p in pods]
 
@@ -362,10 +362,42 @@ class KubernetesTarget:
         return []
 
     def cgroup_figures(self, selector: str) -> dict[str, dict[str, Any]]:
-        """Not measurable on this target: MeasurementError (its freeze and CPU throttle
-        are Chaos Mesh objects, not cgroup settings of gameday's)."""
-        raise MeasurementError("the replicas' cgroups cannot be read on the kubernetes "
-                               "target: its freeze and cpu-throttle are Chaos Mesh objects")
+        """Per pod ``selector`` matches: ``freezer_state`` FROZEN when the freeze's
+        NetworkChaos records that Chaos Mesh injected into the pod; ``quota_cores``, the
+        pod's CPU limit while the CPU throttle's StressChaos is injected into it (else
+        -1); ``nr_throttled``, the CFS periods the kubelet's cAdvisor counts throttled for
+        the pod's containers (``container_cpu_cfs_throttled_periods_total`` in the
+        target's Prometheus; None when Prometheus holds none: it does not scrape the
+        kubelets' cAdvisor)."""
+        with api_client() as api:
+            pods = [p for p in self._selected(api, selector, MeasurementError)
+                    if obj.is_current(p)]
+            if not pods:
+                raise MeasurementError(f"selector {selector!r} matches no pod in namespace "
+                                       f"{self._ns}")
+            chaos = self._chaos(api)
+            frozen = cm.injected_pods(chaos.named(
+                cm.NETWORK_CHAOS, cm.object_name(FREEZE_FAULT, selector), MeasurementError))
+            stressed = cm.injected_pods(chaos.named(
+                cm.STRESS_CHAOS, cm.object_name(CPU_THROTTLE_FAULT, selector),
+                MeasurementError))
+        names = [obj.pod_name(p) for p in pods]
+        throttled = self._throttled_periods(names)
+        return {pod: {"freezer_state": "FROZEN" if pod in frozen else "THAWED",
+                      "quota_cores": obj.cpu_limit_cores([p]) if pod in stressed else -1.0,
+                      "nr_throttled": throttled.get(pod)}
+                for pod, p in zip(names, pods, strict=True)}
+
+    def _throttled_periods(self, pods: list[str]) -> dict[str, float]:
+        """cAdvisor's throttled CFS periods of each pod's containers, from Prometheus (none
+        for a pod it holds nothing of)."""
+        promql = (f'sum by (pod) ({THROTTLED_PERIODS}{{namespace="{self._ns}",'
+                  f'pod=~"{"|".join(pods)}",container!=""}})')
+        try:
+            samples = self.prometheus().vector(promql)
+        except MeasurementError:
+            return {}
+        return {s.labels.get("pod", ""): s.value for s in samples}
 
     def own_processes(self) -> tuple[list[int], list[str]] | None:
         """None: the service runs on the cluster's nodes, not on this machine."""
