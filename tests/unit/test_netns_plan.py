@@ -13,6 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from gameday.contract import PACKET_LOSS_FAULT, ConfigError
+from gameday.engine.plan import plan_of
+from gameday.engine.runner import load_experiment, not_runnable
+from gameday.engine.verdict import EVIDENCE_PROBES
+from gameday.faults.inject import UNDO, check_loss_percent, fault_kind
+from gameday.targets.kubernetes.target import PACKET_LOSS_NOT_YET
 from gameday.targets.lab import LabTarget
 from lab import netns, stack
 from lab.layout import LabLayout
@@ -133,6 +139,42 @@ def test_parse_loss_rules_refuses_a_loss_rule_without_its_counter() -> None:
     with pytest.raises(netns.NetnsError, match="cannot read the drop probability and "
                                                "packet counter"):
         netns.parse_loss_rules(listing)
+
+
+def test_packet_loss_is_offered_only_by_a_lab_in_namespaces(tmp_path: Path) -> None:
+    userspace = LabTarget(LabLayout(tmp_path / "a", 30000)).unsupported_faults()
+    assert "bring it up with GAMEDAY_LAB_NETNS=1" in userspace[PACKET_LOSS_FAULT]
+    kernel = LabTarget(LabLayout(tmp_path / "b", 30000, netns=True)).unsupported_faults()
+    assert PACKET_LOSS_FAULT not in kernel
+    assert "GAMEDAY_LAB_NETNS=1" in PACKET_LOSS_NOT_YET
+
+
+def test_broker_packet_loss_is_not_runnable_without_the_fault_and_said_first() -> None:
+    path = Path("experiments/broker-packet-loss.yaml")
+    experiment = load_experiment(path)
+    assert not_runnable(experiment, {}) == []
+    assert not_runnable(experiment, {PACKET_LOSS_FAULT: "no namespaces"}) == [
+        "not runnable here: drop-packets-on-the-broker-link needs the packet-loss fault: "
+        "no namespaces"]
+    plan = plan_of(path, {"loss_percent": 5}, {PACKET_LOSS_FAULT: "no namespaces"})
+    assert plan.steps[0].blast == ("5 % of the packets at random on the link to the broker, "
+                                   "for every replica (all orders)")
+    assert plan.not_runnable and [s.kind for s in plan.steps].count("undo") == 1
+    # the other link faults are not packet loss
+    assert not_runnable(load_experiment(Path("experiments/broker-partition.yaml")),
+                        {PACKET_LOSS_FAULT: "no namespaces"}) == []
+
+
+def test_packet_loss_is_undone_by_heal_and_its_drops_are_evidence() -> None:
+    provider = {"module": "actions.network", "func": "drop_packets",
+                "arguments": {"link": "service-broker"}}
+    assert fault_kind(provider) == PACKET_LOSS_FAULT
+    assert PACKET_LOSS_FAULT in UNDO
+    assert ("probes.network", "packets_dropped") in EVIDENCE_PROBES
+    assert check_loss_percent(3) == 3.0
+    for bad in (0, -1, 100.5, True, "3"):
+        with pytest.raises(ConfigError, match=r"loss_percent=.* valid is 0 < loss_percent"):
+            check_loss_percent(bad)  # type: ignore[arg-type]
 
 
 # --- a real lab in namespaces -------------------------------------------------------
