@@ -225,6 +225,20 @@ def test_cleanup_all_lifts_a_packet_loss_nobody_recorded(netns_lab: NetnsLab) ->
 
 
 @needs_netns
+def test_broker_packet_loss_passes_on_the_reference_lab_with_its_evidence(
+        netns_lab: NetnsLab, tmp_path: Path) -> None:
+    run = netns_lab.running.gameday("run", "experiments/broker-packet-loss.yaml",
+                                    "--reports", str(tmp_path), timeout_s=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "1 passed, 0 failed" in run.stdout
+    journal = json.loads(next(tmp_path.glob("broker-packet-loss-*.journal.json")).read_text())
+    outputs = {r["activity"]["name"]: r.get("output") for r in journal["run"]}
+    assert outputs["packets-dropped-on-the-broker-link"] > 0
+    assert outputs["sla-held-through-the-loss-client-side"]["seconds"] >= 10
+    assert _loss_rules_left(netns_lab.layout) == []
+
+
+@needs_netns
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
                          ids=lambda s: s.name)
 def test_an_interrupted_packet_loss_run_leaves_nothing_dropping(
