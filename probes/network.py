@@ -117,9 +117,10 @@ def _bytes_since(prometheus: Prometheus, selector: str, start: float) -> float:
 
 @activity
 def packets_dropped(link: str = "service-broker") -> int:
-    """How many packets the packet loss on ``link`` has dropped since it was put in place
-    (``actions.network.drop_packets``), both ways, summed over every replica: the loss
-    rules' own counters, read in the kernel.
+    """How many packets the packet loss on ``link`` has dropped so far.
+
+    Counted since the loss was put in place (``actions.network.drop_packets``), both ways,
+    summed over every replica: the loss rules' own counters, read in the kernel.
 
     Args:
         link: the link the loss is on (``service-broker`` by default).
@@ -127,7 +128,9 @@ def packets_dropped(link: str = "service-broker") -> int:
     Call it while the loss is on, after the traffic has had time to cross the link (the
     counters go with the rules at ``heal``); pair it with ``{type: range, range: [1,
     1000000000000]}``: 0 means no packet of the service crossed the loss, and the
-    verdict is INCONCLUSIVE. Raises when no loss is in place on the link or the counters
-    cannot be read.
+    verdict is INCONCLUSIVE.
+
+    Returns the count of dropped packets. Raises when no loss is in place on the link or
+    the counters cannot be read (not measured is not "none dropped").
     """
     return get_target().dropped_packets(_link(str(link)))

@@ -277,13 +277,13 @@ def unlimit_memory(target: Target, selector: str) -> dict[str, Any]:
 UNDO: dict[str, Callable[[Target, Injection], Any]] = {
     "partition": lambda target, injection: heal(target, injection.params["link"]),
     "degrade": lambda target, injection: heal(target, injection.params["link"]),
-    PACKET_LOSS_FAULT: lambda target, injection: heal(target, injection.params["link"]),
     "broker": lambda target, injection: broker_recover(target),
     FREEZE_FAULT: lambda target, injection: thaw(target, injection.params["selector"]),
     CPU_THROTTLE_FAULT: lambda target, injection: unthrottle(target,
                                                             injection.params["selector"]),
     MEMORY_LIMIT_FAULT: lambda target, injection: unlimit_memory(
         target, injection.params["selector"]),
+    PACKET_LOSS_FAULT: lambda target, injection: heal(target, injection.params["link"]),
 }
 
 
