@@ -19,7 +19,8 @@ def kill(selector: str = "app=broker-integration", qty: float = 1,
     """Kill replicas of the service.
 
     Args:
-        selector: which pods, a label selector (the lab also takes ``name=replica-N``);
+        selector: which pods, a label selector (``name=replica-N`` is replica N: on
+            Kubernetes, the N-th current pod by name at the call);
             an empty or match-everything selector is refused.
         qty: how many (``mode`` fixed: a whole number) or what share (``mode``
             percentage: 0 < qty <= 100, rounded down, at least one).

@@ -13,9 +13,18 @@ Before the experiment it starts ``gameday load`` against the target's entry poin
 under ``gameday run``, joins the game day's shared traffic) and waits ``warmup_s`` so
 that the SLA windows hold data; afterwards it stops its own load and adds the load
 generator's figures for the experiment's seconds to the journal (extension
-``gameday-traffic``). The work is done by :mod:`gameday.engine.traffic`.
+``gameday-traffic``), with how busy the machine was in each phase (``machine``: its
+CPU sampled at each phase boundary, see :mod:`gameday.measurements.machine`). The work
+is done by :mod:`gameday.engine.traffic`.
 """
 
-from gameday.engine.traffic import after_experiment_control, before_experiment_control
+from gameday.engine.traffic import (
+    after_experiment_control,
+    after_hypothesis_control,
+    after_method_control,
+    before_experiment_control,
+    before_method_control,
+)
 
-__all__ = ["after_experiment_control", "before_experiment_control"]
+__all__ = ["after_experiment_control", "after_hypothesis_control", "after_method_control",
+           "before_experiment_control", "before_method_control"]

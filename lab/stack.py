@@ -351,7 +351,17 @@ def recorded_setup(layout: LabLayout) -> dict[str, str]:
             else "lab.faultproxy" if proxy == "faultproxy" else str(proxy),
             "namespaces": "a network namespace per replica" if record.get("netns") else "off",
             "cgroups": f"none: {record['no_cgroups']}" if record.get("no_cgroups")
-            else "freezer and cpu per replica"}
+            else _cgroups_in_words(layout.state_dir)}
+
+
+def _cgroups_in_words(state_dir: Path) -> str:
+    """The controllers the lab's replicas have cgroups in, as ``lab status`` shows them."""
+    try:
+        plan = cgroups.recorded(state_dir)
+    except cgroups.CgroupError as exc:
+        return str(exc)
+    controllers = plan.controllers() if plan is not None else []
+    return f"{', '.join(controllers)} per replica" if controllers else "none recorded"
 
 
 def no_cgroups_reason(layout: LabLayout) -> str:

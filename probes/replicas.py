@@ -16,7 +16,8 @@ def ready_count(selector: str = "app=broker-integration") -> int:
     """Number of replicas that run and answer their health check.
 
     Args:
-        selector: which replicas (label selector; the lab also takes ``name=replica-N``).
+        selector: which replicas (label selector; ``name=replica-N`` is replica N: on
+            Kubernetes, the N-th current pod by name).
 
     Returns an integer. Pair it with a range tolerance, e.g. ``[3, 3]``.
     """
@@ -28,7 +29,8 @@ def in_rotation(selector: str = "app=broker-integration") -> int:
     """Number of replicas the load balancer currently sends traffic to.
 
     Args:
-        selector: which replicas (label selector; the lab also takes ``name=replica-N``).
+        selector: which replicas (label selector; ``name=replica-N`` is replica N: on
+            Kubernetes, the N-th current pod by name).
 
     On the lab, the replicas HAProxy marks UP after its health checks; on Kubernetes, the
     Ready pods behind the Service. Returns an integer. Pair it with a range tolerance,
@@ -44,7 +46,8 @@ def enough_ready(minimum: int = 1, selector: str = "app=broker-integration") -> 
     Args:
         minimum: the fewest ready replicas that is still safe (e.g. a safeguard's floor);
             0 means no floor (always true, but the replicas are still counted).
-        selector: which replicas (label selector; the lab also takes ``name=replica-N``).
+        selector: which replicas (label selector; ``name=replica-N`` is replica N: on
+            Kubernetes, the N-th current pod by name).
 
     Returns a boolean. Pair it with ``tolerance: true``; in a safeguard it ends the
     experiment once too few replicas are left (the bound comes from configuration, which

@@ -4,6 +4,17 @@ Examples::
 
     gameday load --url http://127.0.0.1:18000/orders --rate 200 --duration 60
     gameday load --url URL --rate 3000 --duration 20 --workers 2 --json out.json
+    gameday load --url URL --rate 3000 --duration 20 --shard 0/4 --start-at 1796284800
+    gameday load-merge shard-*.json --json run.json   # or - (stdin): kubectl logs
+
+``--shard I/N --start-at UNIX`` runs one of N shards of a load on machines (or pods: an
+Indexed Job, deploy/kubernetes/60-load-workers.yaml) of their own: request i goes to
+shard i % N, every shard counts seconds from the same wall-clock second 0 (UNIX, which
+must not have passed by more than a few seconds: give the shards time to start), and its
+summary keeps the HDR histograms (printed, or written with ``--json``).
+``gameday load-merge`` merges N such summaries exactly, as ``--workers`` merges its
+processes: counts add, histograms add, so the run's percentiles are those of one
+histogram of every latency. It checks that the summaries are the N shards of one run.
 
 SIGINT/SIGTERM stop the load early; the summary is still written. With ``--json PATH``
 the summary goes to PATH and every order's outcome to ``PATH`` with the suffix
@@ -23,19 +34,24 @@ import math
 import os
 import signal
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
 from gameday.contract import ORDER_PLACEHOLDERS, ORDER_VALUES, fill_placeholders
 from gameday.load.generator import LoadOutputs, LoadSettings, run_load
+from gameday.load.merge import ShardError, merge_shards
+from gameday.load.merge import documents as merge_documents
 from gameday.load.output import LiveSink, OutcomeLog, Progress, write_atomic
 from gameday.load.stats import public_summary
 from gameday.load.workers import run_workers
 
-__all__ = ["add_parser", "command", "outcomes_path"]
+__all__ = ["add_parser", "command", "merge_command", "outcomes_path"]
 
 PARENT_CHECK_S = 0.5
+START_PASSED_MAX_S = 5.0
+SHARDS_MAX = 1024
 
 
 def add_parser(subparsers: Any) -> None:
@@ -63,8 +79,22 @@ def add_parser(subparsers: Any) -> None:
                         help="rewrite this file each second with the finished seconds")
     parser.add_argument("--stop-with-parent", type=int, metavar="PID",
                         help="stop when the process PID is no longer this one's parent")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="send only requests i with i %% N == I, as shard I of a load "
+                        "split over N machines or pods (needs --start-at); the summary "
+                        "keeps its histograms for `gameday load-merge`")
+    parser.add_argument("--start-at", type=float, metavar="UNIX",
+                        help="the wall-clock time (seconds since the epoch) of the run's "
+                        "second 0, the same for every shard")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # I/N: run as worker I of N
     parser.set_defaults(func=command)
+    merge = subparsers.add_parser(
+        "load-merge", help="merge the summaries of `gameday load --shard I/N` exactly")
+    merge.add_argument("inputs", nargs="+", metavar="FILE",
+                       help="files holding shard summaries (several JSON objects one after "
+                       "another are fine, e.g. `kubectl logs` of the pods); - for stdin")
+    merge.add_argument("--json", type=Path, help="write the merged summary to this file")
+    merge.set_defaults(func=merge_command)
 
 
 def outcomes_path(json_path: Path) -> Path:
@@ -85,6 +115,7 @@ def _check_options(args: argparse.Namespace) -> None:
                              f"got {value}")
     if not 1 <= args.workers <= 64:
         raise ValueError(f"--workers must be 1..64, got {args.workers}")
+    _check_shard(args)
     if args.stop_with_parent is not None and args.stop_with_parent <= 0:
         raise ValueError(f"--stop-with-parent must be a process id > 0, got "
                          f"{args.stop_with_parent}")
@@ -92,6 +123,26 @@ def _check_options(args: argparse.Namespace) -> None:
         path = getattr(args, option)
         if path is not None and (path.is_dir() or not path.parent.is_dir()):
             raise ValueError(f"--{option} {path}: expected a file in an existing directory")
+
+
+def _check_shard(args: argparse.Namespace) -> None:
+    """ValueError when ``--shard``/``--start-at`` cannot work together with the rest."""
+    if args.shard is None and args.start_at is None:
+        return
+    if args.shard is None or args.start_at is None:
+        raise ValueError("--shard I/N and --start-at UNIX go together: every shard needs "
+                         "the run's second 0")
+    if args.workers > 1 or args.worker:
+        raise ValueError("--shard runs one shard in this process: not with --workers")
+    index, count = _worker(args.shard, "--shard")
+    if not (1 <= count <= SHARDS_MAX and 0 <= index < count):
+        raise ValueError(f"--shard {args.shard!r} is invalid: valid is I/N with "
+                         f"0 <= I < N <= {SHARDS_MAX}")
+    passed_s = time.time() - args.start_at
+    if not math.isfinite(args.start_at) or passed_s > START_PASSED_MAX_S:
+        raise ValueError(f"--start-at {args.start_at!r} passed {passed_s:.0f} s ago: give "
+                         "the shards a second 0 after the last of them starts "
+                         "(e.g. now + 120 s)")
 
 
 def _template(text: str) -> dict[str, Any]:
@@ -125,24 +176,27 @@ def _statuses(text: str) -> tuple[int, ...]:
     return codes
 
 
-def _worker(text: str) -> tuple[int, int]:
-    """``I/N`` → (I, N): this process is worker I of N."""
+def _worker(text: str, option: str = "--worker") -> tuple[int, int]:
+    """``I/N`` → (I, N): this process is worker (or shard) I of N."""
     index, _, total = text.partition("/")
     try:
         return int(index), int(total)
     except ValueError:
-        raise ValueError(f"--worker {text!r} is invalid: expected I/N, e.g. 0/2") from None
+        raise ValueError(f"{option} {text!r} is invalid: expected I/N, e.g. 0/2") from None
 
 
 def _settings(args: argparse.Namespace) -> LoadSettings:
     _check_options(args)
     index, count = _worker(args.worker) if args.worker else (0, 1)
+    if args.shard:
+        index, count = _worker(args.shard, "--shard")
+    start_unix = _handshake() if args.worker else args.start_at
     return LoadSettings(url=args.url, rate_rps=args.rate, duration_s=args.duration,
                         timeout_s=args.timeout_s, method=args.method,
                         order_template=args.order_template,
                         unknown_statuses=args.unknown_status,
                         in_time_s=args.in_time_s, worker_index=index, worker_count=count,
-                        start_unix=_handshake() if args.worker else None)
+                        start_unix=start_unix)
 
 
 def _handshake() -> float:
@@ -180,11 +234,17 @@ async def _run(args: argparse.Namespace, settings: LoadSettings, sink: LiveSink,
 
 
 def _write(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    if args.shard:
+        index, count = _worker(args.shard, "--shard")
+        summary["shard"] = {"index": index, "count": count, "start_unix": args.start_at,
+                            "rate_rps": args.rate}
     if args.json:
         if args.workers == 1:
             summary["outcomes_path"] = str(outcomes_path(args.json))
-        keep = summary if args.worker else public_summary(summary)
+        keep = summary if args.worker or args.shard else public_summary(summary)
         write_atomic(args.json, json.dumps(keep, indent=2))
+    elif args.shard:
+        print(json.dumps(summary), flush=True)  # one line: `kubectl logs` collects it
     else:
         print(json.dumps(public_summary(summary), indent=2))
 
@@ -207,4 +267,33 @@ def command(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.close()
     _write(args, summary)
+    return 0
+
+
+def _read_input(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    return Path(name).read_text(encoding="utf-8")
+
+
+def merge_command(args: argparse.Namespace) -> int:
+    """``gameday load-merge``: print (or write) the merged summary of the shards found in
+    the inputs; exit 2 naming what cannot be merged."""
+    found: list[dict[str, Any]] = []
+    try:
+        for name in args.inputs:
+            documents, skipped = merge_documents(_read_input(name))
+            found += documents
+            if skipped:
+                print(f"gameday load-merge: {name}: skipped {skipped} line(s) that are not "
+                      "JSON objects", file=sys.stderr)
+        merged = merge_shards(found)
+    except (OSError, UnicodeDecodeError, ShardError) as exc:
+        print(f"gameday load-merge: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(public_summary(merged), indent=2)
+    if args.json:
+        write_atomic(args.json, text)
+    else:
+        print(text)
     return 0

@@ -341,12 +341,14 @@ def _undo_leftovers(target: str) -> None:
 
 @contextmanager
 def _shared_traffic(settings: RunSettings) -> Iterator[None]:
-    """One load for the whole game day when every experiment asks for the same rate."""
+    """One load for the whole game day when every experiment asks for the same rate (none
+    on a target without traffic)."""
     rate = shared_rate(settings.experiments)
-    if rate is None:
+    chosen = get_target(settings.target)
+    if rate is None or chosen.no_traffic_reason() is not None:
         yield
         return
-    orders = traffic.orders_of(get_target(settings.target))
+    orders = traffic.orders_of(chosen)
     process = traffic.start_shared(orders, rate, settings.reports_dir)
     os.environ[traffic.SHARED_ENV] = str(settings.reports_dir)
     print(f"traffic: {rate:g} orders/s to {orders.url} for the whole run", flush=True)

@@ -41,6 +41,7 @@ from gameday.engine.argcheck import (
     unknown_keys,
 )
 from gameday.engine.runner import load_experiment
+from gameday.engine.verdict import VERDICT_KEYS
 from gameday.targets import get_target
 
 __all__ = ["checked_by_gameday", "ensure_runnable", "experiment_problems", "target_links",
@@ -247,12 +248,17 @@ def _is_number(value: Any) -> bool:
 
 def variable_problems(experiments: Mapping[Path, Mapping[str, Any]],
                       variables: Mapping[str, Any]) -> list[str]:
-    """``--var`` keys no experiment has, and values of the wrong type for their key."""
+    """``--var`` keys neither an experiment nor the judge has (:data:`VERDICT_KEYS`), and
+    values of the wrong type for their key."""
     configs = {path: dict(config) for path, e in experiments.items()
                if isinstance(config := e.get("configuration") or {}, Mapping)}
-    known = sorted({key for config in configs.values() for key in config})
+    known = sorted({key for config in configs.values() for key in config} | set(VERDICT_KEYS))
     problems = []
     for key, value in variables.items():
+        if key in VERDICT_KEYS and not _is_number(value):
+            problems.append(f"--var {key}={value!r} is not a number (the judge's bound, "
+                            f"default {VERDICT_KEYS[key]:g})")
+            continue
         if key not in known:
             match = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {match[0]}?)" if match else ""

@@ -21,6 +21,7 @@ import yaml
 
 from gameday.contract import ConfigError, GamedayError, MeasurementError
 from gameday.engine.chaosproc import run_chaos
+from gameday.engine.controlplane import ControlPlaneCut, control_plane_cut, control_plane_verdict
 from gameday.engine.incident import is_incident, to_experiment
 from gameday.engine.results import ExperimentResult, key_figures
 from gameday.engine.traffic import EXTENSION_NAME
@@ -121,9 +122,14 @@ def load_experiment(path: Path) -> dict[str, Any]:
 
 
 def _chaos_source(path: Path, experiment: Mapping[str, Any], reports_dir: Path,
-                  stamp: str) -> Path:
-    """The file to hand to ``chaos run``: the experiment itself, or the experiment an
-    incident file was turned into (written next to the reports)."""
+                  stamp: str, cut: ControlPlaneCut | None = None) -> Path:
+    """The file to hand to ``chaos run``: the experiment itself, the experiment an
+    incident file was turned into, or its control-plane cut (both written next to the
+    reports)."""
+    if cut is not None:
+        generated = reports_dir / f"{path.stem}-{stamp}.control-plane.json"
+        generated.write_text(json.dumps(cut.experiment, indent=2), encoding="utf-8")
+        return generated
     raw = _read(path)
     if not (isinstance(raw, dict) and is_incident(raw)):
         return path
@@ -248,11 +254,26 @@ def unsupported_faults(target: str) -> dict[str, str]:
     return get_target(target).unsupported_faults()
 
 
+def no_traffic_reason(target: str) -> str | None:
+    """Why no traffic flows through the service on the target (see
+    ``Target.no_traffic_reason``), or None."""
+    return get_target(target).no_traffic_reason()
+
+
+def _cut(experiment: Mapping[str, Any], target: str) -> ControlPlaneCut | None:
+    """The experiment's control-plane cut on a target without traffic, else None."""
+    why = no_traffic_reason(target)
+    return None if why is None else control_plane_cut(experiment, why)
+
+
 def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     """Run one experiment through Chaos Toolkit and judge its journal; an experiment
-    whose faults the target cannot inject here is not run, and INCONCLUSIVE."""
+    whose faults the target cannot inject here is not run, and INCONCLUSIVE. On a target
+    without traffic only its control-plane cut runs (``gameday.engine.controlplane``)."""
     experiment = load_experiment(path)
-    blocked = not_runnable(experiment, unsupported_faults(settings.target))
+    cut = _cut(experiment, settings.target)
+    blocked = not_runnable(experiment, unsupported_faults(settings.target)) + list(
+        cut.blocked if cut else ())
     if blocked:
         return ExperimentResult(path, Verdict(str(experiment.get("title", path)),
                                               inconclusive=tuple(blocked)), None, 0.0)
@@ -263,7 +284,7 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
     log_path = settings.reports_dir / f"{path.stem}-{stamp}.chaos.log"
     env = {**os.environ, "GAMEDAY_RUN_DIR": str(settings.reports_dir),
            "GAMEDAY_TARGET": settings.target}
-    source = _chaos_source(path, experiment, settings.reports_dir, stamp)
+    source = _chaos_source(path, experiment, settings.reports_dir, stamp, cut)
     console = log_path.with_name(f"{path.stem}-{stamp}.console.log") \
         if settings.console_logs else None
     ended = run_chaos(_chaos_arguments(source, journal_path, log_path, settings.variables), env,
@@ -280,10 +301,13 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
         return ExperimentResult(path, Verdict(str(experiment.get("title", path)), reasons),
                                 None, duration_s, interrupted=ended.interrupted)
     journal = json.loads(journal_path.read_text(encoding="utf-8"))
-    verdict = judge(journal, settings.variables, required_controls(experiment), leftovers)
-    extra = (*missing_controls(experiment), *notes)
+    ran = experiment if cut is None else cut.experiment
+    verdict = judge(journal, settings.variables, required_controls(ran), leftovers)
+    extra = (*missing_controls(ran), *notes)
     if extra:
         verdict = replace(verdict, reasons=verdict.reasons + extra)
+    if cut is not None:
+        verdict = control_plane_verdict(verdict, cut)
     return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal),
                             interrupted=ended.interrupted)
 

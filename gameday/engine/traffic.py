@@ -52,6 +52,7 @@ from gameday.measurements.client_sla import (
     read_live,
     seconds_between,
 )
+from gameday.measurements.machine import CpuSample, phase_loads, read_sample
 from gameday.targets import Target, get_target
 
 __all__ = [
@@ -217,6 +218,7 @@ def before_experiment_control(  # noqa: PLR0917 (Chaos Toolkit calls it so)
     seconds failed to connect); the reason goes into the journal with the traffic's
     figures."""
     orders = orders_of(get_target())
+    _sample_machine("start")
     try:
         if os.environ.get(SHARED_ENV):
             _join_shared(current_files(), float(warmup_s))
@@ -345,7 +347,74 @@ def after_experiment_control(
     if window is not None:
         extension["orders"] = _reconcile(window)
     extension["service"] = _service_name()
+    machine = _machine_loads()
+    if machine:
+        extension["machine"] = machine
     state.setdefault("extensions", []).append(extension)
+
+
+def after_hypothesis_control(context: dict[str, Any], state: Any = None,
+                             **kwargs: Any) -> None:
+    """Sample the machine's CPU after each steady-state check (see
+    :mod:`gameday.measurements.machine`)."""
+    _sample_machine("hypothesis")
+
+
+def before_method_control(context: dict[str, Any], **kwargs: Any) -> None:
+    """Sample the machine's CPU as the method (the fault) begins."""
+    _sample_machine("method-before")
+
+
+def after_method_control(context: dict[str, Any], state: Any = None, **kwargs: Any) -> None:
+    """Sample the machine's CPU as the method ends."""
+    _sample_machine("method-after")
+
+
+def _machine_file() -> Path:
+    return traffic_files().pid.with_suffix(".machine.jsonl")
+
+
+def _sample_machine(label: str) -> None:
+    """Append a sample of the machine's CPU to this experiment's samples; the first one
+    (``start``) also records which processes are ours: the target's (None: not on this
+    machine, so nothing is sampled), this Chaos Toolkit process' and, under ``gameday
+    run``, the runner's (it holds the shared load generator). A sample that cannot be
+    taken is left out: the verdict then claims nothing about the machine."""
+    path = _machine_file()
+    header: dict[str, Any]
+    try:
+        if label == "start":
+            path.unlink(missing_ok=True)
+            own = get_target().own_processes()
+            if own is None:
+                return
+            runner = [os.getppid()] if os.environ.get(SHARED_ENV) else []
+            header = {"roots": [*own[0], os.getpid(), *runner], "cgroups": own[1]}
+            path.write_text(json.dumps(header) + "\n", encoding="utf-8")
+        else:
+            header = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+        sample = read_sample(label, time.time(), header["roots"], header["cgroups"])
+        with path.open("a", encoding="utf-8") as samples:
+            samples.write(json.dumps(sample.as_json()) + "\n")
+    except (OSError, ValueError, IndexError, KeyError, TypeError, GamedayError):
+        return
+
+
+def _machine_loads() -> dict[str, Any]:
+    """The machine's load in each phase of the experiment (the extension's
+    ``machine``; empty when it was not sampled)."""
+    _sample_machine("end")
+    path = _machine_file()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[1:]
+        samples = [CpuSample.from_json(json.loads(line)) for line in lines]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    finally:
+        path.unlink(missing_ok=True)
+    cores = os.cpu_count() or 1
+    loads = phase_loads(samples, cores)
+    return {"cores": cores, **{phase: load.as_json() for phase, load in loads.items()}}
 
 
 def _reconcile(window: Window) -> dict[str, Any]:

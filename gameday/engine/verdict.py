@@ -33,7 +33,10 @@ from typing import Any
 from chaoslib import substitute
 from chaoslib.hypothesis import within_tolerance
 
-__all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "Verdict", "judge", "traffic_extension"]
+from gameday.measurements.machine import MachineLoad
+
+__all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "VERDICT_KEYS", "Verdict", "judge",
+           "traffic_extension"]
 
 MAX_SHOWN_CHARS = 160
 TRAFFIC_EXTENSION = "gameday-traffic"
@@ -46,6 +49,13 @@ EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits"),
                              ("probes.cgroups", "oom_killed")})
 DEFAULT_FAILED_BUT_FILLED_MAX = 0
 DEFAULT_LATE_SHARE_MAX = 0.10
+DEFAULT_OTHERS_SHARE_MAX = 0.25
+DEFAULT_BUSY_SHARE_MAX = 0.95
+# The judge's own bounds: set in an experiment's configuration or with --var.
+VERDICT_KEYS = {"orders_failed_but_filled_max": DEFAULT_FAILED_BUT_FILLED_MAX,
+                "load_late_share_max": DEFAULT_LATE_SHARE_MAX,
+                "machine_others_share_max": DEFAULT_OTHERS_SHARE_MAX,
+                "machine_busy_share_max": DEFAULT_BUSY_SHARE_MAX}
 
 
 @dataclass(frozen=True)
@@ -215,21 +225,31 @@ def judge(
     experiment = journal.get("experiment", {})
     config = {**(experiment.get("configuration") or {}), **(configuration or {})}
     runs = journal.get("run") or []
-    reasons = []
+    # Measured: what a starved machine could have caused (timing, SLA, the steady state).
+    measured = []
     if journal.get("status") != "completed":
-        reasons.append(f"status is {journal.get('status')!r}, not 'completed'")
+        measured.append(f"status is {journal.get('status')!r}, not 'completed'")
     if journal.get("deviated"):
-        reasons.append("the steady state deviated after the method")
-    reasons += _steady_state_reasons(journal, bool(runs))
+        measured.append("the steady state deviated after the method")
+    measured += _steady_state_reasons(journal, bool(runs))
     method, missing = _method_reasons(runs, config)
-    reasons += method
-    reasons += _rollback_reasons(journal)
-    reasons += _control_reasons(journal, required_controls)
-    reasons += [f"left injected after the run: {item}" for item in leftovers]
+    measured += method
+    # Broken whatever the machine: undo, controls, faults left behind, the orders.
+    broken = _rollback_reasons(journal)
+    broken += _control_reasons(journal, required_controls)
+    broken += [f"left injected after the run: {item}" for item in leftovers]
     traffic = traffic_extension(journal)
     orders_failed, orders_unknown = _order_reasons(traffic.get("orders"), config)
-    reasons += orders_failed
+    broken += orders_failed
     missing += orders_unknown + _load_reasons(traffic.get("summary"), config)
+    starved = _starved_machine(traffic.get("machine"), config, measured)
+    if starved and not broken:
+        return Verdict(title=str(experiment.get("title", "?")),
+                       inconclusive=(starved, *missing, *(
+                           f"not judged, as the machine was starved: {r}" for r in measured)))
+    reasons = [*measured, *broken]
+    if measured:
+        reasons += _machine_note(traffic.get("machine"), config)
     return Verdict(title=str(experiment.get("title", "?")), reasons=tuple(reasons),
                    inconclusive=tuple(missing))
 
@@ -279,6 +299,51 @@ def _load_reasons(summary: Any, config: Mapping[str, Any]) -> list[str]:
                 f"({late / started:.0%}) started late (load_late_share_max {bound:g}); the "
                 "machine is starved, so the figures measure it, not the service"]
     return []
+
+
+def _starved_machine(machine: Any, config: Mapping[str, Any],
+                     measured: list[str]) -> str | None:
+    """Why the failed baseline measures the machine rather than the service, or None.
+
+    Only a failed baseline (before any fault: the service was never tested) on a
+    machine starved over the warm-up and baseline by other work than the lab's and
+    gameday's (:meth:`MachineLoad.starved`: busier than ``machine_busy_share_max``,
+    default 0.95, of its cores, more than ``machine_others_share_max``, default 0.25, of
+    them others') is set aside. A failure during
+    the fault stays a failure: the figures then go with it (see :func:`_machine_note`)."""
+    if not isinstance(machine, Mapping) or not any(
+            r.startswith("baseline (before):") for r in measured):
+        return None
+    load = _phase_load(machine, "baseline")
+    if load is None or not load.starved(
+            _number(config, "machine_others_share_max", DEFAULT_OTHERS_SHARE_MAX),
+            _number(config, "machine_busy_share_max", DEFAULT_BUSY_SHARE_MAX)):
+        return None
+    return (f"the machine was starved before any fault: {load.words()} "
+            "(machine_busy_share_max, machine_others_share_max); the failed baseline "
+            "measures the machine, not the service: run it on a quiet machine")
+
+
+def _machine_note(machine: Any, config: Mapping[str, Any]) -> list[str]:
+    """A failure during a fault on a starved machine stays a failure (a service that
+    needs the whole machine to survive a fault may be what failed), with the figures
+    next to it, so that whoever reads it can run it again on a quiet machine."""
+    if not isinstance(machine, Mapping):
+        return []
+    load = _phase_load(machine, "method")
+    if load is None or not load.starved(
+            _number(config, "machine_others_share_max", DEFAULT_OTHERS_SHARE_MAX),
+            _number(config, "machine_busy_share_max", DEFAULT_BUSY_SHARE_MAX)):
+        return []
+    return [f"note: the machine was starved during the fault: {load.words()}; run it again "
+            "on a quiet machine before blaming the service"]
+
+
+def _phase_load(machine: Mapping[str, Any], phase: str) -> MachineLoad | None:
+    try:
+        return MachineLoad.from_json(machine[phase])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _late_starts(summary: Mapping[str, Any]) -> tuple[int, int]:

@@ -7,6 +7,7 @@ add exactly, so merged percentiles equal those of one histogram fed every latenc
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,14 @@ from gameday.load.stats import (
     timeline_entry,
 )
 
-__all__ = ["LiveMerger", "merge_entries", "merge_summaries", "merge_timelines"]
+__all__ = ["LiveMerger", "ShardError", "documents", "merge_entries", "merge_shards",
+           "merge_summaries", "merge_timelines"]
 
 COUNT_KEYS = ("due", "sent", "late_starts", "in_time")
+
+
+class ShardError(ValueError):
+    """The shards given cannot be merged into one run (says why)."""
 
 
 def merge_entries(t: int, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -118,3 +124,74 @@ class LiveMerger:
         self.next_t = max(self.next_t, through)
         del self.merged[:-self.header.keep_s]
         return live_document(self.header, self.merged, now_unix, done)
+
+
+def documents(text: str) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects in ``text``, one after another (``kubectl logs`` of several pods:
+    each printed one), and how many other lines were skipped (a log line of a pod)."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    skipped, position = 0, 0
+    while position < len(text):
+        start = len(text) - len(text[position:].lstrip())
+        if start >= len(text):
+            break
+        if text[start] == "{":
+            try:
+                value, position = decoder.raw_decode(text, start)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                found.append(value)
+                continue
+        end = text.find("\n", start)
+        position = len(text) if end < 0 else end + 1
+        skipped += 1
+    return found, skipped
+
+
+@dataclass(frozen=True)
+class ShardFacts:
+    """Which shard of which run a summary is (``gameday load --shard I/N --start-at``)."""
+
+    index: int
+    count: int
+    start_unix: float
+    rate_rps: float
+
+
+def shard_facts(document: Mapping[str, Any]) -> ShardFacts:
+    """The shard facts of a summary; ShardError when it is no shard's full summary."""
+    shard = document.get("shard")
+    if not isinstance(shard, Mapping) or "histograms" not in document:
+        raise ShardError("a document is not the summary of a `gameday load --shard I/N` "
+                         "(no shard or no histograms): only shards' summaries merge exactly")
+    try:
+        return ShardFacts(int(shard["index"]), int(shard["count"]),
+                          float(shard["start_unix"]), float(shard["rate_rps"]))
+    except (KeyError, TypeError, ValueError):
+        raise ShardError(f"a shard summary has a bad shard field: {dict(shard)}") from None
+
+
+def merge_shards(shards: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The run of N shards (``gameday load --shard I/N``, e.g. the pods of an Indexed
+    Job): the same start, rate and N, each index 0..N-1 exactly once; merged as
+    ``--workers`` merges its processes (counts add, HDR histograms add). ShardError
+    says what is missing or does not match."""
+    if not shards:
+        raise ShardError("no shard summaries found")
+    facts = [shard_facts(document) for document in shards]
+    runs = {(fact.count, fact.start_unix, fact.rate_rps) for fact in facts}
+    if len(runs) > 1:
+        raise ShardError("the shards are of different runs (count, start_unix, rate_rps): "
+                         + "; ".join(str(run) for run in sorted(runs)))
+    count, _, rate = runs.pop()
+    indices = Counter(fact.index for fact in facts)
+    missing = sorted(set(range(count)) - set(indices))
+    extra = sorted(index for index, seen in indices.items() if seen > 1 or index >= count)
+    if missing or extra:
+        raise ShardError(f"not the {count} shards of one run: missing {missing or 'none'}, "
+                         f"more than once or out of range {extra or 'none'}")
+    merged = merge_summaries(shards, rate)
+    merged["shards"] = count
+    return merged

@@ -2,8 +2,8 @@
 
 Times are seconds since the experiment's start (the journal's ``start``). Fault windows
 span an injecting action's start to its undo's end (``actions.network.partition``,
-``degrade`` and ``drop_packets`` → ``heal`` on the same link, ``actions.broker.fail`` → ``recover``);
-``actions.pods.kill`` is an instant. A fault never undone in the method ends at its
+``degrade`` and ``drop_packets`` → ``heal`` on the same link, ``actions.broker.fail`` →
+``recover``); ``actions.pods.kill`` is an instant. A fault never undone in the method ends at its
 rollback, or at the end of the experiment.
 
 The client-side series come from the traffic control's summary (extension

@@ -20,9 +20,10 @@ __all__ = ["Target", "get_target"]
 class Target(Protocol):
     """What probes and actions need from the system under test.
 
-    Selectors are Kubernetes label selectors (``app=broker-integration``); the lab also
-    accepts ``name=replica-N``. Links are named after what they join: ``service-broker``
-    (every replica to the broker), ``lb-replica-N`` (load balancer to one replica).
+    Selectors are Kubernetes label selectors (``app=broker-integration``); both targets
+    also accept ``name=replica-N`` (on Kubernetes: the N-th current pod by name). Links
+    are named after what they join: ``service-broker`` (every replica to the broker),
+    ``lb-replica-N`` (load balancer to one replica).
     """
 
     def kill_pods(self, selector: str, qty: int) -> list[str]:
@@ -67,6 +68,11 @@ class Target(Protocol):
         """The fault kinds of ``gameday.contract.CGROUP_FAULTS`` (and
         ``REPLICA_LINK_DEGRADE_FAULT``, ``PACKET_LOSS_FAULT``) this target cannot inject
         here, each with why (empty: it can inject them all)."""
+
+    def no_traffic_reason(self) -> str | None:
+        """Why no request can flow through the service on this target (a cluster of fake
+        nodes), or None when it can: then only an experiment's control-plane cut runs
+        (``gameday.engine.controlplane``) and no load is started."""
 
     def freeze(self, selector: str) -> list[str]:
         """Freeze the replicas matching ``selector`` (alive, sockets open, nothing answered);
@@ -126,6 +132,11 @@ class Target(Protocol):
         unthrottle and lift the memory limit of every replica cgroup, ending its leak;
         Kubernetes: delete every gameday Chaos Mesh object); idempotent. Returns what it
         found and undid, in words."""
+
+    def own_processes(self) -> tuple[list[int], list[str]] | None:
+        """How to tell the target's processes on this machine from other work: the PIDs
+        whose process trees are the target's, and the names of cgroups whose members
+        are; None when the target's processes do not run on this machine (a cluster)."""
 
     def naming(self) -> MetricNaming:
         """The service's names for the contract's metrics and labels (its spec's)."""

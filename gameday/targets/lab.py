@@ -45,6 +45,7 @@ from lab.broker.modes import NormalMode
 from lab.layout import LabLayout
 from lab.render import ServiceProgram
 from lab.sabotage import Sabotage
+from lab.supervisor_client import SupervisorUnavailable
 
 SERVICE_SELECTOR = "app=broker-integration"
 _NO_NETNS = ("packet loss is made of iptables rules in the replicas' network namespaces, "
@@ -288,6 +289,10 @@ class LabTarget:
         """Add the toxic to the link's proxy in the fault proxy."""
         return Toxiproxy(self.fault_proxy_url()).add_toxic(link, toxic)
 
+    def no_traffic_reason(self) -> str | None:
+        """None: the lab's replicas serve real requests."""
+        return None
+
     def _lossy(self, link: str, error: type[GamedayError]) -> tuple[LabLayout, netns.Tools]:
         """The lab's namespaces, or ``error`` saying why packet loss is not offered."""
         reason = self.unsupported_faults().get(PACKET_LOSS_FAULT)
@@ -432,6 +437,16 @@ class LabTarget:
     def entry_url(self) -> str:
         """HAProxy's entry point in front of the replicas."""
         return self.layout.url("entry")
+
+    def own_processes(self) -> tuple[list[int], list[str]] | None:
+        """The lab's supervisord (every part of the lab descends from it) and the lab's
+        replica cgroups; None when the lab does not run."""
+        try:
+            root = stack.client(self.layout).pid()
+            plan = cgroups.recorded(self.layout.state_dir)
+        except (SupervisorUnavailable, cgroups.CgroupError):
+            return None
+        return [root], [plan.parent] if plan is not None else []
 
     def release_gray(self) -> list[str]:
         """Thaw, unthrottle and unlimit every replica cgroup of the lab, ending any leak;

@@ -257,6 +257,21 @@ def test_kill_one_takes_the_first_running_pod_by_name(
     assert len(api.calls()) == 3
 
 
+def test_the_labs_replica_selector_is_the_nth_current_pod_by_name(
+        api: FakeApiServer, target: KubernetesTarget) -> None:
+    api.answer("GET", PODS, THREE, query=SERVICE_QUERY)
+    api.answer("DELETE", f"{PODS}/{B}", pod(B, deleting=True))
+
+    assert target.ready_replicas("name=replica-2") == 1
+    assert list(target.replica_instances("name=replica-2")) == [B]
+    assert target.replica_instances("name=replica-4") == {}
+    assert target.kill_pods("name=replica-2", 1) == [B]
+
+    lists = [query for method, _, query in api.calls() if method == "GET"]
+    assert set(lists) == {SERVICE_QUERY}  # the service's pods, never name=replica-2
+    assert api.calls()[-1] == ("DELETE", f"{PODS}/{B}", "")
+
+
 def test_kill_more_than_run_or_with_an_empty_selector_is_refused(
         api: FakeApiServer, target: KubernetesTarget) -> None:
     api.answer("GET", PODS, pod_list(pod(A), pod(B, deleting=True)), query=SERVICE_QUERY)
@@ -594,6 +609,7 @@ URLS = {"GAMEDAY_PROMETHEUS_URL": "http://prometheus.monitoring:9090/",
         "GAMEDAY_ENTRY_URL": "https://trading.example.test",
         "GAMEDAY_BROKER_URL": "http://broker-api.example.test"}
 OPTIONAL = ("GAMEDAY_K8S_NAMESPACE", "GAMEDAY_K8S_SELECTOR", "GAMEDAY_K8S_TIMEOUT_S",
+            "GAMEDAY_K8S_TRAFFIC",
             "GAMEDAY_BROKER_ADMIN_URL", "GAMEDAY_STATE_DIR", "GAMEDAY_SERVICE", "GAMEDAY_TARGET")
 
 
@@ -626,6 +642,14 @@ def test_settings_defaults_from_the_environment(env: pytest.MonkeyPatch) -> None
         "https://trading.example.test", "http://broker-api.example.test", Path(".gameday"))
     with pytest.raises(ConfigError, match=r"broker simulator.*network faults"):
         target.broker_admin_url()
+    assert target.no_traffic_reason() is None
+
+
+def test_a_cluster_without_traffic_says_why(env: pytest.MonkeyPatch) -> None:
+    env.setenv("GAMEDAY_K8S_TRAFFIC", "none")
+    reason = get_target("kubernetes").no_traffic_reason()
+    assert reason is not None and reason.startswith(
+        "GAMEDAY_K8S_TRAFFIC=none: no request flows through this cluster's pods")
 
 
 def test_settings_overrides(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -657,6 +681,7 @@ def test_missing_settings_are_named(env: pytest.MonkeyPatch) -> None:
     ("GAMEDAY_K8S_TIMEOUT_S", "0", "GAMEDAY_K8S_TIMEOUT_S='0' is invalid"),
     ("GAMEDAY_K8S_TIMEOUT_S", "soon", "GAMEDAY_K8S_TIMEOUT_S='soon' is invalid"),
     ("GAMEDAY_K8S_SELECTOR", "app in (broker)", "not an equality-based label selector"),
+    ("GAMEDAY_K8S_TRAFFIC", "off", "GAMEDAY_K8S_TRAFFIC='off' is invalid: valid is flows"),
 ])
 def test_bad_settings_are_refused(env: pytest.MonkeyPatch, name: str, value: str,
                                   message: str) -> None:

@@ -118,6 +118,56 @@ def test_workers_split_the_rate_and_merge_exactly(server_url: str, tmp_path: Pat
     assert public == summary["timeline"]
 
 
+def test_shards_of_one_run_merge_exactly_and_the_merge_checks_they_are_one_run(
+        server_url: str, tmp_path: Path) -> None:
+    """Two shards (as two pods of the Indexed Job would run them) share second 0; their
+    printed summaries, concatenated with a stray log line as `kubectl logs` would give
+    them, merge into the run's: every request due once, the latency histograms added."""
+    start = f"{time.time() + 2:.3f}"
+    shards = [_load("--url", server_url, "--rate", "200", "--duration", "2",
+                    "--shard", f"{i}/2", "--start-at", start) for i in range(2)]
+    printed = []
+    for shard in shards:
+        stdout, stderr = shard.communicate(timeout=60)
+        assert shard.returncode == 0, stderr
+        printed.append(stdout)
+    first, second = (json.loads(text) for text in printed)
+    assert first["shard"] == {"index": 0, "count": 2, "start_unix": float(start),
+                              "rate_rps": 200.0} and "histograms" in first
+    logs = tmp_path / "logs.txt"
+    logs.write_text(printed[1] + "W1203 a log line of a pod\n" + printed[0], encoding="utf-8")
+    merge = subprocess.run([sys.executable, "-m", "gameday", "load-merge", str(logs), "--json",
+                            str(tmp_path / "run.json")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert merge.returncode == 0, merge.stderr
+    assert "skipped 1 line(s)" in merge.stderr
+    run = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert run["shards"] == run["workers"] == 2 and "histograms" not in run
+    assert run["sent"] == run["ok"] == first["sent"] + second["sent"] == 400
+    assert [e["due"] for e in run["timeline"]] == [200, 200]
+    assert min(first["latency_ms"]["max"], second["latency_ms"]["max"]) <= \
+        run["latency_ms"]["max"] == max(first["latency_ms"]["max"], second["latency_ms"]["max"])
+    alone = tmp_path / "alone.json"
+    alone.write_text(printed[0], encoding="utf-8")
+    missing = subprocess.run([sys.executable, "-m", "gameday", "load-merge", str(alone)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "not the 2 shards of one run: missing [1]" in missing.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--shard", "0/2"], "--shard I/N and --start-at UNIX go together"),
+    (["--shard", "2/2", "--start-at", "9999999999"], "--shard '2/2' is invalid"),
+    (["--shard", "0/2", "--start-at", "1000"], "--start-at 1000.0 passed"),
+    (["--shard", "0/2", "--start-at", "9999999999", "--workers", "2"], "not with --workers"),
+])
+def test_bad_shard_options_exit_2(args: list[str], message: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["load", "--url", "http://127.0.0.1:9/", "--rate", "1", "--duration", "1"]
+    assert main([*base, *args]) == 2
+    assert message in capsys.readouterr().err
+
+
 def _read_all(fd: int, timeout_s: float) -> str:
     """Everything written to the pty whose master is ``fd``, until it closes or times out."""
     chunks: list[bytes] = []
@@ -189,6 +239,10 @@ class _Target:
     def service_name() -> str:
         return "stand-in"
 
+    @staticmethod
+    def own_processes() -> tuple[list[int], list[str]] | None:
+        return [os.getpid()], []  # the stand-in's processes: this test's tree
+
 
 def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
     server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -213,6 +267,11 @@ def test_traffic_control_keeps_a_live_file_and_journals_the_summary(
     # the stand-in says "filled" to every order but its ledger holds none: all lost
     orders = extension["orders"]
     assert orders["orders"] == orders["acked"] == orders["lost"] == summary["sent"]
+    # The machine sampled at the start and the end (no steady state, no method here):
+    # the load generator is this test's child, so its CPU is ours.
+    machine = extension["machine"]
+    assert set(machine) == {"cores", "experiment"}, machine
+    assert machine["experiment"]["seconds"] >= 2 and machine["experiment"]["ours_cores"] > 0
 
 
 def test_traffic_control_reconciles_the_experiments_own_orders_with_the_ledger(

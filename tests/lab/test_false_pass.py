@@ -182,3 +182,39 @@ def test_a_control_that_fails_to_load(own_lab: RunningLab, tmp_path: Path) -> No
     path.write_text(yaml.safe_dump(experiment))
     process = start_run(own_lab, tmp_path / "reports", str(path))
     assert_failed_because(process, "gameday_audit_trail_missing")
+
+
+HOG_S = 90.0
+# One busy process: spins until HOG_S have passed, then exits by itself.
+HOG = f"import time\nend = time.monotonic() + {HOG_S}\nwhile time.monotonic() < end: pass\n"
+
+
+@contextmanager
+def other_work(processes: int) -> Iterator[None]:
+    """Busy processes that are neither the lab's nor gameday's (a build beside the game
+    day), each stopped by its PID afterwards."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=10)
+
+
+def test_a_baseline_failed_on_a_machine_starved_by_other_work_is_inconclusive(
+        own_lab: RunningLab, tmp_path: Path) -> None:
+    # A p95 bound no baseline meets, so that the baseline fails whatever the machine.
+    with other_work(processes=2 * (os.cpu_count() or 1)):
+        process = start_run(own_lab, tmp_path, str(EXPERIMENT), "--var",
+                            "sla_p95_latency_max_s=0.001")
+        output = finish(process)
+    assert process.returncode == 4, output[-3000:]
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("INCONCLUSIVE"))
+    verdict = "\n".join(lines[start:start + 4])
+    assert "the machine was starved before any fault: other processes than the lab's and " \
+           "gameday's took" in verdict, verdict
+    assert "not judged, as the machine was starved: baseline (before): sla-within-targets " \
+           "returned" in verdict, verdict
+    assert "method:" not in output

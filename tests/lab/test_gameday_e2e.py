@@ -35,6 +35,8 @@ def test_lab_status_json_lists_every_part(lab: RunningLab) -> None:
     assert all(r["running"] and r["pid"] > 0 for r in status["replicas"])
     assert status["setup"]["proxy program"] == "lab.faultproxy"
     assert status["setup"]["namespaces"] == "off"
+    # The controllers the lab really has cgroups in (this machine offers all three).
+    assert status["setup"]["cgroups"] == "freezer, cpu, memory per replica"
     text = lab.gameday("lab", "status").stdout
     assert "proxy program lab.faultproxy" in text
 

@@ -12,18 +12,30 @@ its objects are validated by their real schemas, but no Chaos Mesh controller ru
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 import yaml
 from kubernetes import client, config, utils
 from kubernetes.config import kube_config
 from support.faultproxy import start_toxiproxy, stop_proxy
 from support.gocomponents import go_program
-from support.k8scluster import ControlPlane, kubeconfig, resident_mib, running_control_plane
+from support.k8scluster import (
+    POD_READY_DELAY,
+    ControlPlane,
+    kubeconfig,
+    resident_mib,
+    running_control_plane,
+)
 
 from gameday.contract import (
     CGROUP_FAULTS,
@@ -36,7 +48,7 @@ from gameday.faults import inject
 from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes.objects import PARTITION_LABEL
 from gameday.targets.kubernetes.settings import KubernetesSettings
-from gameday.targets.kubernetes.target import KubernetesTarget
+from gameday.targets.kubernetes.target import MEMORY_NOT_YET, KubernetesTarget
 from lab.gocomponents import CHAOS_MESH_CRDS, TOXIPROXY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,3 +361,246 @@ def test_gray_faults_are_chaos_mesh_objects_the_api_server_accepts(
         assert chaos_objects(deployed) == [] and target.leftovers() == []
         target.thaw(SELECTOR)  # idempotent: nothing left to delete
         target.heal("lb-replica-2")
+
+
+def replacement_timings(api: client.ApiClient, before: set[str]) -> tuple[str, float, float]:
+    """Watch (every 50 ms) for a pod of the service not in ``before``: its name, when it
+    was first seen scheduled (a node, an IP) and when first seen Ready, in seconds of
+    ``time.monotonic()``."""
+    scheduled: dict[str, float] = {}
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        pods = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=SELECTOR).items
+        for pod in pods:
+            name = pod.metadata.name
+            if name in before or not (pod.spec.node_name and pod.status.pod_ip):
+                continue
+            scheduled.setdefault(name, now)
+            if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+                return name, scheduled[name], now
+        time.sleep(0.05)
+    pytest.fail(f"no replacement pod Ready within {WAIT_S:.0f} s", pytrace=False)
+
+
+def test_a_killed_pods_replacement_is_ready_after_kwoks_realistic_delay(
+        target: KubernetesTarget, deployed: client.ApiClient) -> None:
+    """kwok's pod-ready stage waits 2-4 s (tests/support/k8scluster.py): recovery after a
+    kill takes that long, not the 0.5 s of kwok's instant stages, so a bound such as
+    pod-kill's ``ready_within_s`` measures something."""
+    wait_for("3 Ready pods", lambda: len(ready_pods(deployed)) == 3)
+    before = set(all_pods(deployed))
+    with refusals_named():
+        killed_at = time.monotonic()
+        target.kill_pods(SELECTOR, 1)
+    name, scheduled_at, ready_at = replacement_timings(deployed, before)
+    low_s, high_s = POD_READY_DELAY.min_ms / 1000, POD_READY_DELAY.max_ms / 1000
+    print(f"replacement {name}: scheduled {scheduled_at - killed_at:.2f} s after the kill, "
+          f"Ready {ready_at - scheduled_at:.2f} s after that "
+          f"({ready_at - killed_at:.2f} s kill to Ready)")
+    # seen scheduled up to one poll late, and Ready up to one poll (+ a busy machine) late
+    assert low_s - 0.15 <= ready_at - scheduled_at <= high_s + 1.5, ready_at - scheduled_at
+    assert ready_at - killed_at >= low_s
+    wait_for("3 Ready pods again", lambda: len(ready_pods(deployed)) == 3)
+    assert target.ready_replicas(SELECTOR) == 3
+
+
+CRONJOB = "gameday"
+
+
+def cronjob_container(path: Path) -> dict[str, object]:
+    """The runner container of the CronJob in ``path`` (as written in the file)."""
+    manifest = yaml.safe_load(path.read_text())
+    pod = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return dict(pod["containers"][0])
+
+
+def controller_jobs(api: client.ApiClient) -> list[client.V1Job]:
+    """The Jobs of the namespace the CronJob controller made for ``gameday``."""
+    return [job for job in client.BatchV1Api(api).list_namespaced_job(NS).items
+            if any(ref.kind == "CronJob" and ref.name == CRONJOB and ref.controller
+                   for ref in job.metadata.owner_references or [])]
+
+
+def test_the_cronjob_controller_makes_the_runner_job_of_the_manifest(
+        deployed: client.ApiClient) -> None:
+    """50-runner-cronjob.yaml as applied, its schedule set to every minute: the
+    controller-manager's CronJob controller creates the Job (at most a minute later), the
+    Job controller its pod, as the runner ServiceAccount, with the manifest's image,
+    command and environment; kwok then completes the pod and the Job."""
+    batch = client.BatchV1Api(deployed)
+    assert controller_jobs(deployed) == []
+    batch.patch_namespaced_cron_job(CRONJOB, NS, {"spec": {"schedule": "* * * * *"}})
+    try:
+        took = wait_for("the CronJob controller's Job", lambda: bool(controller_jobs(deployed)),
+                        75)
+        batch.patch_namespaced_cron_job(CRONJOB, NS, {"spec": {"suspend": True}})
+    finally:
+        batch.patch_namespaced_cron_job(CRONJOB, NS, {"spec": {"schedule": "0 3 * * *"}})
+    job = controller_jobs(deployed)[0]
+    print(f"the CronJob controller made {job.metadata.name} {took:.1f} s after the patch")
+    expected = cronjob_container(ROOT / "deploy" / "kubernetes" / "50-runner-cronjob.yaml")
+    spec = job.spec.template.spec
+    container = spec.containers[0]
+    assert (spec.service_account_name, spec.restart_policy) == (RUNNER, "Never")
+    assert (job.spec.backoff_limit, job.spec.active_deadline_seconds) == (0, 7200)
+    assert container.image == expected["image"] == "gameday:latest"
+    assert container.command == expected["command"] and container.command[:4] == [
+        "gameday", "run", "--target", "kubernetes"]
+    assert {e.name: e.value for e in container.env} == {
+        e["name"]: e["value"] for e in expected["env"]}  # type: ignore[attr-defined]
+    assert container.security_context.read_only_root_filesystem is True
+    assert spec.security_context.run_as_user == 10001
+    check_the_job_runs(deployed, job.metadata.name)
+    batch.delete_namespaced_job(job.metadata.name, NS, propagation_policy="Foreground")
+
+
+def check_the_job_runs(api: client.ApiClient, job: str) -> None:
+    """The Job controller made the Job's pod as the runner, and kwok ran it to the end:
+    the Job is Complete."""
+    pods = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=f"job-name={job}")
+    assert [p.spec.service_account_name for p in pods.items] == [RUNNER], pods.items
+
+    def complete() -> bool:
+        status = client.BatchV1Api(api).read_namespaced_job_status(job, NS).status
+        return any(c.type == "Complete" and c.status == "True"
+                   for c in status.conditions or [])
+
+    took = wait_for(f"Job {job} Complete", complete, 30)
+    print(f"Job {job} Complete {took:.1f} s later (kwok ran its pod)")
+
+
+def run_env(kubeconfig_path: Path, toxiproxy: str, tmp_path: Path) -> dict[str, str]:
+    """``gameday run`` on the kubernetes target as the runner, no traffic (kwok): the
+    URLs nothing calls point at a closed port of 127.0.0.1, Toxiproxy is the real one."""
+    unused = "http://127.0.0.1:9"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GAMEDAY_", "KUBERNETES_", "CHAOSTOOLKIT_"))}
+    return {**env, "KUBECONFIG": str(kubeconfig_path), "KUBERNETES_VERIFY_SSL": "true",
+            "GAMEDAY_TARGET": "kubernetes", "GAMEDAY_K8S_TRAFFIC": "none",
+            "GAMEDAY_TOXIPROXY_URL": toxiproxy, "GAMEDAY_PROMETHEUS_URL": unused,
+            "GAMEDAY_ENTRY_URL": unused, "GAMEDAY_BROKER_URL": unused,
+            "GAMEDAY_STATE_DIR": str(tmp_path / "state"), "GAMEDAY_LIVE": "0",
+            "GAMEDAY_LAB_DIR": str(tmp_path / "no-lab")}
+
+
+def verdicts(stdout: str) -> dict[str, tuple[str, list[str]]]:
+    """Per experiment file: its verdict and reasons, as ``gameday run`` printed them."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    current: list[str] = []
+    for line in stdout.splitlines():
+        head = re.match(r"^(PASS|FAIL|INCONCLUSIVE)  (\S+)  — ", line)
+        if head:
+            current = []
+            found[head.group(2)] = (head.group(1), current)
+        elif line.startswith("      ") and found:
+            current.append(line.strip())
+    return found
+
+
+def journal_outputs(reports: Path, stem: str) -> dict[str, object]:
+    """The method's outputs of the experiment's journal, by activity name."""
+    journal = json.loads(next(reports.glob(f"{stem}-[0-9]*T*.journal.json")).read_text())
+    return {run["activity"]["name"]: run.get("output") for run in journal["run"]}
+
+
+def test_gameday_run_of_the_pods_tag_judges_what_the_control_plane_shows(
+        plane: ControlPlane, deployed: client.ApiClient, toxiproxy_url: str,
+        target: KubernetesTarget, tmp_path: Path) -> None:
+    """``gameday run --target kubernetes --tag pods`` with GAMEDAY_K8S_TRAFFIC=none: the
+    pod experiments' kills land, the pods are replaced and Ready again within their
+    bounds, nothing is left; as the SLA could not be measured they are INCONCLUSIVE
+    naming what did not run, never PASS. replica-oom's memory limit is not supported
+    there: not run, with the reason. Exit 4."""
+    wait_for("3 Ready pods", lambda: len(ready_pods(deployed)) == 3)
+    reports = tmp_path / "reports"
+    env = run_env(runner_kubeconfig(deployed, plane), toxiproxy_url, tmp_path)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", "run", "--target", "kubernetes", "--tag", "pods",
+         "--reports", str(reports)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300, check=False)
+    print(f"gameday run --tag pods: exit {result.returncode} in "
+          f"{time.monotonic() - started:.0f} s\n{result.stdout[-3000:]}")
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert result.returncode == 4, output
+    found = verdicts(result.stdout)
+    assert sorted(found) == ["experiments/pod-kill-majority.yaml", "experiments/pod-kill.yaml",
+                             "experiments/replica-oom.yaml"], output
+    for name in ("pod-kill", "pod-kill-majority"):
+        kind, reasons = found[f"experiments/{name}.yaml"]
+        assert kind == "INCONCLUSIVE", (name, reasons)
+        assert reasons[0].startswith("what the control plane shows held"), reasons
+        assert reasons[1].startswith("not runnable here: GAMEDAY_K8S_TRAFFIC=none: no "
+                                     "request flows"), reasons
+        assert "steady-state probes sla-within-targets" in reasons[1], reasons
+    kills = journal_outputs(reports, "pod-kill")
+    assert kills["the-kills-landed"] == 3 and kills["every-replica-ready-again"] == 3, kills
+    assert all(len(kills[f"kill-replica-{n}"]) == 1 for n in (1, 2, 3)), kills  # type: ignore[arg-type]
+    majority = journal_outputs(reports, "pod-kill-majority")
+    assert len(majority["kill-two-replicas"]) == 2, majority  # type: ignore[arg-type]
+    kind, reasons = found["experiments/replica-oom.yaml"]
+    assert kind == "INCONCLUSIVE" and reasons == [
+        "not runnable here: leak-replica-2-past-its-memory-limit needs the memory-limit "
+        f"fault: {MEMORY_NOT_YET}"], reasons
+    assert not list(reports.glob("replica-oom-*.journal.json"))  # never run
+    assert target.leftovers() == [] and policies(deployed) == []
+    assert "0 passed" in result.stdout and "3 inconclusive" in result.stdout.replace(
+        ",", ""), result.stdout[-500:]
+
+
+def load_job(start_unix: int) -> dict[str, Any]:
+    """deploy/kubernetes/load/60-load-workers.yaml with its start time set."""
+    text = (ROOT / "deploy" / "kubernetes" / "load" / "60-load-workers.yaml").read_text()
+    job: dict[str, Any] = yaml.safe_load(text.replace("REPLACE_START_UNIX", str(start_unix)))
+    return job
+
+
+def server_dry_run(plane: ControlPlane, job: dict[str, Any]) -> requests.Response:
+    """POST ``job`` as JSON, as it is (no client model in between), with a server-side
+    dry run and strict field validation, as the admin."""
+    pki = plane.base / "pki"
+    return requests.post(f"{plane.server}/apis/batch/v1/namespaces/{NS}/jobs",
+                         params={"dryRun": "All", "fieldValidation": "Strict"}, json=job,
+                         cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+                         verify=str(plane.ca), timeout=10)
+
+
+def test_the_load_workers_indexed_job_is_accepted_and_makes_one_pod_per_shard(
+        plane: ControlPlane, deployed: client.ApiClient) -> None:
+    """The API server accepts the load workers' Job as written (a server-side dry run
+    with strict field validation: an unknown or misplaced field is refused), and the Job
+    controller makes one pod per shard, each with its completion index; kwok completes
+    them."""
+    batch = client.BatchV1Api(deployed)
+    body = load_job(int(time.time()) + 120)
+    accepted = server_dry_run(plane, body)
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["spec"]["completionMode"] == "Indexed"
+    bad = load_job(0)
+    bad["spec"]["template"]["spec"]["containers"][0]["argz"] = ["--rate", "1"]
+    refused = server_dry_run(plane, bad)
+    assert refused.status_code == 400 and 'unknown field "spec.template.spec.containers[0]' \
+        '.argz"' in refused.json()["message"], refused.text
+    batch.create_namespaced_job(NS, body)
+    try:
+        shards = body["spec"]["completions"]
+        core = client.CoreV1Api(deployed)
+
+        def indices() -> list[str]:
+            pods = core.list_namespaced_pod(NS, label_selector="app=gameday-load").items
+            return sorted((p.metadata.annotations or {}).get(
+                "batch.kubernetes.io/job-completion-index", "?") for p in pods)
+
+        wait_for(f"{shards} load pods", lambda: len(indices()) == shards, 30)
+        assert indices() == [str(i) for i in range(shards)]
+        pod = core.list_namespaced_pod(NS, label_selector="app=gameday-load").items[0]
+        env = {e.name for e in pod.spec.containers[0].env}
+        assert {"JOB_COMPLETION_INDEX", "GAMEDAY_LOAD_SHARDS"} <= env, env
+        took = wait_for("the load Job Complete", lambda: any(
+            c.type == "Complete" and c.status == "True" for c in
+            batch.read_namespaced_job_status("gameday-load", NS).status.conditions or []), 40)
+        print(f"load Job: {shards} indexed pods, Complete {took:.1f} s after they were seen")
+    finally:
+        batch.delete_namespaced_job("gameday-load", NS, propagation_policy="Foreground")

@@ -6,10 +6,13 @@ fails it under ``GAMEDAY_REQUIRE_GO_COMPONENTS=1``).
 Identities: a CA of its own (openssl), a client certificate per component
 (``system:masters`` for the admin and kwok, ``system:kube-controller-manager`` and
 ``system:kube-scheduler``), service-account tokens signed by a key of its own;
-authorization ``Node,RBAC``. kwok plays the kubelet with the stages kwok ships (the
-``general`` pod stages: a pod is created then Ready after 1-5 s each, as a small image
-would be; a deleted pod is gone after about a second), read from kwok's module in the Go
-module cache. Every process is stopped by its own handle (:func:`stop`).
+authorization ``Node,RBAC``. kwok plays the kubelet with the stages kwok ships (read
+from kwok's module in the Go module cache), their delays set here
+(:data:`STAGE_DELAYS`): a scheduled pod gets its IP at once and is Ready
+:data:`POD_READY_DELAY` later (2-4 s, uniformly at random: kwok's jitter), as a small
+image with a readiness probe would be, so a replacement's recovery is measurable; a
+Job's pod completes 1-2 s after it is Ready; a deleted pod is gone after about a second.
+Every process is stopped by its own handle (:func:`stop`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from lab.gocomponents import (
     ETCD,
@@ -37,8 +41,8 @@ from lab.gocomponents import (
 from support.faultproxy import free_port
 from support.gocomponents import go_program
 
-__all__ = ["NODES", "ControlPlane", "kubeconfig", "resident_mib", "running_control_plane",
-           "stop"]
+__all__ = ["NODES", "POD_READY_DELAY", "ControlPlane", "kubeconfig", "resident_mib",
+           "running_control_plane", "stop"]
 
 NODES = ("gameday-node-1", "gameday-node-2", "gameday-node-3")
 START_TIMEOUT_S = 90.0
@@ -69,6 +73,25 @@ basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = clientAuth
 """
+
+
+@dataclass(frozen=True)
+class StageDelay:
+    """How long kwok waits before a stage's change: ``min_ms``, plus a uniformly random
+    part up to ``max_ms`` (kwok's ``jitterDurationMilliseconds``; equal: no jitter)."""
+
+    min_ms: int
+    max_ms: int
+
+    def as_kwok(self) -> dict[str, int]:
+        """The stage's ``spec.delay`` (a per-pod annotation can still override it)."""
+        return {"durationMilliseconds": self.min_ms, "jitterDurationMilliseconds": self.max_ms}
+
+
+POD_READY_DELAY = StageDelay(2000, 4000)
+# Stage name -> its delay here (the others keep kwok's own).
+STAGE_DELAYS = {"pod-create": StageDelay(0, 0), "pod-ready": POD_READY_DELAY,
+                "pod-complete": StageDelay(1000, 2000)}
 
 
 @dataclass(frozen=True)
@@ -220,15 +243,28 @@ def kwok_stages_dir(env: Mapping[str, str]) -> Path:
     return cache_root(env) / "mod" / f"{KWOK.module}@{KWOK.version}" / "kustomize" / "stage"
 
 
+def stage_with_delay(text: str) -> str:
+    """One stage of kwok's (YAML) with its delay as :data:`STAGE_DELAYS` says, keeping the
+    annotation a pod can override it with (``durationFrom``, ``jitterDurationFrom``)."""
+    stage = yaml.safe_load(text)
+    delay = STAGE_DELAYS.get(stage["metadata"]["name"])
+    if delay is None:
+        return text
+    stage["spec"]["delay"] = {**stage["spec"].get("delay", {}), **delay.as_kwok()}
+    return yaml.safe_dump(stage, sort_keys=False)
+
+
 def write_kwok_config(base: Path, stages: Path) -> Path:
-    """kwok's configuration: the stages it ships (see :data:`KWOK_STAGES`)."""
+    """kwok's configuration: the stages it ships (see :data:`KWOK_STAGES`), with the
+    delays of :data:`STAGE_DELAYS`."""
     missing = [name for name in KWOK_STAGES if not (stages / name).is_file()]
     if missing:
         pytest.fail(f"kwok's stages are not in the Go module cache ({stages}: missing "
                     f"{', '.join(missing)}): `make setup` downloads them with kwok",
                     pytrace=False)
     config = base / "kwok.yaml"
-    config.write_text("\n---\n".join((stages / name).read_text() for name in KWOK_STAGES))
+    config.write_text("\n---\n".join(stage_with_delay((stages / name).read_text())
+                                     for name in KWOK_STAGES))
     return config
 
 

@@ -37,7 +37,7 @@ ROLE_RULES = [
 
 def _documents() -> list[dict[str, Any]]:
     docs = []
-    for path in sorted(MANIFESTS.glob("*.yaml")):
+    for path in [*sorted(MANIFESTS.glob("*.yaml")), *sorted(MANIFESTS.glob("load/*.yaml"))]:
         docs += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
     return docs
 
@@ -59,6 +59,8 @@ def _pod_specs() -> list[tuple[str, dict[str, Any]]]:
         elif doc["kind"] == "CronJob":
             job = doc["spec"]["jobTemplate"]["spec"]
             specs.append((doc["metadata"]["name"], job["template"]["spec"]))
+        elif doc["kind"] == "Job":
+            specs.append((doc["metadata"]["name"], doc["spec"]["template"]["spec"]))
     return specs
 
 
@@ -70,6 +72,7 @@ def test_every_kind_is_there() -> None:
         "ConfigMap/toxiproxy-config", "Deployment/toxiproxy", "Service/toxiproxy",
         "ConfigMap/prometheus-gameday", "ServiceAccount/gameday-runner",
         "Role/gameday-runner", "RoleBinding/gameday-runner", "CronJob/gameday",
+        "Job/gameday-load",
     ])
 
 
@@ -160,7 +163,24 @@ def test_prometheus_rules_equal_recording_rules() -> None:
     config = yaml.safe_load(data["prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/gameday/gameday-sla.rules.yml"]
     # recording_rules() selects job="broker-integration": the scrape job must carry it.
-    assert [job["job_name"] for job in config["scrape_configs"]] == ["broker-integration"]
+    assert [job["job_name"] for job in config["scrape_configs"]] == ["broker-integration",
+                                                                     "toxiproxy"]
+
+
+def test_toxiproxy_byte_counters_are_scraped_for_the_link_evidence() -> None:
+    """probes.network.link_traffic reads Toxiproxy's per-proxy byte counters from the
+    target's Prometheus: Toxiproxy must export them and Prometheus must scrape its API."""
+    [container] = _one("Deployment", "toxiproxy")["spec"]["template"]["spec"]["containers"]
+    assert "-proxy-metrics" in container["args"]
+    api_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "api")
+    service = _one("Service", "toxiproxy")
+    config = yaml.safe_load(_one("ConfigMap", "prometheus-gameday")["data"]["prometheus.yml"])
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "toxiproxy"]
+    assert job["metrics_path"] == "/metrics"
+    namespace = service["metadata"]["namespace"]
+    assert job["static_configs"] == [
+        {"targets": [f"{service['metadata']['name']}.{namespace}.svc:{api_port}"]}]
+    assert api_port in [p["port"] for p in service["spec"]["ports"]]
 
 
 def test_runner_cronjob() -> None:
@@ -181,6 +201,32 @@ def test_runner_cronjob() -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes[mounts["/reports"]]["emptyDir"] == {}
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion in a container's args."""
+    return re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], text)
+
+
+def test_load_workers_are_an_indexed_job_of_shards_of_one_run() -> None:
+    job = _one("Job", "gameday-load")
+    spec = job["spec"]
+    [container] = spec["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert spec["completionMode"] == "Indexed" and spec["backoffLimit"] == 0
+    assert spec["completions"] == spec["parallelism"] == int(env["GAMEDAY_LOAD_SHARDS"])
+    assert container["image"] == "gameday:latest"
+    assert container["command"] == ["gameday", "load"]
+    cli = importlib.import_module("gameday.cli.main")
+    for index in range(spec["completions"]):
+        values = {**env, "JOB_COMPLETION_INDEX": str(index),
+                  "GAMEDAY_LOAD_START_UNIX": "1796284800"}
+        args = cli.build_parser().parse_args(
+            ["load", *(expand(a, values) for a in container["args"])])
+        assert (args.shard, args.start_at, args.rate) == (
+            f"{index}/{spec['completions']}", 1796284800.0, float(env["GAMEDAY_LOAD_RATE"]))
+        assert args.json is None  # the summary goes to the pod's log
+    assert env["GAMEDAY_LOAD_START_UNIX"] == "REPLACE_START_UNIX"
 
 
 def test_workflow() -> None:

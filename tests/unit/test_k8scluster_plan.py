@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from support.k8scluster import (
     KWOK_NODE_ANNOTATION,
     Ports,
@@ -17,6 +18,7 @@ from support.k8scluster import (
     kwok_stages_dir,
     node_manifest,
     scheduler_command,
+    stage_with_delay,
 )
 
 BASE = Path("/t/k8s")
@@ -65,3 +67,32 @@ def test_a_kubeconfig_names_the_server_the_ca_and_the_user(tmp_path: Path) -> No
                                                 "certificate-authority": "/ca"}
     assert config["users"][0]["user"] == {"token": "t"}
     assert path.stat().st_mode & 0o077 == 0
+
+
+STAGE = """\
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: {name}
+spec:
+  delay:
+    durationMilliseconds: 1000
+    durationFrom:
+      expressionFrom: '.metadata.annotations["x/delay"]'
+    jitterDurationMilliseconds: 5000
+  next:
+    statusTemplate: "phase: Running"
+"""
+
+
+def test_pods_become_ready_2_to_4_s_after_they_get_their_ip() -> None:
+    ready = yaml.safe_load(stage_with_delay(STAGE.format(name="pod-ready")))
+    assert ready["spec"]["delay"] == {
+        "durationMilliseconds": 2000, "jitterDurationMilliseconds": 4000,
+        "durationFrom": {"expressionFrom": '.metadata.annotations["x/delay"]'}}
+    assert ready["spec"]["next"] == {"statusTemplate": "phase: Running"}
+    created = yaml.safe_load(stage_with_delay(STAGE.format(name="pod-create")))
+    assert created["spec"]["delay"]["durationMilliseconds"] == 0
+    assert created["spec"]["delay"]["jitterDurationMilliseconds"] == 0
+    other = STAGE.format(name="pod-delete")
+    assert stage_with_delay(other) == other  # kwok's own delay

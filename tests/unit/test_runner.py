@@ -131,5 +131,14 @@ def test_var_keys_and_types_are_checked_against_the_configurations() -> None:
     assert variable_problems(experiments, {"window_s": 5, "link": "y", "settle_s": 1.5}) == []
     assert variable_problems(experiments, {"windw_s": 5, "settle_s": "soon"}) == [
         "--var windw_s: no selected experiment has this configuration key (did you mean "
-        "window_s?); known keys are link, settle_s, window_s",
+        "window_s?); known keys are link, load_late_share_max, machine_busy_share_max, "
+        "machine_others_share_max, orders_failed_but_filled_max, settle_s, window_s",
         "--var settle_s='soon' is not a number, but b.yaml has settle_s: 5"]
+
+
+def test_the_judges_bounds_are_var_keys_of_every_experiment() -> None:
+    experiments = {Path("a.yaml"): {"configuration": {"window_s": 10}}}
+    assert variable_problems(experiments, {"orders_failed_but_filled_max": 3,
+                                           "machine_busy_share_max": 0.99}) == []
+    assert variable_problems(experiments, {"load_late_share_max": "lots"}) == [
+        "--var load_late_share_max='lots' is not a number (the judge's bound, default 0.1)"]

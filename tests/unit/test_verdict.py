@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gameday.engine.verdict import judge
+from gameday.measurements.machine import MachineLoad
 
 PROBE = {"type": "probe", "name": "sla-within-targets", "tolerance": True,
          "provider": {"type": "python", "module": "probes.breaker", "func": "all_closed"}}
@@ -289,3 +290,64 @@ def test_with_evidence_a_method_miss_fails() -> None:
     journal["run"][-1]["output"] = 5.0
     verdict = judge(journal)
     assert verdict.kind == "FAIL" and verdict.reasons[0].startswith("method: p95-during")
+
+
+# A starved machine (gameday.measurements.machine): a failed baseline is set aside.
+STARVED = MachineLoad(20.0, 2, 1.98, 0.6, 1.38, 0.7).as_json()
+QUIET = MachineLoad(20.0, 2, 0.9, 0.85, 0.05, 0.2).as_json()
+
+
+def _failed_baseline(machine: dict[str, Any]) -> dict[str, Any]:
+    journal = passing_journal()
+    journal.update(status="failed", run=[], rollbacks=[_run(ROLLBACK)])
+    journal["steady_states"] = {"before": _state(False, output=False), "after": None,
+                                "during": []}
+    journal["extensions"][0]["machine"] = {"cores": 2, **machine}
+    return journal
+
+
+def test_a_baseline_failed_on_a_starved_machine_is_inconclusive_naming_the_figures() -> None:
+    verdict = judge(_failed_baseline({"baseline": STARVED}))
+    assert verdict.kind == "INCONCLUSIVE", verdict.shown
+    assert verdict.shown[0].startswith("the machine was starved before any fault: other "
+                                       "processes than the lab's and gameday's took 1.38 of "
+                                       "the machine's 2 cores")
+    assert "ours waited for a CPU 70% of the time they could run" in verdict.shown[0]
+    assert any(r.startswith("not judged, as the machine was starved: baseline (before): ")
+               for r in verdict.shown), verdict.shown
+
+
+def test_a_baseline_failed_on_a_quiet_machine_fails() -> None:
+    verdict = judge(_failed_baseline({"baseline": QUIET}))
+    assert verdict.kind == "FAIL"
+    assert not any("starved" in r for r in verdict.reasons), verdict.reasons
+    assert judge(_failed_baseline({})).kind == "FAIL"  # not sampled: nothing claimed
+
+
+def test_the_bounds_are_configuration() -> None:
+    journal = _failed_baseline({"baseline": STARVED})
+    assert judge(journal, {"machine_others_share_max": 0.8}).kind == "FAIL"
+    assert judge(journal, {"machine_busy_share_max": 0.995}).kind == "FAIL"
+
+
+def test_starvation_never_excuses_what_is_broken_whatever_the_machine() -> None:
+    verdict = judge(_failed_baseline({"baseline": STARVED}), leftovers=["link cut"])
+    assert verdict.kind == "FAIL"
+    assert "left injected after the run: link cut" in verdict.reasons
+
+
+def test_a_failure_during_a_starved_fault_stays_a_failure_with_the_figures() -> None:
+    journal = passing_journal()
+    journal["run"][1] = _run(journal["run"][1]["activity"], output=2.5)  # p95 over its bound
+    journal["extensions"][0]["machine"] = {"cores": 2, "method": STARVED, "baseline": QUIET}
+    verdict = judge(journal)
+    assert verdict.kind == "FAIL"
+    assert verdict.reasons[-1].startswith("note: the machine was starved during the fault: ")
+    journal["extensions"][0]["machine"]["method"] = QUIET
+    assert not any(r.startswith("note:") for r in judge(journal).reasons)
+
+
+def test_a_pass_on_a_starved_machine_stays_a_pass() -> None:
+    journal = passing_journal()
+    journal["extensions"][0]["machine"] = {"cores": 2, "method": STARVED, "baseline": STARVED}
+    assert judge(journal).kind == "PASS"

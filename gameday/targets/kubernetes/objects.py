@@ -81,6 +81,16 @@ def replica_number(link: str) -> int | None:
                       f"and {LB_LINK_PREFIX}N (N = 1 .. number of replicas)")
 
 
+def replica_selector_number(selector: str) -> int | None:
+    """N of the lab's replica selector ``name=replica-N`` (N >= 1), else None."""
+    key, sep, value = selector.replace(" ", "").partition("=")
+    number = value.removeprefix("replica-")
+    if key == "name" and sep and value.startswith("replica-") and number.isdigit() \
+            and int(number) >= 1:
+        return int(number)
+    return None
+
+
 def policy_name(link: str) -> str:
     """Name of the NetworkPolicy that cuts ``link``."""
     return f"gameday-partition-{link}"

@@ -5,6 +5,7 @@
 | ``GAMEDAY_K8S_NAMESPACE`` | namespace of the service | ``broker-integration`` |
 | ``GAMEDAY_K8S_SELECTOR`` | the service's pods (``key=value[,...]``) | ``app=broker-integration`` |
 | ``GAMEDAY_K8S_TIMEOUT_S`` | timeout of each Kubernetes API call, seconds | ``10`` |
+| ``GAMEDAY_K8S_TRAFFIC`` | ``none``: the pods serve nothing (kwok's fake nodes) | ``flows`` |
 | ``GAMEDAY_PROMETHEUS_URL`` | the cluster's Prometheus | required |
 | ``GAMEDAY_TOXIPROXY_URL`` | API of the Toxiproxy service on the broker link | required |
 | ``GAMEDAY_ENTRY_URL`` | where clients reach the service | required |
@@ -12,6 +13,10 @@
 | ``GAMEDAY_BROKER_ADMIN_URL`` | the broker simulator's admin API, if one is deployed | none |
 | ``GAMEDAY_STATE_DIR`` | local state (record of injected faults) | ``.gameday`` |
 | ``GAMEDAY_SERVICE`` | the service spec (its metric and label names, its order) | none |
+
+With ``GAMEDAY_K8S_TRAFFIC=none`` only what the control plane shows is judged (see
+``gameday.engine.controlplane``) and no load is started; the URLs are still required
+(Toxiproxy's is read by the leftovers check), the others are not called.
 
 ``GAMEDAY_SERVICE`` names a service spec (:mod:`gameday.service_spec`). Its ``metrics:``
 and ``labels:`` (contract name -> the service's name) are used in every Prometheus query
@@ -42,6 +47,7 @@ from gameday.targets.kubernetes.objects import match_labels
 
 __all__ = ["KubernetesSettings", "credentials_source"]
 
+TRAFFIC_VALUES = ("flows", "none")
 REQUIRED_URLS = ("GAMEDAY_PROMETHEUS_URL", "GAMEDAY_TOXIPROXY_URL", "GAMEDAY_ENTRY_URL",
                  "GAMEDAY_BROKER_URL")
 
@@ -59,6 +65,7 @@ class KubernetesSettings:
     broker_admin_url: str | None = None
     state_dir: Path = Path(".gameday")
     api_timeout_s: float = 10.0
+    traffic_flows: bool = True
 
     @classmethod
     def from_env(cls) -> KubernetesSettings:
@@ -79,6 +86,7 @@ class KubernetesSettings:
             broker_admin_url=_url("GAMEDAY_BROKER_ADMIN_URL", admin) if admin else None,
             state_dir=Path(env.get("GAMEDAY_STATE_DIR", "").strip() or cls.state_dir),
             api_timeout_s=_seconds(env.get("GAMEDAY_K8S_TIMEOUT_S", "").strip() or "10"),
+            traffic_flows=_traffic(env.get("GAMEDAY_K8S_TRAFFIC", "").strip() or "flows"),
         )
         match_labels(settings.selector)
         return settings
@@ -99,6 +107,13 @@ def _seconds(value: str) -> float:
     if not 0 < seconds <= 600:
         raise ConfigError(f"GAMEDAY_K8S_TIMEOUT_S={value!r} is invalid: valid is 0 < s <= 600")
     return seconds
+
+
+def _traffic(value: str) -> bool:
+    if value not in TRAFFIC_VALUES:
+        raise ConfigError(f"GAMEDAY_K8S_TRAFFIC={value!r} is invalid: valid is flows (the "
+                          "default) or none (the pods serve nothing, e.g. kwok's fake nodes)")
+    return value == "flows"
 
 
 def credentials_source() -> str:

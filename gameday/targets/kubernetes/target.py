@@ -50,6 +50,8 @@ from gameday.targets.kubernetes.settings import KubernetesSettings, credentials_
 __all__ = ["MEMORY_NOT_YET", "PACKET_LOSS_NOT_YET", "KubernetesTarget"]
 
 MERGE_PATCH = "application/merge-patch+json"
+NO_TRAFFIC = ("GAMEDAY_K8S_TRAFFIC=none: no request flows through this cluster's pods (kwok's "
+              "fake nodes run no container), so only what the control plane shows is judged")
 MEMORY_NOT_YET = ("the memory-limit fault is not supported on the kubernetes target yet (a "
                   "Chaos Mesh memory stressor would be what the kernel kills, not the "
                   "service); run replica-oom on the lab")
@@ -100,6 +102,18 @@ class KubernetesTarget:
     def _timeout_s(self) -> float:
         return self.settings.api_timeout_s
 
+    def _selected(self, api: ApiClient, selector: str,
+                  error: type[GamedayError]) -> list[V1Pod]:
+        """The pods ``selector`` matches, by name; ``name=replica-N`` (the lab's replica N)
+        is the N-th current pod of the service by name at this moment (none when there
+        are fewer): pods have no stable ordinal, a replacement gets a new name."""
+        number = obj.replica_selector_number(selector)
+        if number is None:
+            return self._pods(api, selector, error)
+        current = [p for p in self._pods(api, self.settings.selector, error)
+                   if obj.is_current(p)]
+        return current[number - 1:number]
+
     def _pods(self, api: ApiClient, selector: str, error: type[GamedayError]) -> list[V1Pod]:
         try:
             answer = CoreV1Api(api).list_namespaced_pod(
@@ -115,14 +129,15 @@ class KubernetesTarget:
             raise ConfigError("an empty selector would kill every pod of the namespace: "
                               f"name the service's pods, e.g. {self.settings.selector}")
         with api_client() as api:
-            live = [obj.pod_name(p) for p in self._pods(api, selector, InjectionError)
+            live = [obj.pod_name(p) for p in self._selected(api, selector, InjectionError)
                     if obj.is_live(p)]
         if not 1 <= qty <= len(live):
             raise ConfigError(f"qty={qty} is invalid: {len(live)} running pods match {selector!r}")
         pattern = "^(?:" + "|".join(re.escape(name) for name in live[:qty]) + ")$"
+        labels = self.settings.selector if obj.replica_selector_number(selector) else selector
 
         def terminate() -> list[str]:
-            return list(terminate_pods(label_selector=selector, name_pattern=pattern, qty=qty,
+            return list(terminate_pods(label_selector=labels, name_pattern=pattern, qty=qty,
                                        ns=self._ns, grace_period=0))
 
         try:
@@ -140,7 +155,7 @@ class KubernetesTarget:
         :func:`objects.pod_instance`)."""
         with api_client() as api:
             return {obj.pod_name(p): [obj.pod_instance(p)]
-                    for p in self._pods(api, selector, MeasurementError) if obj.is_live(p)}
+                    for p in self._selected(api, selector, MeasurementError) if obj.is_live(p)}
 
     def instances_running(self, recorded: list[str]) -> list[str]:
         """Those of the recorded ``UID/RESTARTS`` that a current pod of the service still
@@ -157,7 +172,7 @@ class KubernetesTarget:
             raise ConfigError(f"empty selector: name the service's pods, e.g. "
                               f"{self.settings.selector}")
         with api_client() as api:
-            return sum(obj.is_ready(p) for p in self._pods(api, selector, MeasurementError))
+            return sum(obj.is_ready(p) for p in self._selected(api, selector, MeasurementError))
 
     def _policies(self, api: ApiClient, error: type[GamedayError]) -> list[V1NetworkPolicy]:
         try:
@@ -275,6 +290,10 @@ class KubernetesTarget:
     def _chaos(self, api: ApiClient) -> ChaosObjects:
         return ChaosObjects(api, self._ns, self._timeout_s)
 
+    def no_traffic_reason(self) -> str | None:
+        """Why no traffic flows through the pods (``GAMEDAY_K8S_TRAFFIC=none``), or None."""
+        return None if self.settings.traffic_flows else NO_TRAFFIC
+
     def unsupported_faults(self) -> dict[str, str]:
         """``memory-limit`` and ``packet-loss`` always; the other gray faults when Chaos
         Mesh is not installed (its ``chaos-mesh.org`` resources are not served), each
@@ -363,6 +382,10 @@ class KubernetesTarget:
         are Chaos Mesh objects, not cgroup settings of gameday's)."""
         raise MeasurementError("the replicas' cgroups cannot be read on the kubernetes "
                                "target: its freeze and cpu-throttle are Chaos Mesh objects")
+
+    def own_processes(self) -> tuple[list[int], list[str]] | None:
+        """None: the service runs on the cluster's nodes, not on this machine."""
+        return None
 
     def release_gray(self) -> list[str]:
         """Delete every gameday Chaos Mesh object in the namespace (by its fault label),
