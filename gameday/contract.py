@@ -37,6 +37,7 @@ __all__ = [
     "ORDER_PLACEHOLDERS",
     "ORDER_STATUSES",
     "ORDER_VALUES",
+    "PACKET_LOSS_FAULT",
     "RECORDED_WINDOWS_S",
     "SERVICE_BROKER_LINK",
     "ConfigError",
@@ -245,6 +246,10 @@ CGROUP_FAULTS = (FREEZE_FAULT, CPU_THROTTLE_FAULT, MEMORY_LIMIT_FAULT)
 
 # A toxic on a load balancer -> replica link: only where the fault proxy sits on it.
 REPLICA_LINK_DEGRADE_FAULT = "replica-link-degrade"
+
+# Random packet drops on a link: only where the link runs through the kernel's iptables
+# (the lab with GAMEDAY_LAB_NETNS=1).
+PACKET_LOSS_FAULT = "packet-loss"
 
 
 def lb_link_name(index: int) -> str:

@@ -28,6 +28,15 @@ connections stall, as in a real partition. HAProxy reaches the replicas directly
 the fault proxy has no ``lb-replica-N`` links to degrade in this mode (its
 ``service-broker`` link still takes toxics).
 
+Packet loss on a link is the same pair of rules with the ``statistic`` match
+(``-m statistic --mode random --probability P``), commented ``gameday-lab-loss:<link>``:
+the kernel drops each packet either way independently with probability P (in steps of
+1/2^31), and the rule's own packet counter counts the drops (``iptables -v -S``), the
+fault's evidence. A packet the replica sends and its own OUTPUT rule drops is a failed
+send to its TCP, which tries again on its retransmission (or zero-window probe) timer,
+at least 200 ms later, as after a loss on the wire; a packet from the broker dropped on
+INPUT is a plain loss. ``heal`` removes the loss rules of a link with its cut.
+
 Every command runs with a timeout; a failure raises :class:`NetnsError` quoting it.
 """
 
@@ -46,13 +55,15 @@ from pathlib import Path
 from gameday.contract import SERVICE_BROKER_LINK
 from lab.layout import LabLayout
 
-__all__ = ["NetnsError", "Rule", "Tools", "create", "cut_links", "heal",
-           "missing_requirements", "partition", "partition_rules", "recorded_layout",
-           "remove", "require_tools"]
+__all__ = ["LossRule", "NetnsError", "Rule", "Tools", "check_probability", "create",
+           "cut_links", "drop_packets", "dropped_packets", "heal", "loss_rules",
+           "missing_requirements", "parse_loss_rules", "partition", "partition_rules",
+           "recorded_layout", "remove", "require_tools"]
 
 COMMAND_TIMEOUT_S = 5.0
 NS_DEVICE = "eth0"
 MARK = "gameday-lab"
+LOSS_MARK = "gameday-lab-loss"
 RECORD_FILE = "netns.json"
 _MAX_DUPLICATES = 16
 
@@ -76,6 +87,18 @@ class Rule:
     namespace: str
     chain: str
     match: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LossRule:
+    """A packet-loss rule as ``iptables -v -S`` lists it: its chain, its number in the
+    chain (from 1), its link, its drop probability and the packets it has dropped."""
+
+    chain: str
+    number: int
+    link: str
+    probability: float
+    dropped_packets: int
 
 
 def missing_requirements(system: str, euid: int, found: Mapping[str, str | None]) -> list[str]:
@@ -237,28 +260,80 @@ def remove(layout: LabLayout, tools: Tools) -> list[str]:
     return deleted
 
 
-def _comment(link: str) -> tuple[str, ...]:
-    return ("-m", "comment", "--comment", f"{MARK}:{link}")
+def _comment(link: str, mark: str = MARK) -> tuple[str, ...]:
+    return ("-m", "comment", "--comment", f"{mark}:{link}")
 
 
-def partition_rules(layout: LabLayout, link: str) -> list[Rule]:
-    """The iptables rules that cut ``link`` (pure); NetnsError for an unknown link."""
+def _link_matches(layout: LabLayout, link: str) -> list[Rule]:
+    """Both directions of ``link`` as uncommented rules (pure); NetnsError if unknown."""
     if link == SERVICE_BROKER_LINK:
         gateway, port = layout.netns_gateway(), str(layout.port("service_broker_link"))
         return [rule for name in layout.replica_names() for rule in (
-            Rule(layout.netns_name(name), "OUTPUT",
-                 ("-d", gateway, "-p", "tcp", "--dport", port, *_comment(link))),
-            Rule(layout.netns_name(name), "INPUT",
-                 ("-s", gateway, "-p", "tcp", "--sport", port, *_comment(link))))]
+            Rule(layout.netns_name(name), "OUTPUT", ("-d", gateway, "-p", "tcp", "--dport", port)),
+            Rule(layout.netns_name(name), "INPUT", ("-s", gateway, "-p", "tcp", "--sport", port)))]
     for name in layout.replica_names():
         if link == layout.lb_link_name(name):
             address, port = layout.replica_service_host(name), str(layout.replica_port(name))
             return [Rule(layout.netns_name(name), "INPUT",
-                         ("-d", address, "-p", "tcp", "--dport", port, *_comment(link))),
+                         ("-d", address, "-p", "tcp", "--dport", port)),
                     Rule(layout.netns_name(name), "OUTPUT",
-                         ("-s", address, "-p", "tcp", "--sport", port, *_comment(link)))]
+                         ("-s", address, "-p", "tcp", "--sport", port))]
     valid = [SERVICE_BROKER_LINK] + [layout.lb_link_name(n) for n in layout.replica_names()]
     raise NetnsError(f"unknown link {link!r}: valid links are {', '.join(valid)}")
+
+
+def partition_rules(layout: LabLayout, link: str) -> list[Rule]:
+    """The iptables rules that cut ``link`` (pure); NetnsError for an unknown link."""
+    return [Rule(r.namespace, r.chain, (*r.match, *_comment(link)))
+            for r in _link_matches(layout, link)]
+
+
+def check_probability(probability: float) -> float:
+    """``probability`` as a float in (0, 1], or NetnsError naming the valid range (pure)."""
+    if isinstance(probability, bool) or not isinstance(probability, int | float) or not (
+            0 < probability <= 1):
+        raise NetnsError(f"probability={probability!r} is out of range: valid is 0 < p <= 1")
+    return float(probability)
+
+
+def loss_rules(layout: LabLayout, link: str, probability: float) -> list[Rule]:
+    """The iptables rules that drop each packet of ``link``, either way, with
+    ``probability`` (pure); NetnsError for an unknown link or probability."""
+    chance = f"{check_probability(probability):.11f}"
+    return [Rule(r.namespace, r.chain, (*r.match, "-m", "statistic", "--mode", "random",
+                                        "--probability", chance,
+                                        *_comment(link, LOSS_MARK)))
+            for r in _link_matches(layout, link)]
+
+
+def _option(words: Sequence[str], name: str) -> str | None:
+    """The word after ``name`` in ``words``, or None."""
+    return words[words.index(name) + 1] if name in words[:-1] else None
+
+
+def parse_loss_rules(listing: str) -> list[LossRule]:
+    """The loss rules in the output of ``iptables -v -S`` (pure): lines ``-A CHAIN ...
+    --probability P ... --comment "gameday-lab-loss:LINK" -c PACKETS BYTES -j DROP``;
+    NetnsError for a loss rule whose probability or counter cannot be read."""
+    rules: list[LossRule] = []
+    numbers: dict[str, int] = {}
+    for line in listing.splitlines():
+        words = shlex.split(line)
+        if len(words) < 2 or words[0] != "-A":
+            continue
+        chain = words[1]
+        numbers[chain] = numbers.get(chain, 0) + 1
+        comment = _option(words, "--comment") or ""
+        if not comment.startswith(f"{LOSS_MARK}:"):
+            continue
+        try:
+            rules.append(LossRule(chain, numbers[chain], comment.removeprefix(f"{LOSS_MARK}:"),
+                                  float(_option(words, "--probability") or "nan"),
+                                  int(_option(words, "-c") or "")))
+        except ValueError:
+            raise NetnsError(f"cannot read the drop probability and packet counter of the "
+                             f"loss rule {line.strip()!r}") from None
+    return rules
 
 
 def _iptables(tools: Tools, rule: Rule, op: str, ok_codes: tuple[int, ...] = (0,)) -> int:
@@ -278,13 +353,63 @@ def partition(layout: LabLayout, link: str, tools: Tools) -> None:
             _iptables(tools, rule, "-I")
 
 
+def _loss_in(ns: str, tools: Tools) -> list[LossRule]:
+    """The loss rules in namespace ``ns``, with their counters."""
+    argv = [tools.ip, "netns", "exec", ns, tools.iptables, "-w", "3", "-v", "-S"]
+    return parse_loss_rules(_run(argv).stdout)
+
+
+def _namespaces_of(layout: LabLayout, link: str) -> list[str]:
+    return sorted({rule.namespace for rule in _link_matches(layout, link)})
+
+
+def _remove_loss(layout: LabLayout, link: str, tools: Tools) -> None:
+    """Delete every loss rule of ``link``, whatever its probability; idempotent."""
+    for ns in _namespaces_of(layout, link):
+        for _ in range(_MAX_DUPLICATES):
+            rules = [r for r in _loss_in(ns, tools) if r.link == link]
+            if not rules:
+                break
+            _run([tools.ip, "netns", "exec", ns, tools.iptables, "-w", "3", "-D",
+                  rules[-1].chain, str(rules[-1].number)])
+
+
+def drop_packets(layout: LabLayout, link: str, probability: float, tools: Tools) -> None:
+    """Drop each packet of ``link``, either way, with ``probability``, with statistic
+    rules in the lab's namespaces (replacing a loss of another probability on it)."""
+    wanted = loss_rules(layout, link, probability)
+    present = {(r.chain, round(r.probability, 9)) for ns in _namespaces_of(layout, link)
+               for r in _loss_in(ns, tools) if r.link == link}
+    if present != {(r.chain, round(float(probability), 9)) for r in wanted}:
+        _remove_loss(layout, link, tools)
+    for rule in wanted:
+        if not _present(tools, rule):
+            _iptables(tools, rule, "-I")
+
+
+def dropped_packets(layout: LabLayout, link: str, tools: Tools) -> int:
+    """The packets the loss rules of ``link`` have dropped since they were put in place
+    (their own counters, summed over the lab's namespaces); NetnsError when a namespace
+    of the link holds no loss rule for it (no loss in place: nothing measured)."""
+    total = 0
+    for ns in _namespaces_of(layout, link):
+        rules = [r for r in _loss_in(ns, tools) if r.link == link]
+        if not rules:
+            raise NetnsError(f"no packet loss is in place on link {link} in namespace {ns}: "
+                             f"read its dropped packets while the loss is on")
+        total += sum(r.dropped_packets for r in rules)
+    return total
+
+
 def heal(layout: LabLayout, link: str, tools: Tools) -> None:
-    """Delete exactly the rules that cut ``link`` (every copy); idempotent."""
+    """Delete exactly the rules that cut ``link`` (every copy) and every loss rule of
+    it; idempotent."""
     for rule in partition_rules(layout, link):
         for _ in range(_MAX_DUPLICATES):
             if not _present(tools, rule):
                 break
             _iptables(tools, rule, "-D")
+    _remove_loss(layout, link, tools)
 
 
 def _cut_in(ns: str, tools: Tools) -> set[str]:
@@ -294,7 +419,8 @@ def _cut_in(ns: str, tools: Tools) -> set[str]:
 
 
 def cut_links(layout: LabLayout, tools: Tools) -> list[str]:
-    """Partitions still in place and namespaces missing, in words; empty when clean."""
+    """Partitions and packet loss still in place and namespaces missing, in words; empty
+    when clean."""
     namespaces, problems = _namespaces(tools), []
     for ns in (layout.netns_name(n) for n in layout.replica_names()):
         if ns not in namespaces:
@@ -302,4 +428,6 @@ def cut_links(layout: LabLayout, tools: Tools) -> list[str]:
             continue
         problems += [f"link {link} is cut (iptables DROP rules in namespace {ns})"
                      for link in sorted(_cut_in(ns, tools))]
+        problems += [f"link {r.link} drops {r.probability:.3%} of its packets ({r.chain}, "
+                     f"iptables statistic rule in namespace {ns})" for r in _loss_in(ns, tools)]
     return problems

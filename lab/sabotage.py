@@ -17,6 +17,9 @@
   retry after a lost reply or a timeout fills it twice (under two ids);
 - ``lb-round-robin``: HAProxy balances round robin instead of least connections, blind
   to a slow (CPU-starved) replica piling up requests;
+- ``no-keepalive``: the replicas open a new connection to the broker for every call
+  instead of keeping their connections open, so every call waits for a TCP handshake
+  and a lost SYN or SYN-ACK costs the kernel's 1 s initial retransmission timeout;
 - ``fault-bypass``: the replicas call the broker directly instead of through the fault
   proxy's ``service-broker`` link, so faults on that link never reach them (not with
   ``GAMEDAY_LAB_NETNS=1``, where the replicas cannot reach the broker directly).
@@ -33,7 +36,7 @@ from lab.layout import LayoutError
 
 KINDS = ("no-breaker", "no-health-checks", "no-idempotency", "no-lb-retries",
          "breaker-thrash", "retry-storm", "breaker-leaks", "ambiguous-as-failed",
-         "fault-bypass", "retry-new-id", "lb-round-robin")
+         "fault-bypass", "retry-new-id", "lb-round-robin", "no-keepalive")
 DEFINITE_FAILURE_STATUS = 500
 NEVER = 1_000_000_000
 
@@ -69,6 +72,8 @@ class Sabotage:
             args += ["--breaker-leaks"]
         if "retry-new-id" in self.kinds:
             args += ["--retry-new-id"]
+        if "no-keepalive" in self.kinds:
+            args += ["--no-keepalive"]
         if "ambiguous-as-failed" in self.kinds:
             args += ["--ambiguous-status", str(DEFINITE_FAILURE_STATUS)]
         return args

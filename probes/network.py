@@ -17,21 +17,25 @@ shows nothing. So the catalog measures from a little before the fault until afte
 (``from_fault: true``): a partition ends the link's connections, and a blackholed
 connection is given up by the service, so both proxies have counted the link's bytes by
 then, and an idle link still shows none.
+
+``packets_dropped`` is the evidence of packet loss: the packets the kernel's loss rules
+on the link have dropped, read from the rules' own counters (``iptables -v -S`` in the
+lab's namespaces), independent of the service. 0 means the loss hit nothing.
 """
 
 import time
 
 from gameday.clients.prometheus import Prometheus
-from gameday.contract import ConfigError, MeasurementError, window_selector
+from gameday.contract import PACKET_LOSS_FAULT, ConfigError, MeasurementError, window_selector
 from gameday.engine.activity import activity
 from gameday.faults.record import InjectionLog
 from gameday.measurements.evidence import counter_increase, sample_step_s
 from gameday.targets import get_target
 
-__all__ = ["link_traffic"]
+__all__ = ["link_traffic", "packets_dropped"]
 
 LINK_BYTES = ("toxiproxy_proxy_received_bytes_total", "toxiproxy_proxy_sent_bytes_total")
-LINK_FAULTS = ("partition", "degrade")
+LINK_FAULTS = ("partition", "degrade", PACKET_LOSS_FAULT)
 
 
 def _link(link: str) -> str:
@@ -109,3 +113,24 @@ def _bytes_since(prometheus: Prometheus, selector: str, start: float) -> float:
         raise MeasurementError(f"no {' or '.join(LINK_BYTES)}{{{selector}}} in Prometheus "
                                f"since {start:.3f}")
     return float(sum(counter_increase(s.points, start) for s in series))
+
+
+@activity
+def packets_dropped(link: str = "service-broker") -> int:
+    """How many packets the packet loss on ``link`` has dropped so far.
+
+    Counted since the loss was put in place (``actions.network.drop_packets``), both ways,
+    summed over every replica: the loss rules' own counters, read in the kernel.
+
+    Args:
+        link: the link the loss is on (``service-broker`` by default).
+
+    Call it while the loss is on, after the traffic has had time to cross the link (the
+    counters go with the rules at ``heal``); pair it with ``{type: range, range: [1,
+    1000000000000]}``: 0 means no packet of the service crossed the loss, and the
+    verdict is INCONCLUSIVE.
+
+    Returns the count of dropped packets. Raises when no loss is in place on the link or
+    the counters cannot be read (not measured is not "none dropped").
+    """
+    return get_target().dropped_packets(_link(str(link)))

@@ -20,6 +20,7 @@ from gameday.faults.inject import (
     HEADROOM_MIB_RANGE,
     LEAK_MIB_PER_S_RANGE,
     check_cores,
+    check_loss_percent,
     check_mib,
     toxic_body,
 )
@@ -61,6 +62,11 @@ def _link(args: Mapping[str, Any], links: Links) -> None:
 def _degrade(args: Mapping[str, Any], links: Links) -> None:
     _link(args, links)
     toxic_body(args["toxic"], args["stream"], args["toxicity"], args["attributes"] or {})
+
+
+def _drop_packets(args: Mapping[str, Any], links: Links) -> None:
+    _link(args, links)
+    check_loss_percent(args["loss_percent"])
 
 
 def _kill(args: Mapping[str, Any], links: Links) -> None:
@@ -125,6 +131,8 @@ VALUE_CHECKS: Mapping[str, Callable[[Mapping[str, Any], Links], None]] = {
     "actions.network.partition": _link,
     "actions.network.heal": _link,
     "actions.network.degrade": _degrade,
+    "actions.network.drop_packets": _drop_packets,
+    "probes.network.packets_dropped": _link,
     "actions.pods.kill": _kill,
     "actions.broker.fail": _broker_mode,
     "actions.freeze.freeze": _replica_selector,

@@ -130,10 +130,18 @@ def _blast(module: str, func: str, arguments: Mapping[str, Any], replicas: int) 
     if module in ("actions.freeze", "actions.cpu", "actions.memory"):
         return f"{arguments.get('selector', '?')} {_gray_what(module, arguments)} (1 of " \
                f"{replicas} replicas)"
+    return _link_blast(func, arguments, replicas)
+
+
+def _link_blast(func: str, arguments: Mapping[str, Any], replicas: int) -> str:
     link = str(arguments.get("link", "service-broker"))
     if link == "service-broker":
-        return "the link to the broker, for every replica (all orders)"
-    return f"{link}: 1 of {replicas} replicas (about 1/{replicas} of the orders)"
+        reach = "the link to the broker, for every replica (all orders)"
+    else:
+        reach = f"{link}: 1 of {replicas} replicas (about 1/{replicas} of the orders)"
+    if func == "drop_packets":
+        return f"{arguments.get('loss_percent', 2.0)} % of the packets at random on {reach}"
+    return reach
 
 
 def _gray_what(module: str, arguments: Mapping[str, Any]) -> str:

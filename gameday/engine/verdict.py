@@ -13,8 +13,8 @@ lost, none filled twice, no more told "failed" but filled than
 
 A third verdict, INCONCLUSIVE, is for an experiment that found nothing wrong but whose
 evidence cannot be trusted: its fault left no trace (an evidence probe such as
-``probes.broker.mode_hits``, ``probes.network.link_traffic`` or ``probes.cgroups.*`` out
-of its tolerance: the
+``probes.broker.mode_hits``, ``probes.network.link_traffic``,
+``probes.network.packets_dropped`` or ``probes.cgroups.*`` out of its tolerance: the
 fault hit nothing, so it proved nothing, and the method's other probe misses are
 consequences of that, not findings), the load generator fell behind (more than
 ``load_late_share_max``, default 0.10, of the orders started over 10 ms late: the
@@ -42,6 +42,7 @@ MAX_SHOWN_CHARS = 160
 TRAFFIC_EXTENSION = "gameday-traffic"
 EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits"),
                              ("probes.network", "link_traffic"),
+                             ("probes.network", "packets_dropped"),
                              ("probes.replicas", "replaced"),
                              ("probes.cgroups", "frozen"),
                              ("probes.cgroups", "cpu_throttled"),

@@ -18,6 +18,7 @@ from gameday.contract import (
     KILL_FAULT,
     LB_LINK_PREFIX,
     MEMORY_LIMIT_FAULT,
+    PACKET_LOSS_FAULT,
     REPLICA_LINK_DEGRADE_FAULT,
     ConfigError,
     InjectionError,
@@ -25,15 +26,17 @@ from gameday.contract import (
 from gameday.faults.record import Injection, InjectionLog
 from gameday.targets import Target
 
-LINK_KINDS = ("partition", "degrade")
+LINK_KINDS = ("partition", "degrade", PACKET_LOSS_FAULT)
 EVERYTHING_SELECTORS = ("", "*", "all")
 # The actions that inject a fault a target may not offer everywhere, and its kind.
 ACTION_FAULTS = {("actions.freeze", "freeze"): FREEZE_FAULT,
                  ("actions.cpu", "throttle"): CPU_THROTTLE_FAULT,
-                 ("actions.memory", "limit"): MEMORY_LIMIT_FAULT}
+                 ("actions.memory", "limit"): MEMORY_LIMIT_FAULT,
+                 ("actions.network", "drop_packets"): PACKET_LOSS_FAULT}
 CORES_MIN, CORES_MAX = 0.01, 64.0
 HEADROOM_MIB_RANGE = (1, 4096)
 LEAK_MIB_PER_S_RANGE = (1, 1024)
+LOSS_PERCENT_MAX = 100.0
 
 
 def fault_kind(provider: Mapping[str, Any]) -> str | None:
@@ -95,6 +98,27 @@ def degrade(target: Target, link: str, *, toxic: str, stream: str, toxicity: flo
         _check_supported(target, REPLICA_LINK_DEGRADE_FAULT)
     _log(target).record("degrade", {"link": link, "toxic": body})
     return target.degrade(link, body)
+
+
+def check_loss_percent(loss_percent: float) -> float:
+    """``loss_percent`` as a float in (0, 100], or ConfigError naming the range (pure)."""
+    if isinstance(loss_percent, bool) or not isinstance(loss_percent, int | float) or not (
+            0 < loss_percent <= LOSS_PERCENT_MAX):
+        raise ConfigError(f"loss_percent={loss_percent!r} is out of range: valid is 0 < "
+                          f"loss_percent <= {LOSS_PERCENT_MAX:g} (the share of the link's "
+                          "packets dropped, e.g. 2)")
+    return float(loss_percent)
+
+
+def drop_packets(target: Target, link: str, loss_percent: float) -> dict[str, Any]:
+    """Drop ``loss_percent`` % of ``link``'s packets, either way, at random; undo with
+    ``heal``."""
+    _check_link(target, link)
+    percent = check_loss_percent(loss_percent)
+    _check_supported(target, PACKET_LOSS_FAULT)
+    _log(target).record(PACKET_LOSS_FAULT, {"link": link, "loss_percent": percent})
+    target.drop_packets(link, percent / 100)
+    return {"link": link, "loss_percent": percent}
 
 
 def _broker_admin(target: Target, path: str, body: dict[str, Any]) -> Any:
@@ -259,13 +283,15 @@ UNDO: dict[str, Callable[[Target, Injection], Any]] = {
                                                             injection.params["selector"]),
     MEMORY_LIMIT_FAULT: lambda target, injection: unlimit_memory(
         target, injection.params["selector"]),
+    PACKET_LOSS_FAULT: lambda target, injection: heal(target, injection.params["link"]),
 }
 
 
 def sweep(target: Target) -> list[str]:
     """Undo what gameday finds injected whether or not the log records it (a runner that
     lost its state directory, e.g. a Kubernetes runner pod with an emptyDir): heal every
-    link (cuts, gameday's NetworkPolicies and labels, toxics, Chaos Mesh delays), put
+    link (cuts, packet loss, gameday's NetworkPolicies and labels, toxics, Chaos Mesh
+    delays), put
     the broker simulator back to normal where there is one, and release every gray
     fault; then mark everything in the log undone. Returns what was in place before, in
     words. Idempotent."""

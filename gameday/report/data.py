@@ -1,9 +1,9 @@
 """What a report shows, taken from one Chaos Toolkit journal (pure; no I/O, no HTML).
 
 Times are seconds since the experiment's start (the journal's ``start``). Fault windows
-span an injecting action's start to its undo's end (``actions.network.partition`` and
-``degrade`` → ``heal`` on the same link, ``actions.broker.fail`` → ``recover``);
-``actions.pods.kill`` is an instant. A fault never undone in the method ends at its
+span an injecting action's start to its undo's end (``actions.network.partition``,
+``degrade`` and ``drop_packets`` → ``heal`` on the same link, ``actions.broker.fail`` →
+``recover``); ``actions.pods.kill`` is an instant. A fault never undone in the method ends at its
 rollback, or at the end of the experiment.
 
 The client-side series come from the traffic control's summary (extension
@@ -31,6 +31,7 @@ __all__ = ["Activity", "ClientSecond", "ExperimentData", "FaultWindow", "Scoreca
 INJECTIONS = {
     ("actions.network", "partition"): ("actions.network", "heal"),
     ("actions.network", "degrade"): ("actions.network", "heal"),
+    ("actions.network", "drop_packets"): ("actions.network", "heal"),
     ("actions.broker", "fail"): ("actions.broker", "recover"),
 }
 INSTANT_FAULTS = {("actions.pods", "kill")}

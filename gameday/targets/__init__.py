@@ -56,10 +56,18 @@ class Target(Protocol):
         """Add a Toxiproxy toxic (``gameday.faults.inject.toxic_body``) to a named link, or
         what stands for it on this target; return it as created. Undo with :meth:`heal`."""
 
+    def drop_packets(self, link: str, probability: float) -> None:
+        """Drop each packet of a named link, either way, with ``probability`` (0 < p <= 1);
+        InjectionError where :meth:`unsupported_faults` says so. Undo with :meth:`heal`."""
+
+    def dropped_packets(self, link: str) -> int:
+        """How many packets the loss on a named link has dropped since it was put in
+        place; MeasurementError when no loss is in place there or it cannot be read."""
+
     def unsupported_faults(self) -> dict[str, str]:
         """The fault kinds of ``gameday.contract.CGROUP_FAULTS`` (and
-        ``REPLICA_LINK_DEGRADE_FAULT``) this target cannot inject here, each with why
-        (empty: it can inject them all)."""
+        ``REPLICA_LINK_DEGRADE_FAULT``, ``PACKET_LOSS_FAULT``) this target cannot inject
+        here, each with why (empty: it can inject them all)."""
 
     def no_traffic_reason(self) -> str | None:
         """Why no request can flow through the service on this target (a cluster of fake

@@ -28,6 +28,7 @@ from gameday.clients.prometheus import Prometheus
 from gameday.clients.toxiproxy import Toxiproxy, proxy_problems
 from gameday.contract import (
     CGROUP_FAULTS,
+    PACKET_LOSS_FAULT,
     REPLICA_LINK_DEGRADE_FAULT,
     SERVICE_BROKER_LINK,
     ConfigError,
@@ -47,6 +48,9 @@ from lab.sabotage import Sabotage
 from lab.supervisor_client import SupervisorUnavailable
 
 SERVICE_SELECTOR = "app=broker-integration"
+_NO_NETNS = ("packet loss is made of iptables rules in the replicas' network namespaces, "
+             "and this lab runs without them: bring it up with GAMEDAY_LAB_NETNS=1 (root, "
+             "`ip` and `iptables`)")
 
 
 def reference_spec_path() -> Path:
@@ -289,11 +293,39 @@ class LabTarget:
         """None: the lab's replicas serve real requests."""
         return None
 
+    def _lossy(self, link: str, error: type[GamedayError]) -> tuple[LabLayout, netns.Tools]:
+        """The lab's namespaces, or ``error`` saying why packet loss is not offered."""
+        reason = self.unsupported_faults().get(PACKET_LOSS_FAULT)
+        kernel = None if reason else self._kernel(link)
+        if kernel is None:
+            raise error(f"not runnable here: {reason or _NO_NETNS}")
+        return kernel
+
+    def drop_packets(self, link: str, probability: float) -> None:
+        """Drop each packet of the link, either way, with ``probability``: iptables
+        ``statistic`` rules in the replicas' namespaces (``GAMEDAY_LAB_NETNS=1`` only; see
+        :mod:`lab.netns`). Undo with :meth:`heal`."""
+        layout, tools = self._lossy(link, InjectionError)
+        try:
+            netns.drop_packets(layout, link, probability, tools)
+        except netns.NetnsError as exc:
+            raise InjectionError(str(exc)) from exc
+
+    def dropped_packets(self, link: str) -> int:
+        """The packets the loss on the link has dropped so far (the iptables rules' own
+        counters); MeasurementError when no loss is in place there."""
+        layout, tools = self._lossy(link, MeasurementError)
+        try:
+            return netns.dropped_packets(layout, link, tools)
+        except netns.NetnsError as exc:
+            raise MeasurementError(str(exc)) from exc
+
     def unsupported_faults(self) -> dict[str, str]:
         """Every cgroup fault, with why, when the lab's replicas have no cgroups (not
         root, a controller missing or read-only, ``GAMEDAY_LAB_CGROUPS=0``); a toxic on
         a load balancer -> replica link when the replicas run in network namespaces
-        (HAProxy then reaches them directly, not through the fault proxy)."""
+        (HAProxy then reaches them directly, not through the fault proxy); packet loss
+        when they do not (it is made of iptables rules in their namespaces)."""
         try:
             reason = stack.no_cgroups_reason(self.layout)
         except stack.LabError as exc:
@@ -304,6 +336,8 @@ class LabTarget:
             unsupported[REPLICA_LINK_DEGRADE_FAULT] = (
                 "with GAMEDAY_LAB_NETNS=1 the load balancer reaches the replicas directly, "
                 "not through the fault proxy, so a toxic on its links would not land")
+        else:
+            unsupported[PACKET_LOSS_FAULT] = _NO_NETNS
         return unsupported
 
     def _cgroup_plan(self, error: type[GamedayError] = InjectionError) -> cgroups.CgroupPlan:

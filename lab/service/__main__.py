@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         help="sabotage: answer N (e.g. 500) when the order's outcome is unknown")
     add("--retry-new-id", action="store_true",
         help="sabotage: retry under a new client order id (ID-rN)")
+    add("--no-keepalive", action="store_true",
+        help="sabotage: open a new connection to the broker for every call")
     add("--failure-threshold", type=int, default=5)
     add("--failure-rate-threshold", type=float, default=0.25)
     add("--min-calls", type=int, default=20)
@@ -84,6 +86,7 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
     return ServiceSettings(
         args.broker_url, args.name, args.host, args.port, args.timeout_s, breaker, retry, drain,
         args.log_file, args.breaker_leaks, args.ambiguous_status, args.retry_new_id,
+        args.no_keepalive,
     )
 
 

@@ -33,7 +33,8 @@ Two sabotages, to prove that the experiments catch them (:mod:`lab.sabotage`):
 ``breaker_leaks`` calls the broker even when the breaker says no (its state and metric
 still open as usual); ``ambiguous_status`` answers an unknown outcome with that status
 (e.g. 500, as if the order had definitely failed); ``retry_new_id`` sends each retry
-under a new client order id, so the broker cannot tell it is the same order.
+under a new client order id, so the broker cannot tell it is the same order;
+``no_keepalive`` opens a new connection to the broker for every call.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class ServiceSettings:
     ambiguous_status: sabotage — answer an unknown outcome with this HTTP status instead
         of 502/504 (None = no sabotage).
     retry_new_id: sabotage — retry under client order id ``ID-rN`` instead of ``ID``.
+    no_keepalive: sabotage — a new connection to the broker for every call (none kept
+        open for the next), so every call waits for a TCP handshake.
     """
 
     broker_url: str
@@ -92,6 +95,7 @@ class ServiceSettings:
     breaker_leaks: bool = False
     ambiguous_status: int | None = None
     retry_new_id: bool = False
+    no_keepalive: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,8 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
-    connector = aiohttp.TCPConnector(limit=MAX_BROKER_CONNECTIONS)
+    connector = aiohttp.TCPConnector(limit=MAX_BROKER_CONNECTIONS,
+                                     force_close=app[PARTS].settings.no_keepalive)
     app[SESSION] = aiohttp.ClientSession(connector=connector)
     yield
     await app[SESSION].close()

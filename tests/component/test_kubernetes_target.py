@@ -37,7 +37,11 @@ from gameday.targets import get_target
 from gameday.targets.kubernetes import chaosmesh as cm
 from gameday.targets.kubernetes.objects import match_labels, replica_number
 from gameday.targets.kubernetes.settings import KubernetesSettings
-from gameday.targets.kubernetes.target import MEMORY_NOT_YET, KubernetesTarget
+from gameday.targets.kubernetes.target import (
+    MEMORY_NOT_YET,
+    PACKET_LOSS_NOT_YET,
+    KubernetesTarget,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "broker-integration"
@@ -887,7 +891,7 @@ def test_without_chaos_mesh_a_gray_fault_is_refused_before_it_is_recorded(
         api: FakeApiServer, target: KubernetesTarget, tmp_path: Path) -> None:
     unsupported = target.unsupported_faults()  # API discovery: 404, the group is not served
 
-    assert sorted(unsupported) == ["cpu-throttle", "freeze", "memory-limit",
+    assert sorted(unsupported) == ["cpu-throttle", "freeze", "memory-limit", "packet-loss",
                                    "replica-link-degrade"]
     assert "serves no networkchaos.chaos-mesh.org): install Chaos Mesh 2.8" in \
         unsupported["freeze"]
@@ -901,7 +905,8 @@ def test_a_refused_discovery_makes_the_gray_faults_unsupported_saying_why(
         api: FakeApiServer, target: KubernetesTarget) -> None:
     api.answer("GET", "/apis/chaos-mesh.org/v1alpha1", status(403, "Forbidden", "no"), 403)
 
-    reasons = set(target.unsupported_faults().values()) - {MEMORY_NOT_YET}
+    reasons = set(target.unsupported_faults().values()) - {MEMORY_NOT_YET,
+                                                           PACKET_LOSS_NOT_YET}
 
     assert len(reasons) == 1
     assert reasons.pop().startswith("cannot tell whether Chaos Mesh is installed: API "
@@ -918,7 +923,11 @@ def test_served_chaos_mesh_makes_them_supported(api: FakeApiServer,
                {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": "chaos-mesh.org/v1alpha1", "resources": resources})
 
-    assert target.unsupported_faults() == {"memory-limit": MEMORY_NOT_YET}
+    assert target.unsupported_faults() == {"memory-limit": MEMORY_NOT_YET,
+                                           "packet-loss": PACKET_LOSS_NOT_YET}
+    with pytest.raises(InjectionError, match="not runnable here: the packet-loss fault is "
+                                             "not supported on the kubernetes target yet"):
+        target.drop_packets("service-broker", 0.02)
 
 
 # --- gray faults as Chaos Mesh objects ------------------------------------------------------

@@ -229,5 +229,16 @@ def test_without_cgroups_the_lab_says_why_and_the_faults_refuse(
         assert "\nINCONCLUSIVE  experiments/replica-freeze.yaml" in run.stdout
         assert "not runnable here: freeze-replica-2 needs the freeze fault: replica cgroups " \
                "are not available in this lab: turned off by GAMEDAY_LAB_CGROUPS=0" in run.stdout
+        # packet loss needs the replicas in network namespaces, which this lab has not
+        with pytest.raises(InjectionError, match="not runnable here: packet loss is made of "
+                                                 "iptables rules"):
+            inject.drop_packets(target, "service-broker", 2)
+        assert InjectionLog(target.state_dir()).pending() == []
+        lossy = lab.gameday("run", "experiments/broker-packet-loss.yaml", "--reports",
+                            str(tmp_path / "reports"), timeout_s=120)
+        assert lossy.returncode == 4, lossy.stdout + lossy.stderr
+        assert "\nINCONCLUSIVE  experiments/broker-packet-loss.yaml" in lossy.stdout
+        assert ("not runnable here: drop-packets-on-the-broker-link needs the packet-loss "
+                "fault: packet loss is made of iptables rules") in " ".join(lossy.stdout.split())
     finally:
         lab.gameday("lab", "down", timeout_s=60)

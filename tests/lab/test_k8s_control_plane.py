@@ -40,6 +40,7 @@ from support.k8scluster import (
 from gameday.contract import (
     CGROUP_FAULTS,
     MEMORY_LIMIT_FAULT,
+    PACKET_LOSS_FAULT,
     REPLICA_LINK_DEGRADE_FAULT,
     GamedayError,
 )
@@ -340,12 +341,14 @@ def test_gray_faults_are_chaos_mesh_objects_the_api_server_accepts(
     runs (and kwok's pods run nothing), so nothing is actually frozen or slowed."""
     with refusals_named():
         unsupported = target.unsupported_faults()
-        assert sorted(unsupported) == sorted([*CGROUP_FAULTS, REPLICA_LINK_DEGRADE_FAULT])
+        assert sorted(unsupported) == sorted([*CGROUP_FAULTS, REPLICA_LINK_DEGRADE_FAULT,
+                                              PACKET_LOSS_FAULT])
         assert all("install Chaos Mesh 2.8" in why for fault, why in unsupported.items()
-                   if fault != MEMORY_LIMIT_FAULT), unsupported
+                   if fault not in (MEMORY_LIMIT_FAULT, PACKET_LOSS_FAULT)), unsupported
         install_chaos_mesh_crds(deployed, go_program(CHAOS_MESH_CRDS))
         wait_for("Chaos Mesh served",
-                 lambda: list(target.unsupported_faults()) == [MEMORY_LIMIT_FAULT], 20)
+                 lambda: sorted(target.unsupported_faults()) == sorted(
+                     [MEMORY_LIMIT_FAULT, PACKET_LOSS_FAULT]), 20)
         check_schema_is_enforced(deployed)
         pods = inject_gray_faults(target)
         # The catalog's replica 2 is the second pod: only it is selected, and with no

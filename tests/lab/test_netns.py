@@ -8,23 +8,33 @@ elsewhere; they bring up their own lab with ``GAMEDAY_LAB_NETNS=1`` on its own p
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
-from support.labs import PortBases, RunningLab, lab_env
+from support.labs import ROOT, PortBases, RunningLab, lab_env
 
+from gameday.contract import MeasurementError
+from gameday.faults import inject
+from gameday.faults.record import InjectionLog
 from gameday.targets.lab import LabTarget
 from lab import netns, stack
 from lab.layout import LabLayout
 
 CMD_TIMEOUT_S = 10.0
 SWITCH_TIMEOUT_S = 6.0
+LOSS_MARK = "gameday-lab-loss:"
+LOSS_ON_WITHIN_S = 60.0
+EXIT_WAIT_S = 90.0
 
 
 def _unsupported() -> str:
@@ -160,6 +170,109 @@ def test_broker_partition_fails_orders_fast_until_healed(netns_lab: NetnsLab) ->
         target.heal("service-broker")
     assert _order(target.entry_url(), "ns-healed") == 200
     assert target.leftovers() == []
+
+
+def _loss_rules_left(layout: LabLayout) -> list[str]:
+    """Every loss rule line in the lab's namespaces."""
+    return [line for name in layout.replica_names() for line in _cmd(
+        "ip", "netns", "exec", layout.netns_name(name), "iptables", "-w", "3", "-S").splitlines()
+            if LOSS_MARK in line]
+
+
+@needs_netns
+def test_packet_loss_drops_packets_counts_them_and_is_undone(netns_lab: NetnsLab) -> None:
+    layout, target = netns_lab.layout, netns_lab.target()
+    log = InjectionLog(layout.state_dir)
+    assert inject.drop_packets(target, "service-broker", 50) == {
+        "link": "service-broker", "loss_percent": 50.0}
+    try:
+        assert [i.kind for i in log.pending()] == ["packet-loss"]
+        assert len(_loss_rules_left(layout)) == 6  # two ways, three namespaces
+        # idempotent: the same loss again adds no rule; another rate replaces it
+        inject.drop_packets(target, "service-broker", 50)
+        inject.drop_packets(target, "service-broker", 40)
+        assert len(_loss_rules_left(layout)) == 6
+        assert all("--probability 0.39999" in line for line in _loss_rules_left(layout))
+        statuses = [_order(target.entry_url(), f"ns-loss-{i}") for i in range(8)]
+        assert set(statuses) <= {200, 502, 503, 504}, statuses
+        assert target.dropped_packets("service-broker") > 0
+        leftovers = target.leftovers()
+        assert len(leftovers) == 6
+        assert all("link service-broker drops 40.000% of its packets" in p for p in leftovers)
+    finally:
+        undone = inject.cleanup(target)
+    assert undone and all(u.startswith("packet-loss {'link': 'service-broker'") for u in undone)
+    assert log.pending() == []
+    assert _loss_rules_left(layout) == []
+    assert target.leftovers() == []
+    with pytest.raises(MeasurementError, match="no packet loss is in place on link "
+                                               "service-broker"):
+        target.dropped_packets("service-broker")
+    assert _order(target.entry_url(), "ns-loss-healed") == 200
+
+
+@needs_netns
+def test_cleanup_all_lifts_a_packet_loss_nobody_recorded(netns_lab: NetnsLab) -> None:
+    layout, target = netns_lab.layout, netns_lab.target()
+    netns.drop_packets(layout, "service-broker", 0.2, netns.require_tools())
+    assert "drops 20.000% of its packets" in " ".join(target.leftovers())
+    doctor = netns_lab.running.gameday("lab", "doctor", timeout_s=60)
+    assert doctor.returncode != 0 and "drops 20.000%" in doctor.stdout + doctor.stderr
+    cleanup = netns_lab.running.gameday("cleanup", "--all", timeout_s=120)
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert _loss_rules_left(layout) == []
+    assert target.leftovers() == []
+
+
+@needs_netns
+def test_broker_packet_loss_passes_on_the_reference_lab_with_its_evidence(
+        netns_lab: NetnsLab, tmp_path: Path) -> None:
+    run = netns_lab.running.gameday("run", "experiments/broker-packet-loss.yaml",
+                                    "--reports", str(tmp_path), timeout_s=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "1 passed, 0 failed" in run.stdout
+    journal = json.loads(next(tmp_path.glob("broker-packet-loss-*.journal.json")).read_text())
+    outputs = {r["activity"]["name"]: r.get("output") for r in journal["run"]}
+    assert outputs["packets-dropped-on-the-broker-link"] > 0
+    assert outputs["sla-held-through-the-loss-client-side"]["seconds"] >= 10
+    assert _loss_rules_left(netns_lab.layout) == []
+
+
+@needs_netns
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=lambda s: s.name)
+def test_an_interrupted_packet_loss_run_leaves_nothing_dropping(
+        netns_lab: NetnsLab, tmp_path: Path, signum: signal.Signals) -> None:
+    """Interrupted while the loss is on (Ctrl-C to the group, SIGTERM, or SIGKILL then
+    ``gameday cleanup``): no loss rule is left and the lab doctor is satisfied."""
+    layout, out = netns_lab.layout, tmp_path / "run.log"
+    with out.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gameday", "run", "experiments/broker-packet-loss.yaml",
+             "--reports", str(tmp_path / "reports")],
+            cwd=ROOT, env=netns_lab.running.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        _wait_for("losing packets", lambda: bool(_loss_rules_left(layout)),
+                  timeout_s=LOSS_ON_WITHIN_S)
+        time.sleep(1.0)
+        if signum is signal.SIGINT:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        process.wait(timeout=EXIT_WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if signum is signal.SIGKILL:
+        cleanup = netns_lab.running.gameday("cleanup", timeout_s=120)
+        assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    printed = out.read_text()
+    assert InjectionLog(layout.state_dir).pending() == [], printed[-3000:]
+    assert _loss_rules_left(layout) == [], printed[-3000:]
+    doctor = netns_lab.running.gameday("lab", "doctor", timeout_s=60)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr + printed[-3000:]
 
 
 @needs_netns

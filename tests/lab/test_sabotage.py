@@ -8,7 +8,9 @@ one that answers "failed" for orders whose outcome it does not know (and the bro
 filled); one that retries an order under a new id; one whose replicas bypass the link
 the faults are injected on (INCONCLUSIVE: the fault never landed); one that keeps a
 frozen replica in rotation (no health checks); one whose load balancer deals round robin
-onto a CPU-starved replica, or, without health checks, onto a replica slow to answer.
+onto a CPU-starved replica, or, without health checks, onto a replica slow to answer;
+one (in network namespaces) whose replicas open a new connection to the broker for every
+call, so that packet loss costs them the 1 s of a lost handshake.
 
 Each test starts its own lab, so the tests are spread over the lab workers.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 from support.labs import PortBases, RunningLab, lab_env
 
+from lab import netns
 from lab.layout import LayoutError
 from lab.sabotage import Sabotage
 
@@ -33,10 +36,12 @@ LAB_PER_TEST = True  # tests/conftest.py: a pytest-xdist group per test, not per
 
 
 @contextmanager
-def broken_lab(base: Path, port_base: int, sabotage: str) -> Iterator[RunningLab]:
-    """A lab started with ``GAMEDAY_LAB_SABOTAGE=sabotage``, stopped afterwards."""
+def broken_lab(base: Path, port_base: int, sabotage: str,
+               netns_mode: bool = False) -> Iterator[RunningLab]:
+    """A lab started with ``GAMEDAY_LAB_SABOTAGE=sabotage`` (its replicas in network
+    namespaces with ``netns_mode``), stopped afterwards."""
     env = {**lab_env(base / "state", port_base, base / "reports"),
-           "GAMEDAY_LAB_SABOTAGE": sabotage}
+           "GAMEDAY_LAB_SABOTAGE": sabotage, **({"GAMEDAY_LAB_NETNS": "1"} if netns_mode else {})}
     running = RunningLab(env, base / "state")
     up = running.gameday("lab", "up", timeout_s=120)
     assert up.returncode == 0, up.stdout + up.stderr
@@ -171,6 +176,29 @@ def test_round_robin_without_health_checks_onto_a_slow_replica_fails(
     assert "p95_latency_s" in slow.split("latency-held-while-slow-client-side", 1)[1]
 
 
+def _no_netns() -> str:
+    try:
+        netns.require_tools()
+    except netns.NetnsError as exc:
+        return str(exc)
+    return ""
+
+
+@pytest.mark.skipif(bool(_no_netns()), reason=f"netns mode unavailable here: {_no_netns()}")
+def test_a_new_broker_connection_per_call_fails_under_packet_loss(
+        tmp_path: Path, port_bases: PortBases) -> None:
+    """Without kept-alive connections every broker call starts with a handshake, and a
+    lost SYN or SYN-ACK is retransmitted only after the kernel's initial 1 s timeout:
+    past the service's 0.8 s broker timeout, so those orders fail (the reference keeps
+    its connections open and only waits out 200 ms retransmissions)."""
+    with broken_lab(tmp_path, port_bases.take(), "no-keepalive", netns_mode=True) as lab:
+        lossy = _verdict(lab, tmp_path / "reports", "broker-packet-loss")
+    assert "method: sla-held-through-the-loss-client-side returned" in lossy
+    assert "error_rate" in lossy.split("sla-held-through-the-loss-client-side", 1)[1]
+    logs = (tmp_path / "state" / "logs").glob("replica-*.log")
+    assert any('"no answer in time"' in log.read_text() for log in logs)
+
+
 def test_sabotage_kinds_are_checked() -> None:
     assert Sabotage.from_env({}).kinds == frozenset()
     sabotage = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": f"{BROKEN},{UNGUARDED}"})
@@ -185,5 +213,7 @@ def test_sabotage_kinds_are_checked() -> None:
         "roundrobin"
     leaks = Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "breaker-leaks,ambiguous-as-failed"})
     assert leaks.replica_argv() == ["--breaker-leaks", "--ambiguous-status", "500"]
+    assert Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "no-keepalive"}).replica_argv() == [
+        "--no-keepalive"]
     with pytest.raises(LayoutError, match="valid are no-breaker, no-health-checks"):
         Sabotage.from_env({"GAMEDAY_LAB_SABOTAGE": "no-breakers"})

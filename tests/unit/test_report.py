@@ -80,6 +80,17 @@ def test_fault_windows_span_inject_to_undo() -> None:
     assert window.end_s == pytest.approx(unix_time(heal["end"]) - start)
 
 
+def test_packet_loss_spans_its_drop_to_the_heal_of_its_link() -> None:
+    journal = _journal(PASSING)
+    provider = journal["run"][0]["activity"]["provider"]
+    provider.update(func="drop_packets", arguments={"link": "service-broker",
+                                                    "loss_percent": 2})
+    start = unix_time(journal["start"])
+    (window,) = fault_windows(journal, start, unix_time(journal["end"]))
+    assert window.undone
+    assert window.end_s == pytest.approx(unix_time(journal["run"][5]["end"]) - start)
+
+
 def test_pod_kill_is_an_instant_fault() -> None:
     journal = _journal(POD_KILL)
     start = unix_time(journal["start"])

@@ -41,8 +41,9 @@ def test_bad_vars_say_what_is_expected(text: str) -> None:
 def test_catalog_order_and_every_file_is_an_experiment() -> None:
     names = [p.stem for p in catalog(CATALOG)]
     assert names[:3] == ["pod-kill", "replica-partition", "broker-down"]
-    assert names[-7:] == ["pod-kill-majority", "broker-reply-lost", "broker-error-after-fill",
-                          "replica-freeze", "replica-cpu-starved", "slow-replica", "replica-oom"]
+    assert names[-8:] == ["pod-kill-majority", "broker-reply-lost", "broker-error-after-fill",
+                          "replica-freeze", "replica-cpu-starved", "slow-replica", "replica-oom",
+                          "broker-packet-loss"]
     assert len(names) >= 16
 
 

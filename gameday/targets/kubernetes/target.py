@@ -31,6 +31,7 @@ from gameday.contract import (
     CPU_THROTTLE_FAULT,
     FREEZE_FAULT,
     MEMORY_LIMIT_FAULT,
+    PACKET_LOSS_FAULT,
     ConfigError,
     GamedayError,
     InjectionError,
@@ -46,7 +47,7 @@ from gameday.targets.kubernetes.chaosapi import ChaosObjects
 from gameday.targets.kubernetes.leftovers import leftovers
 from gameday.targets.kubernetes.settings import KubernetesSettings, credentials_source
 
-__all__ = ["MEMORY_NOT_YET", "KubernetesTarget"]
+__all__ = ["MEMORY_NOT_YET", "PACKET_LOSS_NOT_YET", "KubernetesTarget"]
 
 MERGE_PATCH = "application/merge-patch+json"
 # cAdvisor's counter of a container's CFS periods throttled, as the kubelet exports it.
@@ -56,6 +57,11 @@ NO_TRAFFIC = ("GAMEDAY_K8S_TRAFFIC=none: no request flows through this cluster's
 MEMORY_NOT_YET = ("the memory-limit fault is not supported on the kubernetes target yet (a "
                   "Chaos Mesh memory stressor would be what the kernel kills, not the "
                   "service); run replica-oom on the lab")
+PACKET_LOSS_NOT_YET = ("the packet-loss fault is not supported on the kubernetes target yet "
+                       "(a Chaos Mesh NetworkChaos loss towards the broker would inject it, "
+                       "but its evidence, the drops counted by the lab's iptables rules, has "
+                       "no counterpart there); run broker-packet-loss on a lab with "
+                       "GAMEDAY_LAB_NETNS=1")
 
 
 @dataclass(frozen=True)
@@ -291,10 +297,20 @@ class KubernetesTarget:
         return None if self.settings.traffic_flows else NO_TRAFFIC
 
     def unsupported_faults(self) -> dict[str, str]:
-        """``memory-limit`` always; the other gray faults when Chaos Mesh is not installed
-        (its ``chaos-mesh.org`` resources are not served), each naming what to install."""
+        """``memory-limit`` and ``packet-loss`` always; the other gray faults when Chaos
+        Mesh is not installed (its ``chaos-mesh.org`` resources are not served), each
+        naming what to install."""
         with api_client() as api:
-            return {MEMORY_LIMIT_FAULT: MEMORY_NOT_YET, **self._chaos(api).unsupported()}
+            return {MEMORY_LIMIT_FAULT: MEMORY_NOT_YET, PACKET_LOSS_FAULT: PACKET_LOSS_NOT_YET,
+                    **self._chaos(api).unsupported()}
+
+    def drop_packets(self, link: str, probability: float) -> None:
+        """Not supported here yet: InjectionError saying so."""
+        raise InjectionError(f"not runnable here: {PACKET_LOSS_NOT_YET}")
+
+    def dropped_packets(self, link: str) -> int:
+        """Not supported here yet: MeasurementError saying so."""
+        raise MeasurementError(f"cannot count dropped packets: {PACKET_LOSS_NOT_YET}")
 
     def _matching(self, api: ApiClient, selector: str) -> list[V1Pod]:
         pods = [p for p in self._selected(api, selector, InjectionError) if obj.is_current(p)]
