@@ -29,8 +29,14 @@ $(STAMP): pyproject.toml
 
 # SERVICE=path/to/service.yaml runs the catalog against that service instead of the
 # reference one (see README, "Testing your own service").
+# The full game day: every experiment on the lab (.lab), then those that need the lab's
+# replicas in network namespaces (tag netns: packet loss with iptables) on a second lab
+# of that kind (.lab-netns, port base 18500), each started and stopped by the run.
+NETNS_LAB := GAMEDAY_LAB_NETNS=1 GAMEDAY_LAB_DIR=.lab-netns GAMEDAY_LAB_PORT_BASE=18500
 gameday: setup
-	$(BIN)/gameday run $(if $(SERVICE),--service $(SERVICE))
+	$(BIN)/gameday run --skip-tag netns $(if $(SERVICE),--service $(SERVICE))
+	$(NETNS_LAB) $(BIN)/gameday run --tag netns --reports reports/netns \
+		$(if $(SERVICE),--service $(SERVICE))
 
 # The quick game day: the experiments tagged `quick`, one or two per family (~4 min).
 gameday-quick: setup
@@ -66,4 +72,4 @@ lint: setup
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .lab reports
+	rm -rf $(VENV) .lab .lab-netns reports

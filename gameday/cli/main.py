@@ -56,6 +56,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
                         help="override a configuration value, e.g. sla_p95_latency_max_s=0.5")
     parser.add_argument("--tag", action="append", default=[], metavar="TAG",
                         help="only experiments with this tag (repeatable: any of them)")
+    parser.add_argument("--skip-tag", action="append", default=[], metavar="TAG",
+                        help="leave out experiments with this tag (repeatable), e.g. netns "
+                             "on a lab without network namespaces")
     parser.add_argument("--target", choices=TARGET_NAMES, default=None,
                         help="where to run (default: $GAMEDAY_TARGET, else lab)")
 
@@ -95,7 +98,7 @@ def _add_plan(subparsers: Any) -> None:
 def _plan(args: argparse.Namespace) -> int:
     """Pre-flight checks as for a run, then the plan; nothing started or injected."""
     variables = dict(parse_var(v) for v in args.var)
-    paths = select(args.experiments, args.tag)
+    paths = select(args.experiments, args.tag, args.skip_tag)
     target = args.target or resolve().target
     preflight.ensure_runnable(paths, variables, preflight.target_links(target))
     service = getattr(args, "service", None)
@@ -207,7 +210,8 @@ def _run(args: argparse.Namespace) -> int:
     target = args.target or resolve().target
     get_target(target)
     viewed = live.wanted(sys.stdout.isatty(), os.environ)
-    settings = RunSettings(select(args.experiments, args.tag), variables, args.reports, target,
+    settings = RunSettings(select(args.experiments, args.tag, args.skip_tag), variables,
+                           args.reports, target,
                            console_logs=viewed)
     preflight.ensure_runnable(settings.experiments, variables, preflight.target_links(target))
     _interrupt_on(signal.SIGTERM, signal.SIGHUP)

@@ -203,19 +203,28 @@ def catalog(directory: Path = CATALOG_DIR) -> tuple[Path, ...]:
     return tuple(sorted(directory.glob("*.yaml"), key=order))
 
 
-def select(paths: Sequence[Path], tags: Sequence[str]) -> tuple[Path, ...]:
+def select(paths: Sequence[Path], tags: Sequence[str],
+           skip_tags: Sequence[str] = ()) -> tuple[Path, ...]:
     """The experiments to run (the catalog when none given), keeping those with any of
-    ``tags``; raises on a bad file or when nothing is left."""
+    ``tags`` and none of ``skip_tags``; raises on a bad file, an unknown tag, or when
+    nothing is left."""
     chosen = tuple(paths) or catalog()
     if not chosen:
         raise ConfigError(f"no experiments given and none found in {CATALOG_DIR}/")
     experiments = {path: _tags(load_experiment(path)) for path in chosen}
+    known = sorted(set().union(*experiments.values()))
+    unknown = sorted(set(skip_tags) - set(known))
+    if unknown:
+        raise ConfigError(f"no experiment has tag {', '.join(unknown)} (--skip-tag): known "
+                          f"tags are {', '.join(known)}")
     if tags:
         chosen = tuple(p for p in chosen if set(tags) & experiments[p])
         if not chosen:
-            known = sorted(set().union(*experiments.values()))
             raise ConfigError(f"no experiment has tag {', '.join(tags)}: known tags are "
                               f"{', '.join(known)}")
+    chosen = tuple(p for p in chosen if not set(skip_tags) & experiments[p])
+    if not chosen:
+        raise ConfigError(f"--skip-tag {', '.join(skip_tags)} leaves no experiment")
     return chosen
 
 

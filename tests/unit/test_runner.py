@@ -57,6 +57,20 @@ def test_select_by_tag(monkeypatch: pytest.MonkeyPatch) -> None:
         select([Path("experiments/missing.yaml")], [])
 
 
+def test_skip_tags_leave_experiments_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    everything = [p.stem for p in select([], [])]
+    lab = [p.stem for p in select([], [], ["netns"])]
+    assert "broker-packet-loss" in everything and "broker-packet-loss" not in lab
+    assert len(lab) == len(everything) - len(select([], ["netns"]))
+    assert [p.stem for p in select([], ["gray"], ["netns"])] == [
+        "replica-freeze", "replica-cpu-starved", "slow-replica", "replica-oom"]
+    with pytest.raises(ConfigError, match=r"no experiment has tag netnss \(--skip-tag\)"):
+        select([], [], ["netnss"])
+    with pytest.raises(ConfigError, match="--skip-tag netns leaves no experiment"):
+        select([], ["netns"], ["netns"])
+
+
 def test_bad_experiment_files_are_refused(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("title: [unclosed\n")
