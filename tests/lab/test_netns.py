@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from support.labs import ROOT, PortBases, RunningLab, lab_env
+from support.labs import ROOT, PortBases, RunningLab, lab_env, netns_unavailable
 
 from gameday.contract import MeasurementError
 from gameday.faults import inject
@@ -37,15 +37,7 @@ LOSS_ON_WITHIN_S = 60.0
 EXIT_WAIT_S = 90.0
 
 
-def _unsupported() -> str:
-    try:
-        netns.require_tools()
-    except netns.NetnsError as exc:
-        return str(exc)
-    return ""
-
-
-UNSUPPORTED = _unsupported()
+UNSUPPORTED = netns_unavailable()
 needs_netns = pytest.mark.skipif(bool(UNSUPPORTED), reason=f"netns mode unavailable here: "
                                                            f"{UNSUPPORTED}")
 

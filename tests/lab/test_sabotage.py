@@ -23,9 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from support.labs import PortBases, RunningLab, lab_env
+from support.labs import PortBases, RunningLab, lab_env, netns_unavailable
 
-from lab import netns
 from lab.layout import LayoutError
 from lab.sabotage import Sabotage
 
@@ -176,15 +175,8 @@ def test_round_robin_without_health_checks_onto_a_slow_replica_fails(
     assert "p95_latency_s" in slow.split("latency-held-while-slow-client-side", 1)[1]
 
 
-def _no_netns() -> str:
-    try:
-        netns.require_tools()
-    except netns.NetnsError as exc:
-        return str(exc)
-    return ""
-
-
-@pytest.mark.skipif(bool(_no_netns()), reason=f"netns mode unavailable here: {_no_netns()}")
+@pytest.mark.skipif(bool(netns_unavailable()),
+                    reason=f"netns mode unavailable here: {netns_unavailable()}")
 def test_a_new_broker_connection_per_call_fails_under_packet_loss(
         tmp_path: Path, port_bases: PortBases) -> None:
     """Without kept-alive connections every broker call starts with a handshake, and a

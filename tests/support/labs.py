@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab import netns
+
 ROOT = Path(__file__).resolve().parents[2]
 LAB_SPAN = 50  # a lab uses its base + 0..30
 WORKER_SPAN = 1000
@@ -93,3 +95,12 @@ def running_lab(base: Path, port_base: int) -> Iterator[RunningLab]:
     finally:
         down = running.gameday("lab", "down", timeout_s=60)
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def netns_unavailable() -> str:
+    """Why a lab in network namespaces cannot run here ("" when it can)."""
+    try:
+        netns.require_tools()
+    except netns.NetnsError as exc:
+        return str(exc)
+    return ""
