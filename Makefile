@@ -57,7 +57,10 @@ test: lint
 	$(BIN)/pytest -n $(LAB_WORKERS) --dist loadgroup --durations=40 tests/lab
 	$(BIN)/pytest -n 0 --durations=10 tests/services
 
+# wrk gives the closed-loop figures beside the open-model ones (installed here, for the
+# bench only; set-up does not need it).
 bench: setup
+	@./scripts/ensure-os-packages wrk
 	$(BIN)/python -m bench.run_all
 
 # 10 minutes of random faults at 200 orders/s on a lab of its own (port base 20500):
