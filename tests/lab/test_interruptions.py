@@ -185,7 +185,9 @@ def test_interrupted_run_leaves_nothing_injected(own_lab: RunningLab, tmp_path: 
         cleanup = own_lab.gameday("cleanup", timeout_s=120)
         assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     else:
-        assert code in {0, 1, 130, -one.signum}, printed[-3000:]
+        # 0, 1 or 4 (passed, failed, inconclusive): the run ended before the signal came;
+        # 4 when the machine was starved meanwhile (the other lab tests beside it).
+        assert code in {0, 1, 4, 130, -one.signum}, printed[-3000:]
         assert "Traceback" not in printed, printed[-3000:]
         if code == 130 and "\nFAIL  experiments/" in printed:  # cut short mid-experiment
             assert "stopped by the operator" in printed, printed[-3000:]
