@@ -306,18 +306,13 @@ def _starved_machine(machine: Any, config: Mapping[str, Any],
     """Why the failed baseline measures the machine rather than the service, or None.
 
     Only a failed baseline (before any fault: the service was never tested) on a
-    machine starved over the warm-up and baseline by other work than the lab's and
-    gameday's (:meth:`MachineLoad.starved`: busier than ``machine_busy_share_max``,
-    default 0.95, of its cores, more than ``machine_others_share_max``, default 0.25, of
-    them others') is set aside. A failure during
-    the fault stays a failure: the figures then go with it (see :func:`_machine_note`)."""
-    if not isinstance(machine, Mapping) or not any(
-            r.startswith("baseline (before):") for r in measured):
+    machine starved over the warm-up and baseline (see :func:`_starved_in`) is set
+    aside. A failure during the fault stays a failure: the figures then go with it
+    (see :func:`_machine_note`)."""
+    if not any(r.startswith("baseline (before):") for r in measured):
         return None
-    load = _phase_load(machine, "baseline")
-    if load is None or not load.starved(
-            _number(config, "machine_others_share_max", DEFAULT_OTHERS_SHARE_MAX),
-            _number(config, "machine_busy_share_max", DEFAULT_BUSY_SHARE_MAX)):
+    load = _starved_in(machine, "baseline", config)
+    if load is None:
         return None
     return (f"the machine was starved before any fault: {load.words()} "
             "(machine_busy_share_max, machine_others_share_max); the failed baseline "
@@ -328,22 +323,25 @@ def _machine_note(machine: Any, config: Mapping[str, Any]) -> list[str]:
     """A failure during a fault on a starved machine stays a failure (a service that
     needs the whole machine to survive a fault may be what failed), with the figures
     next to it, so that whoever reads it can run it again on a quiet machine."""
-    if not isinstance(machine, Mapping):
-        return []
-    load = _phase_load(machine, "method")
-    if load is None or not load.starved(
-            _number(config, "machine_others_share_max", DEFAULT_OTHERS_SHARE_MAX),
-            _number(config, "machine_busy_share_max", DEFAULT_BUSY_SHARE_MAX)):
+    load = _starved_in(machine, "method", config)
+    if load is None:
         return []
     return [f"note: the machine was starved during the fault: {load.words()}; run it again "
             "on a quiet machine before blaming the service"]
 
 
-def _phase_load(machine: Mapping[str, Any], phase: str) -> MachineLoad | None:
+def _starved_in(machine: Any, phase: str, config: Mapping[str, Any]) -> MachineLoad | None:
+    """The machine's load in ``phase`` when other work starved it there
+    (:meth:`MachineLoad.starved`: busier than ``machine_busy_share_max``, default 0.95,
+    of its cores, more than ``machine_others_share_max``, default 0.25, of them
+    others'); None when it did not, or was not sampled."""
     try:
-        return MachineLoad.from_json(machine[phase])
+        load = MachineLoad.from_json(machine[phase])
     except (KeyError, TypeError, ValueError):
         return None
+    others, busy = (_number(config, key, VERDICT_KEYS[key])
+                    for key in ("machine_others_share_max", "machine_busy_share_max"))
+    return load if load.starved(others, busy) else None
 
 
 def _late_starts(summary: Mapping[str, Any]) -> tuple[int, int]:
