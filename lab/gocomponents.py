@@ -55,6 +55,7 @@ __all__ = [
     "KUBE_SCHEDULER",
     "KWOK",
     "TOXIPROXY",
+    "VEGETA",
     "BuildResult",
     "GoComponent",
     "binary_path",
@@ -120,6 +121,17 @@ TOXIPROXY = GoComponent(
     ldflags="-X github.com/Shopify/toxiproxy/v2.Version=2.5.0",
 )
 """Toxiproxy's server: v2.5.0 is the newest v2 release the Go module proxy lists."""
+
+VEGETA = GoComponent(
+    name="vegeta",
+    module="github.com/tsenart/vegeta/v12",
+    version="v12.12.0",
+    package="github.com/tsenart/vegeta/v12",
+    binary="vegeta",
+)
+"""Vegeta, a constant-rate (open-model) HTTP load tool: the peer ``make bench`` measures
+``gameday load`` against. Built by the bench only (not in :data:`COMPONENTS`); k6, the
+peer first named for it, is AGPL-licensed and not used here."""
 
 K8S_BUILD_DIR = Path(__file__).resolve().parent / "k8sbuild"
 """The build module of the Kubernetes control plane (its go.mod pins every version)."""

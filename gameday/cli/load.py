@@ -39,6 +39,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
+import uvloop
+
 from gameday.contract import ORDER_PLACEHOLDERS, ORDER_VALUES, fill_placeholders
 from gameday.load.generator import LoadOutputs, LoadSettings, run_load
 from gameday.load.merge import ShardError, merge_shards
@@ -263,7 +265,8 @@ def command(args: argparse.Namespace) -> int:
         outcomes = None
         if args.json and args.workers == 1:
             outcomes = stack.enter_context(outcomes_path(args.json).open("w", encoding="utf-8"))
-        summary = asyncio.run(_run(args, settings, sink, outcomes))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            summary = runner.run(_run(args, settings, sink, outcomes))
     if progress is not None:
         progress.close()
     _write(args, summary)

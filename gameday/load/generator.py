@@ -22,12 +22,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
-import aiohttp
-
 from gameday.contract import DEFAULT_ORDER_BODY, ORDER_VALUES, fill_placeholders
+from gameday.load.client import Broken, ConnectionPool, Endpoint, NotSent, RequestHead
 from gameday.load.output import LiveHeader, OutcomeLog, live_document
 from gameday.load.stats import LoadStats, RunFacts, build_summary, classify_status
 
@@ -37,7 +35,6 @@ MAX_CONNECTIONS = 1024
 DRAIN_GRACE_S = 1.0
 STOP_POLL_S = 0.05
 TICK_OFFSET_S = 0.05
-JSON_HEADERS = MappingProxyType({"Content-Type": "application/json"})
 METHODS = ("GET", "POST", "PUT")
 
 log = logging.getLogger(__name__)
@@ -90,6 +87,7 @@ class LoadSettings:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0 <= self.worker_index < self.worker_count:
             raise ValueError(f"worker {self.worker_index} of {self.worker_count} is invalid")
+        Endpoint.from_url(self.url)  # raises ValueError naming what is wrong with it
 
     def indices(self) -> range:
         """The request numbers this process sends (request i is due at t0 + i/rate)."""
@@ -136,7 +134,8 @@ def body_maker(template: Mapping[str, Any] | None) -> Callable[[str], bytes]:
 @dataclass
 class _Run:
     settings: LoadSettings
-    session: aiohttp.ClientSession
+    client: ConnectionPool
+    head: RequestHead
     stats: LoadStats
     outputs: LoadOutputs
     t0: float
@@ -157,18 +156,16 @@ async def _send(run: _Run, order_id: str) -> tuple[str, str]:
     """Send one request; returns (class, order outcome)."""
     settings = run.settings
     body = None if settings.method == "GET" else run.body(order_id)
-    headers = JSON_HEADERS if body is not None else None
     try:
-        async with run.session.request(settings.method, settings.url, data=body,
-                                       headers=headers) as response:
-            await response.read()
-            return answer_outcome(response.status, settings.unknown_statuses)
+        async with asyncio.timeout(settings.timeout_s):
+            status = await run.client.request(run.head.encode(body))
     except TimeoutError:
         return "timeout", "unknown"
-    except aiohttp.ClientConnectorError:
+    except NotSent:
         return "connection", "failed"  # no connection: nothing was sent
-    except (aiohttp.ClientError, OSError):
+    except Broken:
         return "connection", "unknown"
+    return answer_outcome(status, settings.unknown_statuses)
 
 
 async def _request(run: _Run, sequence: int, t: int, due: float) -> None:
@@ -265,11 +262,11 @@ async def run_load(
     outputs = outputs or LoadOutputs()
     stats = LoadStats(settings.rate_rps / settings.worker_count, settings.in_time_s,
                       settings.late_threshold_ms / 1000)
-    timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
-    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    endpoint = Endpoint.from_url(settings.url)
+    async with ConnectionPool(endpoint, MAX_CONNECTIONS) as client:
         t0, t0_unix = _clock(settings)
-        run = _Run(settings, session, stats, outputs, t0, body_maker(settings.order_template))
+        run = _Run(settings, client, RequestHead(settings.method, endpoint), stats, outputs,
+                   t0, body_maker(settings.order_template))
         header = _header(settings, t0_unix)
         ticker = asyncio.create_task(_tick(run, header))
         try:

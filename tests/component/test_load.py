@@ -214,7 +214,7 @@ def test_bad_settings_are_refused(kwargs: dict[str, Any]) -> None:
 
 
 def test_workers_split_the_schedule_without_overlap() -> None:
-    slices = [LoadSettings(url="u", rate_rps=10, duration_s=1, worker_index=i, worker_count=3)
-              for i in range(3)]
+    slices = [LoadSettings(url="http://127.0.0.1/orders", rate_rps=10, duration_s=1,
+                           worker_index=i, worker_count=3) for i in range(3)]
     indices = sorted(i for s in slices for i in s.indices())
     assert indices == list(range(10))

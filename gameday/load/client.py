@@ -1,0 +1,226 @@
+"""The load generator's HTTP/1.1 client: keep-alive connections, one request at a time on
+each, the answer's status and nothing else.
+
+Sending an order is the generator's whole per-request cost, so this client does only
+what an order needs: the request's bytes are built by joining a head made once per run
+with the body (:class:`RequestHead`), the answer is parsed by llhttp (``httptools``,
+the parser uvicorn uses) straight from the socket's protocol callbacks, and its body is
+discarded as it arrives. There are no redirects, cookies, proxies or retries: a load
+test must see what the service answers, and must never send an order twice.
+
+How a request can end, for the generator's outcome classes:
+
+- a status (any HTTP answer, whatever its body);
+- :class:`NotSent`: no connection could be opened (refused, unreachable, TLS failed):
+  nothing was sent, the order was not placed;
+- :class:`Broken`: the connection failed or the answer was not HTTP after the request
+  was written: the order may have reached the service;
+- a timeout or cancellation by the caller (``asyncio.timeout`` around
+  :meth:`ConnectionPool.request`): the connection is closed, never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["Broken", "ClientError", "ConnectionPool", "Endpoint", "NotSent", "RequestHead"]
+
+IDLE_TIMEOUT_S = 15.0  # an idle connection older than this is closed, not reused
+
+
+class ClientError(Exception):
+    """A request that got no HTTP answer."""
+
+
+class NotSent(ClientError):
+    """No connection could be opened: the request was not sent."""
+
+
+class Broken(ClientError):
+    """The connection failed, or the answer was not HTTP, after the request was sent."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go, from a URL: ``http://`` or ``https://``, a host, and a path."""
+
+    tls: bool
+    host: str
+    port: int
+    target: str  # path and query, as sent in the request line
+    authority: str  # the Host header
+
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        """Parse ``url``; ValueError names what is wrong with it."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"URL {url!r}: the scheme must be http or https")
+        if not parts.hostname:
+            raise ValueError(f"URL {url!r} names no host")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise ValueError(f"URL {url!r}: {exc}") from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(parts.scheme == "https", parts.hostname, port, target, parts.netloc)
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    """A request's line and headers, encoded once; :meth:`encode` adds a body (pure)."""
+
+    method: str
+    endpoint: Endpoint
+    content_type: str = "application/json"
+
+    def encode(self, body: bytes | None) -> bytes:
+        """The whole request: head, ``Content-Length`` and body (none for ``None``)."""
+        head = (f"{self.method} {self.endpoint.target} HTTP/1.1\r\n"
+                f"Host: {self.endpoint.authority}\r\n")
+        if body is None:
+            return (head + "\r\n").encode()
+        return (f"{head}Content-Type: {self.content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: writes a request, parses the answer as it arrives."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._answer: asyncio.Future[int] | None = None
+        self._status: int | None = None
+        self.reusable = True
+        self.idle_since = time.monotonic()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(Broken(f"the answer is not HTTP: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reusable = False
+        if self._status is not None and exc is None:
+            self._finish(self._status)  # headers came, then a clean close: an answer
+        else:
+            self._fail(Broken(f"connection lost: {exc or 'closed by the server'}"))
+
+    # httptools callbacks
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+
+    def on_message_complete(self) -> None:
+        if not self._parser.should_keep_alive():
+            self.reusable = False
+        self._finish(self._parser.get_status_code())
+
+    # for the pool
+    def exchange(self, request: bytes) -> asyncio.Future[int]:
+        """Write ``request``; the future gets the answer's status (or Broken)."""
+        assert self._transport is not None
+        self._status = None
+        self._answer = asyncio.get_running_loop().create_future()
+        self._transport.write(request)
+        return self._answer
+
+    def open(self) -> bool:
+        """Still connected and fit for another request."""
+        return (self.reusable and self._transport is not None
+                and not self._transport.is_closing())
+
+    def close(self) -> None:
+        """Close the socket (an answer still awaited fails as Broken)."""
+        self.reusable = False
+        if self._transport is not None:
+            self._transport.close()
+
+    def _finish(self, status: int) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(status)
+        self.idle_since = time.monotonic()
+
+    def _fail(self, error: ClientError) -> None:
+        self.close()
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(error)
+
+
+class ConnectionPool:
+    """At most ``limit`` connections to one endpoint, each carrying one request at a time;
+    an idle connection is reused, newest first. Use as ``async with``: leaving closes
+    every connection."""
+
+    def __init__(self, endpoint: Endpoint, limit: int,
+                 tls_context: ssl.SSLContext | None = None) -> None:
+        self._endpoint = endpoint
+        self._slots = asyncio.Semaphore(limit)
+        self._idle: deque[_Connection] = deque()
+        self._all: set[_Connection] = set()
+        self._tls = tls_context or (ssl.create_default_context() if endpoint.tls else None)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for connection in self._all:
+            connection.close()
+        self._all.clear()
+        self._idle.clear()
+
+    async def request(self, request: bytes) -> int:
+        """Send one whole request (see :meth:`RequestHead.encode`); the answer's status.
+
+        Raises NotSent or Broken; a caller's timeout or cancellation closes the connection.
+        """
+        async with self._slots:
+            connection = self._take_idle() or await self._connect()
+            try:
+                status = await connection.exchange(request)
+            except BaseException:
+                self._drop(connection)
+                raise
+            if connection.open():
+                self._idle.append(connection)
+            else:
+                self._drop(connection)
+            return status
+
+    def _take_idle(self) -> _Connection | None:
+        oldest_fit = time.monotonic() - IDLE_TIMEOUT_S
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.open() and connection.idle_since >= oldest_fit:
+                return connection
+            self._drop(connection)
+        return None
+
+    async def _connect(self) -> _Connection:
+        endpoint = self._endpoint
+        try:
+            _, connection = await asyncio.get_running_loop().create_connection(
+                _Connection, endpoint.host, endpoint.port, ssl=self._tls)
+        except (OSError, ssl.SSLError) as exc:
+            raise NotSent(f"cannot connect to {endpoint.authority}: {exc}") from exc
+        self._all.add(connection)
+        return connection
+
+    def _drop(self, connection: _Connection) -> None:
+        connection.close()
+        self._all.discard(connection)

@@ -1,0 +1,195 @@
+"""The load generator's HTTP client against real servers on 127.0.0.1 (port 0): what it
+sends, how it reuses connections, and how every kind of answer (or none) ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+
+from gameday.load.client import Broken, ConnectionPool, Endpoint, NotSent, RequestHead
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[Endpoint]:
+    """A TCP server answering with whatever ``handler`` writes."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield Endpoint.from_url(f"http://127.0.0.1:{port}/orders")
+    finally:
+        server.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    return head + await reader.readexactly(length)
+
+
+def answering(*answers: bytes, requests: list[bytes] | None = None) -> Handler:
+    """A handler writing ``answers`` in turn, one per request, on each connection."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            try:
+                request = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break  # the client closed the connection
+            if requests is not None:
+                requests.append(request)
+            writer.write(answer)
+            await writer.drain()
+            if b"Connection: close" in answer:
+                break  # the body ends where the connection does
+        writer.close()
+    return handle
+
+
+OK = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def test_a_request_is_sent_as_built_and_its_status_returned() -> None:
+    async def scenario() -> tuple[list[int], list[bytes]]:
+        requests: list[bytes] = []
+        async with raw_server(answering(OK, OK, requests=requests)) as endpoint, \
+                ConnectionPool(endpoint, 4) as pool:
+            head = RequestHead("POST", endpoint)
+            statuses = [await pool.request(head.encode(b'{"a":1}')) for _ in range(2)]
+            return statuses, requests
+
+    statuses, requests = asyncio.run(scenario())
+    assert statuses == [201, 201]
+    port = requests[0].split(b"Host: 127.0.0.1:")[1].split(b"\r\n")[0]
+    assert requests[0] == (b"POST /orders HTTP/1.1\r\nHost: 127.0.0.1:" + port + b"\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 7\r\n\r\n"
+                           b'{"a":1}')
+    assert len(requests) == 2  # both on the one connection the handler served
+
+
+def test_connections_are_kept_alive_and_bounded_by_the_limit() -> None:
+    connections: list[int] = []
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while not reader.at_eof():
+            try:
+                await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            await asyncio.sleep(0.05)
+            writer.write(OK)
+        writer.close()
+
+    async def scenario() -> list[int]:
+        async with raw_server(count) as endpoint, ConnectionPool(endpoint, 3) as pool:
+            request = RequestHead("GET", endpoint).encode(None)
+            return list(await asyncio.gather(*(pool.request(request) for _ in range(12))))
+
+    assert asyncio.run(scenario()) == [201] * 12
+    assert len(connections) == 3
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the end",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+])
+def test_chunked_closing_and_old_answers_are_answers(answer: bytes) -> None:
+    async def scenario() -> list[int]:
+        async with raw_server(answering(answer, OK)) as endpoint, \
+                ConnectionPool(endpoint, 1) as pool:
+            request = RequestHead("GET", endpoint).encode(None)
+            return [await pool.request(request) for _ in range(2)]
+
+    first, second = asyncio.run(scenario())
+    assert first == 200
+    assert second in (200, 201)  # a closing answer makes the next request use a new connection
+
+
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 20", b""])
+def test_no_http_answer_after_sending_is_broken(answer: bytes) -> None:
+    async def scenario() -> None:
+        async with raw_server(answering(answer)) as endpoint, ConnectionPool(endpoint, 1) as pool:
+            await pool.request(RequestHead("POST", endpoint).encode(b"{}"))
+
+    with pytest.raises(Broken):
+        asyncio.run(scenario())
+
+
+def test_a_refused_connection_is_not_sent() -> None:
+    async def scenario() -> None:
+        async with raw_server(answering(OK)) as endpoint:
+            pass  # closed: its port refuses now
+        async with ConnectionPool(endpoint, 1) as pool:
+            await pool.request(RequestHead("POST", endpoint).encode(b"{}"))
+
+    with pytest.raises(NotSent, match="cannot connect"):
+        asyncio.run(scenario())
+
+
+def test_a_timeout_closes_the_connection_and_the_next_request_opens_another() -> None:
+    connections: list[int] = []
+
+    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await _read_request(reader)
+        if len(connections) == 1:
+            await asyncio.sleep(1.0)  # the client gave up: this answer must not be read
+        writer.write(OK)
+        await writer.drain()
+
+    async def scenario() -> int:
+        async with raw_server(slow_then_fast) as endpoint, ConnectionPool(endpoint, 1) as pool:
+            request = RequestHead("GET", endpoint).encode(None)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await pool.request(request)
+            return await pool.request(request)
+
+    assert asyncio.run(scenario()) == 201
+    assert len(connections) == 2
+
+
+def test_an_aiohttp_server_answers_through_it() -> None:
+    async def created(request: web.Request) -> web.Response:
+        assert request.headers["Content-Type"] == "application/json"
+        return web.json_response(await request.json(), status=201)
+
+    async def scenario() -> list[int]:
+        app = web.Application()
+        app.router.add_post("/orders", created)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            endpoint = Endpoint.from_url(f"http://127.0.0.1:{port}/orders")
+            async with ConnectionPool(endpoint, 2) as pool:
+                request = RequestHead("POST", endpoint).encode(b'{"id":"x"}')
+                return [await pool.request(request) for _ in range(3)]
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(scenario()) == [201, 201, 201]
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("ftp://127.0.0.1/", "scheme must be http or https"), ("http:///orders", "names no host"),
+    ("http://127.0.0.1:99999/", "out of range"), ("127.0.0.1:8080/orders", "scheme"),
+])
+def test_bad_urls_are_refused_naming_the_problem(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Endpoint.from_url(url)
+
+
+def test_endpoints_keep_query_and_default_ports() -> None:
+    assert Endpoint.from_url("https://svc.example/orders?x=1") == Endpoint(
+        True, "svc.example", 443, "/orders?x=1", "svc.example")
+    assert Endpoint.from_url("http://[::1]:8080").target == "/"
