@@ -31,9 +31,15 @@ from gameday.engine import exporter, listing, live, notify, plan, preflight, tra
 from gameday.engine.chaosproc import signals_noted
 from gameday.engine.journal import read_journal
 from gameday.engine.results import ExperimentResult, counts, exit_code
-from gameday.engine.runner import RunSettings, parse_var, run_all, select, shared_rate
+from gameday.engine.runner import (
+    RunSettings,
+    journal_verdict,
+    parse_var,
+    run_all,
+    select,
+    shared_rate,
+)
 from gameday.engine.status import RunStatus
-from gameday.engine.verdict import judge
 from gameday.faults import inject
 from gameday.faults.record import InjectionLog
 from gameday.measurements.breaker import BreakerView
@@ -364,7 +370,7 @@ def _shared_traffic(settings: RunSettings) -> Iterator[None]:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    verdict = judge(read_journal(args.journal))
+    verdict = journal_verdict(read_journal(args.journal))
     print(f"{verdict.kind}  {verdict.title}")
     for reason in verdict.shown:
         print(f"      {reason}")

@@ -25,7 +25,7 @@ from gameday.engine.controlplane import ControlPlaneCut, control_plane_cut, cont
 from gameday.engine.incident import is_incident, to_experiment
 from gameday.engine.results import ExperimentResult, key_figures
 from gameday.engine.traffic import EXTENSION_NAME
-from gameday.engine.verdict import Verdict, judge
+from gameday.engine.verdict import Verdict, judge, recorded_verdict, run_record
 from gameday.faults import inject
 from gameday.targets import get_target
 
@@ -317,8 +317,28 @@ def run_one(path: Path, settings: RunSettings) -> ExperimentResult:
         verdict = replace(verdict, reasons=verdict.reasons + extra)
     if cut is not None:
         verdict = control_plane_verdict(verdict, cut)
+    _record_verdict(journal_path, journal, run_record(verdict, settings.variables))
     return ExperimentResult(path, verdict, journal_path, duration_s, key_figures(journal),
                             interrupted=ended.interrupted)
+
+
+def _record_verdict(path: Path, journal: dict[str, Any], record: dict[str, Any]) -> None:
+    """Add the run's verdict to its journal file (replaced whole, never half-written)."""
+    journal.setdefault("extensions", []).append(record)
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text(json.dumps(journal, indent=2, ensure_ascii=False), encoding="utf-8")
+    scratch.replace(path)
+
+
+def journal_verdict(journal: Mapping[str, Any]) -> Verdict:
+    """A journal's verdict when read back later: the one ``gameday run`` recorded in it,
+    else (a plain ``chaos run``) judged from the journal alone, its traffic control
+    required when the experiment declares one. The cleanup check of the target cannot be
+    repeated then; ``gameday run`` did it."""
+    recorded = recorded_verdict(journal)
+    if recorded is not None:
+        return recorded
+    return judge(journal, required_controls=required_controls(journal.get("experiment") or {}))
 
 
 def _leftovers(target: str) -> list[str]:

@@ -35,11 +35,13 @@ from chaoslib.hypothesis import within_tolerance
 
 from gameday.measurements.machine import MachineLoad
 
-__all__ = ["EVIDENCE_PROBES", "TRAFFIC_EXTENSION", "VERDICT_KEYS", "Verdict", "judge",
+__all__ = ["EVIDENCE_PROBES", "RUN_EXTENSION", "TRAFFIC_EXTENSION", "VERDICT_KEYS", "Verdict",
+           "judge", "recorded_verdict", "run_record",
            "traffic_extension"]
 
 MAX_SHOWN_CHARS = 160
 TRAFFIC_EXTENSION = "gameday-traffic"
+RUN_EXTENSION = "gameday-run"
 EVIDENCE_PROBES = frozenset({("probes.broker", "mode_hits"),
                              ("probes.network", "link_traffic"),
                              ("probes.network", "packets_dropped"),
@@ -252,6 +254,33 @@ def judge(
         reasons += _machine_note(traffic.get("machine"), config)
     return Verdict(title=str(experiment.get("title", "?")), reasons=tuple(reasons),
                    inconclusive=tuple(missing))
+
+
+def run_record(verdict: Verdict, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The extension ``gameday run`` adds to a journal once it has judged it: the verdict
+    and the ``--var`` values it was judged with (pure).
+
+    A journal read back later (``gameday report``, ``gameday judge``) then shows the
+    run's own verdict, which also weighed what the journal alone does not hold: the
+    ``--var`` bounds (Chaos Toolkit keeps the experiment's configuration as written),
+    faults found left injected after the run, controls that could not load, and the
+    control-plane cut of a run without traffic (never PASS).
+    """
+    return {"name": RUN_EXTENSION, "kind": verdict.kind, "title": verdict.title,
+            "reasons": list(verdict.reasons), "inconclusive": list(verdict.inconclusive),
+            "variables": dict(variables)}
+
+
+def recorded_verdict(journal: Mapping[str, Any]) -> Verdict | None:
+    """The verdict ``gameday run`` recorded in the journal (see :func:`run_record`), or
+    None for a journal it did not judge (a plain ``chaos run``)."""
+    for extension in journal.get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("name") == RUN_EXTENSION:
+            return Verdict(title=str(extension.get("title", "?")),
+                           reasons=tuple(str(r) for r in extension.get("reasons") or ()),
+                           inconclusive=tuple(str(r) for r in
+                                              extension.get("inconclusive") or ()))
+    return None
 
 
 def traffic_extension(journal: Mapping[str, Any]) -> Mapping[str, Any]:

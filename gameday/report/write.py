@@ -29,7 +29,7 @@ from gameday.clients.prometheus import Prometheus
 from gameday.contract import DEFAULT_SELECTOR, ConfigError, GamedayError, MetricNaming
 from gameday.engine.journal import read_journal
 from gameday.engine.results import ExperimentResult, exit_code, key_figures
-from gameday.engine.verdict import judge
+from gameday.engine.runner import journal_verdict
 from gameday.report.data import ExperimentData, experiment_data
 from gameday.report.history import (
     RegressionPolicy,
@@ -158,15 +158,13 @@ def _write_summary(text: str, path: Path, environ: Mapping[str, str]) -> None:
 
 
 def results_from_journals(paths: Sequence[Path]) -> list[ExperimentResult]:
-    """Judge journals as ``gameday judge`` does (from the journal alone: the cleanup
-    check of the target is not repeated) into results for :func:`write_reports`."""
+    """The journals' verdicts as ``gameday judge`` gives them (the run's own, recorded in
+    the journal; see :func:`gameday.engine.runner.journal_verdict`) into results for
+    :func:`write_reports`."""
     results = []
     for path in paths:
         journal = _read_journal(path)
-        controls = journal.get("experiment", {}).get("controls") or []
-        required = ["gameday-traffic"] if any(
-            (c.get("provider") or {}).get("module") == "controls.traffic" for c in controls) else []
-        verdict = judge(journal, required_controls=required)
+        verdict = journal_verdict(journal)
         name = Path(experiment_name(path) + ".yaml")
         results.append(ExperimentResult(name, verdict, path,
                                         float(journal.get("duration") or 0), key_figures(journal)))

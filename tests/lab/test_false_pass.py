@@ -218,3 +218,13 @@ def test_a_baseline_failed_on_a_machine_starved_by_other_work_is_inconclusive(
     assert "not judged, as the machine was starved: baseline (before): sla-within-targets " \
            "returned" in verdict, verdict
     assert "method:" not in output
+    # Read back later, the journal gives the run's verdict: judged with its --var bound
+    # and its machine figures, not again with the experiment's own 1 s bound.
+    journal = next(tmp_path.glob("*.journal.json"))
+    for command in (("judge", str(journal)),
+                    ("report", str(journal), "--out", str(tmp_path / "again"),
+                     "--prometheus", "")):
+        again = own_lab.gameday(*command)
+        assert again.returncode == 4, again.stdout + again.stderr
+    judged = own_lab.gameday("judge", str(journal)).stdout
+    assert judged.startswith("INCONCLUSIVE") and "the machine was starved" in judged, judged

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from gameday.engine.verdict import judge
+from gameday.engine.runner import journal_verdict
+from gameday.engine.verdict import judge, recorded_verdict, run_record
 from gameday.measurements.machine import MachineLoad
 
 PROBE = {"type": "probe", "name": "sla-within-targets", "tolerance": True,
@@ -351,3 +352,25 @@ def test_a_pass_on_a_starved_machine_stays_a_pass() -> None:
     journal = passing_journal()
     journal["extensions"][0]["machine"] = {"cores": 2, "method": STARVED, "baseline": STARVED}
     assert judge(journal).kind == "PASS"
+
+
+def test_a_journal_read_back_gives_the_verdict_its_run_recorded() -> None:
+    journal = passing_journal()
+    journal["run"][1]["output"] = 0.5  # p95 0.5 s: within the experiment's 1 s
+    run_verdict = judge(journal, {"p95_max": 0.2}, leftovers=["partition service-broker"])
+    assert run_verdict.kind == "FAIL"
+    assert journal_verdict(journal).kind == "PASS"  # the journal alone: its own 1 s bound
+    journal.setdefault("extensions", []).append(run_record(run_verdict, {"p95_max": 0.2}))
+    assert journal_verdict(journal) == run_verdict
+    assert recorded_verdict(passing_journal()) is None
+
+
+def test_a_plain_chaos_run_journal_needs_its_traffic_control_mark() -> None:
+    journal = passing_journal()
+    journal["experiment"]["controls"] = [{"name": "gameday-traffic", "provider": {
+        "type": "python", "module": "controls.traffic"}}]
+    assert journal_verdict(journal).kind == "PASS"
+    journal["extensions"] = []  # Chaos Toolkit skipped the control: it left no mark
+    verdict = journal_verdict(journal)
+    assert verdict.kind == "FAIL"
+    assert any("control gameday-traffic left no mark" in r for r in verdict.reasons)
