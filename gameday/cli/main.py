@@ -113,7 +113,9 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"service: {spec.name} ({service}), {spec.replicas} replicas, "
               f"orders {spec.order.method} {spec.order.path}")
     unsupported = preflight.target_unsupported(target)
-    print(plan.render([plan.plan_of(path, variables, unsupported) for path in paths]))
+    no_traffic = preflight.target_without_traffic(target)
+    print(plan.render([plan.plan_of(path, variables, unsupported, no_traffic)
+                       for path in paths]))
     return 0
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gameday.engine.controlplane import control_plane_cut
 from gameday.engine.listing import entry
 from gameday.engine.runner import load_experiment, not_runnable
 
@@ -56,6 +57,7 @@ class ExperimentPlan:
     warmup_s: float = 0.0
     rate_rps: float = 0.0
     not_runnable: tuple[str, ...] = ()
+    cut_only: tuple[str, ...] = ()  # on a target without traffic: what a run leaves out
 
 
 def _fill(value: Any, config: Mapping[str, Any]) -> Any:
@@ -72,10 +74,14 @@ def _fill(value: Any, config: Mapping[str, Any]) -> Any:
 
 
 def plan_of(path: Path, variables: Mapping[str, Any],
-            unsupported: Mapping[str, str] | None = None) -> ExperimentPlan:
+            unsupported: Mapping[str, str] | None = None,
+            no_traffic: str | None = None) -> ExperimentPlan:
     """The plan of the experiment (or incident) at ``path`` with ``--var`` values, on a
-    target that cannot inject the fault kinds of ``unsupported`` (kind → why) here."""
+    target that cannot inject the fault kinds of ``unsupported`` (kind → why) here, and
+    through whose service no traffic flows for the reason ``no_traffic`` (then only the
+    experiment's control-plane cut runs: see :mod:`gameday.engine.controlplane`)."""
     experiment = load_experiment(path)
+    cut = None if no_traffic is None else control_plane_cut(experiment, no_traffic)
     config = {**(experiment.get("configuration") or {}), **variables}
     filled: dict[str, Any] = _fill(experiment, config)
     listed = entry(path)
@@ -95,7 +101,9 @@ def plan_of(path: Path, variables: Mapping[str, Any],
         steps=steps, rollbacks=rollbacks,
         bounds={k: v for k, v in config.items() if k.startswith(("sla_", "breaker_"))},
         estimate_s=warmup + pauses + RUN_OVERHEAD_S, waits_up_to_s=waits, warmup_s=warmup,
-        rate_rps=rate, not_runnable=tuple(not_runnable(filled, unsupported or {})))
+        rate_rps=rate,
+        not_runnable=(*not_runnable(filled, unsupported or {}), *(cut.blocked if cut else ())),
+        cut_only=cut.skipped if cut else ())
 
 
 def _provider(activity: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -216,6 +224,9 @@ def _lines(plan: ExperimentPlan) -> Iterator[str]:
     for reason in plan.not_runnable:
         yield f"  NOT RUNNABLE on this target ({reason.removeprefix('not runnable here: ')}): "\
               "a run reports it INCONCLUSIVE without running it"
+    for left_out in () if plan.not_runnable else plan.cut_only:
+        yield (f"  CONTROL-PLANE CUT only ({left_out.removeprefix('not runnable here: ')}): "
+               "a run is never PASS here: INCONCLUSIVE when what runs holds, FAIL when not")
     yield f"  stands for: {plan.stands_for}; must hold: {plan.must_hold}"
     yield f"  traffic: {plan.traffic}; safeguard: {plan.safeguard}"
     yield f"  steady state, before and after: {', '.join(plan.steady) or 'none'}"

@@ -288,6 +288,16 @@ def target_unsupported(target: str) -> dict[str, str]:
         return {}
 
 
+def target_without_traffic(target: str) -> str | None:
+    """Why no traffic reaches the service on the target (a run then runs each
+    experiment's control-plane cut only), or None; None too when it cannot tell before
+    the run."""
+    try:
+        return get_target(target).no_traffic_reason()
+    except GamedayError:
+        return None
+
+
 def ensure_runnable(paths: Sequence[Path], variables: Mapping[str, Any],
                     links: tuple[str, ...] | None = None) -> None:
     """Raise ConfigError listing every problem of the selected experiments and ``--var``

@@ -12,7 +12,7 @@ import pytest
 from support.labs import ROOT
 
 from gameday.cli.main import main
-from gameday.engine.plan import ExperimentPlan, plan_of, total_s
+from gameday.engine.plan import ExperimentPlan, plan_of, render, total_s
 from gameday.engine.runner import load_experiment, select
 
 
@@ -128,3 +128,15 @@ def test_a_gray_fault_names_its_replica_and_a_target_without_it_is_said_first() 
                       {"freeze": "not supported on the kubernetes target yet"})
     assert blocked.not_runnable == ("not runnable here: freeze-replica-2 needs the freeze "
                                     "fault: not supported on the kubernetes target yet",)
+
+
+def test_without_traffic_the_plan_says_only_the_control_plane_cut_runs() -> None:
+    why = "its nodes are kwok's fake nodes"
+    pods = render([plan_of(Path("experiments/pod-kill.yaml"), {}, {}, why)])
+    cut = next(line for line in pods.splitlines() if "CONTROL-PLANE CUT" in line)
+    assert why in cut and "not run:" in cut and "sla-within-targets" in cut
+    assert "never PASS" in cut
+    assert "NOT RUNNABLE" not in pods
+    broker = render([plan_of(Path("experiments/broker-errors.yaml"), {}, {}, why)])
+    assert "NOT RUNNABLE" in broker and "CONTROL-PLANE CUT" not in broker
+    assert "CONTROL-PLANE CUT" not in render([plan_of(Path("experiments/pod-kill.yaml"), {})])
