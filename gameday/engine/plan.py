@@ -94,7 +94,8 @@ def plan_of(path: Path, variables: Mapping[str, Any],
     return ExperimentPlan(
         name=path.stem, title=str(filled.get("title", path.stem)),
         stands_for=listed.stands_for, must_hold=listed.must_hold,
-        traffic=f"{rate:g} orders/s, warm-up {warmup:g} s" if rate else "none of its own",
+        traffic=("none (no request reaches the service here)" if no_traffic
+                 else f"{rate:g} orders/s, warm-up {warmup:g} s" if rate else "none of its own"),
         safeguard=_safeguard(filled), steady=tuple(
             str(p.get("name")) for p in (filled.get("steady-state-hypothesis") or {}).get(
                 "probes") or []),

@@ -135,7 +135,7 @@ def test_without_traffic_the_plan_says_only_the_control_plane_cut_runs() -> None
     pods = render([plan_of(Path("experiments/pod-kill.yaml"), {}, {}, why)])
     cut = next(line for line in pods.splitlines() if "CONTROL-PLANE CUT" in line)
     assert why in cut and "not run:" in cut and "sla-within-targets" in cut
-    assert "never PASS" in cut
+    assert "never PASS" in cut and "traffic: none (no request reaches" in pods
     assert "NOT RUNNABLE" not in pods
     broker = render([plan_of(Path("experiments/broker-errors.yaml"), {}, {}, why)])
     assert "NOT RUNNABLE" in broker and "CONTROL-PLANE CUT" not in broker
