@@ -4,8 +4,12 @@ sends, how it reuses connections, and how every kind of answer (or none) ends.""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -193,3 +197,37 @@ def test_endpoints_keep_query_and_default_ports() -> None:
     assert Endpoint.from_url("https://svc.example/orders?x=1") == Endpoint(
         True, "svc.example", 443, "/orders?x=1", "svc.example")
     assert Endpoint.from_url("http://[::1]:8080").target == "/"
+
+
+def test_https_requests_are_verified_and_answered(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS server")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def scenario() -> tuple[int, str]:
+        server = await asyncio.start_server(answering(OK), "127.0.0.1", 0, ssl=server_tls)
+        port = server.sockets[0].getsockname()[1]
+        endpoint = Endpoint.from_url(f"https://localhost:{port}/orders")
+        try:
+            async with ConnectionPool(endpoint, 1, ssl.create_default_context(
+                    cafile=str(cert))) as trusting:
+                status = await trusting.request(RequestHead("POST", endpoint).encode(b"{}"))
+            async with ConnectionPool(endpoint, 1) as default:  # the system's CAs only
+                try:
+                    await default.request(RequestHead("POST", endpoint).encode(b"{}"))
+                except NotSent as exc:
+                    return status, str(exc)
+            return status, "an unknown certificate was accepted"
+        finally:
+            server.close()
+
+    status, refused = asyncio.run(scenario())
+    assert status == 201
+    assert "CERTIFICATE_VERIFY_FAILED" in refused
