@@ -22,7 +22,7 @@ from functools import partial
 from lab.faultproxy.endpoint import Endpoint
 from lab.faultproxy.pipeline import Pipeline
 from lab.faultproxy.settings import LinkSettings
-from lab.faultproxy.stream import Chunk, End, InFlight
+from lab.faultproxy.stream import Chunk, End, InFlight, now_s
 from lab.faultproxy.toxics import STREAMS, Toxic
 
 __all__ = ["ByteCounts", "Link", "LinkMeters"]
@@ -70,7 +70,6 @@ class Link:
         self._pipelines = {
             s: Pipeline(toxics[s], self._in_flight[s], rng, self.abort) for s in STREAMS
         }
-        self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -125,7 +124,7 @@ class Link:
             counts.sent += len(data)
             return
         self._in_flight[stream].add(len(data))
-        pipeline.entry.put(Chunk(data, self._loop.time()))
+        pipeline.entry.put(Chunk(data, now_s()))
 
     def _on_eof(self, stream: str) -> None:
         self._pipelines[stream].entry.put(End.EOF)

@@ -12,18 +12,28 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Channel", "Chunk", "End", "InFlight", "Item", "Stub"]
+__all__ = ["Channel", "Chunk", "End", "InFlight", "Item", "Stub", "now_s"]
+
+
+def now_s() -> float:
+    """The faults' clock (seconds, monotonic): of `Chunk.time_s` and `Stub.sleep_until`.
+
+    Not the event loop's `time()`: uvloop's counts whole milliseconds, which would
+    make a delay up to a millisecond shorter than asked.
+    """
+    return time.monotonic()
 
 
 @dataclass(frozen=True)
 class Chunk:
     """Bytes read from one socket in one read, and when they became available.
 
-    `time_s` is event-loop time (seconds): when the reader got the bytes, or when the
+    `time_s` is `now_s()` time (seconds): when the reader got the bytes, or when the
     previous fault released them (so chained delays add up).
     """
 
@@ -184,14 +194,19 @@ class Stub:
         self._ending = End.RESET
 
     def now_s(self) -> float:
-        """Event-loop time, the clock of `Chunk.time_s`."""
-        return asyncio.get_running_loop().time()
+        """The time now on the clock of `Chunk.time_s` (see `now_s`)."""
+        return now_s()
 
     async def sleep_until(self, time_s: float) -> None:
-        """Sleep until event-loop time `time_s` (returns at once if it has passed)."""
-        delay_s = time_s - self.now_s()
-        if delay_s > 0:
+        """Sleep until `now_s()` reaches `time_s`, never less (returns at once if it
+        has passed; sleeps again if the event loop's timer, which may be rounded to
+        the millisecond, woke it early)."""
+        while (delay_s := time_s - now_s()) > 0:
             await asyncio.sleep(delay_s)
+
+    async def sleep(self, duration_s: float) -> None:
+        """Sleep for `duration_s`, never less (returns at once if it is <= 0)."""
+        await self.sleep_until(now_s() + duration_s)
 
     async def stall(self) -> None:
         """Wait until interrupted (for faults that hold data until they are changed)."""
