@@ -64,36 +64,41 @@ Item = Chunk | End
 
 
 class Channel:
-    """Unbounded FIFO of chunks with one consumer; `get` is safe to cancel."""
+    """Unbounded FIFO of chunks with one consumer; `get` is safe to cancel.
+
+    `items` is the queue itself, oldest first: read it (the link tests it for
+    emptiness on every socket read, where even a method call costs), change it only
+    through the methods.
+    """
 
     def __init__(self) -> None:
-        self._items: deque[Item] = deque()
+        self.items: deque[Item] = deque()
         self._ready = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def put(self, item: Item) -> None:
         """Append an item (never blocks)."""
-        self._items.append(item)
+        self.items.append(item)
         self._ready.set()
 
     def put_front(self, item: Item) -> None:
         """Put an item back before every other (it is the next one `get` returns)."""
-        self._items.appendleft(item)
+        self.items.appendleft(item)
         self._ready.set()
 
     async def get(self) -> Item:
         """Wait for and remove the oldest item; cancelling loses nothing."""
-        while not self._items:
+        while not self.items:
             self._ready.clear()
             await self._ready.wait()
-        return self._items.popleft()
+        return self.items.popleft()
 
     def move_to(self, other: Channel) -> None:
         """Move every queued item, in order, to the end of `other`."""
-        while self._items:
-            other.put(self._items.popleft())
+        while self.items:
+            other.put(self.items.popleft())
 
 
 class InFlight:
