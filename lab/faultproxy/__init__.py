@@ -19,7 +19,7 @@ that stream in the order they were added, then a writer. A stage runs one fault'
 `pipe(stub)` coroutine in its own task.
 
 Getting and passing data: `await stub.receive()` returns the next `Chunk` (the bytes
-of one socket read, up to 256 KiB, and `time_s`, the loop time they became available)
+of one socket read, up to 256 KiB, and `time_s`, the `stub.now_s()` time they became available)
 or None at the end of the stream, after which `pipe` returns and the end is passed on
 for it. `stub.send(chunk)` passes a chunk on; it never blocks (back-pressure is
 applied once per direction: reading stops while too many bytes are inside the stages

@@ -22,7 +22,7 @@ from functools import partial
 from lab.faultproxy.endpoint import Endpoint
 from lab.faultproxy.pipeline import Pipeline
 from lab.faultproxy.settings import LinkSettings
-from lab.faultproxy.stream import Chunk, End, InFlight
+from lab.faultproxy.stream import Chunk, End, InFlight, now_s
 from lab.faultproxy.toxics import STREAMS, Toxic
 
 __all__ = ["ByteCounts", "Link", "LinkMeters"]
@@ -49,6 +49,54 @@ class _Ended(Exception):
     """A fault ended the connection (CLOSE or RESET reached a writer)."""
 
 
+class _Direction:
+    """One direction of a link: its source and sink sockets, its pipeline of fault
+    stages, and its byte counts; `on_data` is the source's read callback."""
+
+    __slots__ = ("counts", "in_flight", "pipeline", "sink", "source")
+
+    def __init__(
+        self,
+        source: Endpoint,
+        sink: Endpoint,
+        counts: ByteCounts,
+        in_flight: InFlight,
+        pipeline: Pipeline,
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self.counts = counts
+        self.in_flight = in_flight
+        self.pipeline = pipeline
+
+    def on_data(self, data: bytes) -> None:
+        """Bytes read from the source: into the pipeline, or straight to the sink's
+        transport while the pipeline is idle (no stage, nothing queued for the writer:
+        then the bytes go out in order, with no task switch). The idle path runs once
+        per socket read, so it is written out here: no property, no helper call."""
+        size = len(data)
+        counts = self.counts
+        counts.received += size
+        pipeline = self.pipeline
+        if pipeline.entry is pipeline.exit and not pipeline.exit.items:
+            transport = self.sink.transport
+            if not transport.is_closing():  # as Endpoint.write
+                transport.write(data)
+            counts.sent += size
+            return
+        self.in_flight.add(size)
+        pipeline.entry.put(Chunk(data, now_s()))
+
+    def on_eof(self) -> None:
+        """The source's peer shut down its side: the end goes down the pipeline."""
+        self.pipeline.entry.put(End.EOF)
+
+    def on_writable(self, writable: bool) -> None:
+        """The sink's buffer went above (False) or back below (True) its high mark:
+        stop (or resume) reading the source."""
+        self.source.hold_reading("sink full", not writable)
+
+
 class Link:
     """Carries one client connection to the upstream through the proxy's toxics."""
 
@@ -60,17 +108,18 @@ class Link:
         meters: LinkMeters,
         settings: LinkSettings,
     ) -> None:
-        self._ends = {"upstream": (client, upstream), "downstream": (upstream, client)}
-        self._meters = meters
+        ends = {"upstream": (client, upstream), "downstream": (upstream, client)}
         rng = random.Random()
-        self._in_flight = {
-            s: InFlight(settings.max_in_flight_bytes, partial(self._hold, s, "in flight"))
-            for s in STREAMS
-        }
-        self._pipelines = {
-            s: Pipeline(toxics[s], self._in_flight[s], rng, self.abort) for s in STREAMS
-        }
-        self._loop = asyncio.get_running_loop()
+        self._directions: dict[str, _Direction] = {}
+        for stream in STREAMS:
+            source, sink = ends[stream]
+            in_flight = InFlight(
+                settings.max_in_flight_bytes, partial(source.hold_reading, "in flight")
+            )
+            pipeline = Pipeline(toxics[stream], in_flight, rng, self.abort)
+            self._directions[stream] = _Direction(
+                source, sink, meters[stream], in_flight, pipeline
+            )
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -81,8 +130,8 @@ class Link:
         self._wire()
         try:
             async with asyncio.TaskGroup() as group:
-                for stream in STREAMS:
-                    group.create_task(self._write(stream))
+                for direction in self._directions.values():
+                    group.create_task(self._write(direction))
         except* OSError as errors:
             log.debug("link closed: %s", errors.exceptions[0])
         except* _Ended:
@@ -97,38 +146,24 @@ class Link:
 
     def add_toxic(self, toxic: Toxic) -> None:
         """Start applying a new toxic to this open connection."""
-        self._pipelines[toxic.direction].add(toxic)
+        self._directions[toxic.direction].pipeline.add(toxic)
 
     def update_toxic(self, toxic: Toxic) -> None:
         """Apply new settings of a toxic to this open connection."""
-        self._pipelines[toxic.direction].update(toxic)
+        self._directions[toxic.direction].pipeline.update(toxic)
 
     def remove_toxic(self, toxic: Toxic) -> None:
         """Stop applying a toxic to this open connection (see `Pipeline.remove`)."""
-        self._pipelines[toxic.direction].remove(toxic.name)
+        self._directions[toxic.direction].pipeline.remove(toxic.name)
 
     def _wire(self) -> None:
-        for stream, (source, sink) in self._ends.items():
-            source.on_data = partial(self._on_data, stream)
-            source.on_eof = partial(self._on_eof, stream)
-            source.on_lost = self._on_lost
-            sink.on_writable = partial(self._on_writable, stream)
-        for source, _ in self._ends.values():
-            source.wired()
-
-    def _on_data(self, stream: str, data: bytes) -> None:
-        counts = self._meters[stream]
-        counts.received += len(data)
-        pipeline = self._pipelines[stream]
-        if pipeline.idle:
-            self._ends[stream][1].write(data)
-            counts.sent += len(data)
-            return
-        self._in_flight[stream].add(len(data))
-        pipeline.entry.put(Chunk(data, self._loop.time()))
-
-    def _on_eof(self, stream: str) -> None:
-        self._pipelines[stream].entry.put(End.EOF)
+        for direction in self._directions.values():
+            direction.source.on_data = direction.on_data
+            direction.source.on_eof = direction.on_eof
+            direction.source.on_lost = self._on_lost
+            direction.sink.on_writable = direction.on_writable
+        for direction in self._directions.values():
+            direction.source.wired()
 
     def _on_lost(self, error: Exception | None) -> None:
         """A socket failed (None: we closed it, nothing to do)."""
@@ -136,17 +171,10 @@ class Link:
             log.debug("link socket failed: %s", error)
             self.abort()
 
-    def _on_writable(self, stream: str, writable: bool) -> None:
-        self._hold(stream, "sink full", not writable)
-
-    def _hold(self, stream: str, reason: str, hold: bool) -> None:
-        """Stop (or resume) reading the source of `stream` for `reason`."""
-        self._ends[stream][0].hold_reading(reason, hold)
-
-    async def _write(self, stream: str) -> None:
+    async def _write(self, direction: _Direction) -> None:
         """Write what leaves the pipeline, in order, waiting while the socket is full."""
-        exit_, sink = self._pipelines[stream].exit, self._ends[stream][1]
-        in_flight, counts = self._in_flight[stream], self._meters[stream]
+        exit_, sink = direction.pipeline.exit, direction.sink
+        in_flight, counts = direction.in_flight, direction.counts
         while isinstance(item := await exit_.get(), Chunk):
             sink.write(item.data)
             counts.sent += len(item.data)
@@ -160,13 +188,13 @@ class Link:
             sink.write_eof()
             return
         if end is End.RESET:
-            for source, _ in self._ends.values():
-                source.reset()
+            for direction in self._directions.values():
+                direction.source.reset()
         raise _Ended(end.value)
 
     def _close(self) -> None:
         self._closed = True
-        for pipeline in self._pipelines.values():
-            pipeline.close()
-        for source, _ in self._ends.values():
-            source.close()
+        for direction in self._directions.values():
+            direction.pipeline.close()
+        for direction in self._directions.values():
+            direction.source.close()

@@ -96,12 +96,6 @@ class Pipeline:
         for toxic in toxics:
             self.add(toxic)
 
-    @property
-    def idle(self) -> bool:
-        """True when there is no stage and the writer has nothing queued: a chunk read
-        now may go straight to the socket, in order, with no task switch."""
-        return self.entry is self.exit and not self.exit
-
     def add(self, toxic: Toxic) -> None:
         """Append a stage at the end of the chain (nearest the writer)."""
         stub = Stub(Channel(), self.exit, self._in_flight, self._rng)

@@ -12,18 +12,28 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Channel", "Chunk", "End", "InFlight", "Item", "Stub"]
+__all__ = ["Channel", "Chunk", "End", "InFlight", "Item", "Stub", "now_s"]
+
+
+def now_s() -> float:
+    """The faults' clock (seconds, monotonic): of `Chunk.time_s` and `Stub.sleep_until`.
+
+    Not the event loop's `time()`: uvloop's counts whole milliseconds, which would
+    make a delay up to a millisecond shorter than asked.
+    """
+    return time.monotonic()
 
 
 @dataclass(frozen=True)
 class Chunk:
     """Bytes read from one socket in one read, and when they became available.
 
-    `time_s` is event-loop time (seconds): when the reader got the bytes, or when the
+    `time_s` is `now_s()` time (seconds): when the reader got the bytes, or when the
     previous fault released them (so chained delays add up).
     """
 
@@ -54,36 +64,41 @@ Item = Chunk | End
 
 
 class Channel:
-    """Unbounded FIFO of chunks with one consumer; `get` is safe to cancel."""
+    """Unbounded FIFO of chunks with one consumer; `get` is safe to cancel.
+
+    `items` is the queue itself, oldest first: read it (the link tests it for
+    emptiness on every socket read, where even a method call costs), change it only
+    through the methods.
+    """
 
     def __init__(self) -> None:
-        self._items: deque[Item] = deque()
+        self.items: deque[Item] = deque()
         self._ready = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def put(self, item: Item) -> None:
         """Append an item (never blocks)."""
-        self._items.append(item)
+        self.items.append(item)
         self._ready.set()
 
     def put_front(self, item: Item) -> None:
         """Put an item back before every other (it is the next one `get` returns)."""
-        self._items.appendleft(item)
+        self.items.appendleft(item)
         self._ready.set()
 
     async def get(self) -> Item:
         """Wait for and remove the oldest item; cancelling loses nothing."""
-        while not self._items:
+        while not self.items:
             self._ready.clear()
             await self._ready.wait()
-        return self._items.popleft()
+        return self.items.popleft()
 
     def move_to(self, other: Channel) -> None:
         """Move every queued item, in order, to the end of `other`."""
-        while self._items:
-            other.put(self._items.popleft())
+        while self.items:
+            other.put(self.items.popleft())
 
 
 class InFlight:
@@ -184,14 +199,19 @@ class Stub:
         self._ending = End.RESET
 
     def now_s(self) -> float:
-        """Event-loop time, the clock of `Chunk.time_s`."""
-        return asyncio.get_running_loop().time()
+        """The time now on the clock of `Chunk.time_s` (see `now_s`)."""
+        return now_s()
 
     async def sleep_until(self, time_s: float) -> None:
-        """Sleep until event-loop time `time_s` (returns at once if it has passed)."""
-        delay_s = time_s - self.now_s()
-        if delay_s > 0:
+        """Sleep until `now_s()` reaches `time_s`, never less (returns at once if it
+        has passed; sleeps again if the event loop's timer, which may be rounded to
+        the millisecond, woke it early)."""
+        while (delay_s := time_s - now_s()) > 0:
             await asyncio.sleep(delay_s)
+
+    async def sleep(self, duration_s: float) -> None:
+        """Sleep for `duration_s`, never less (returns at once if it is <= 0)."""
+        await self.sleep_until(now_s() + duration_s)
 
     async def stall(self) -> None:
         """Wait until interrupted (for faults that hold data until they are changed)."""

@@ -26,6 +26,8 @@ from support.faultproxy import (
     stop_proxy,
 )
 
+from lab.faultproxy.__main__ import EVENT_LOOPS
+
 # --- latency -------------------------------------------------------------------------
 
 
@@ -139,14 +141,12 @@ def test_a_client_that_does_not_read_is_held_back(
         sender.join(TIMEOUT_S)
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("loop", EVENT_LOOPS)
 def test_bytes_and_eof_sent_at_once_on_connect_are_kept(
     tmp_path: Path, echo_port: int, loop: str
 ) -> None:
     """A client may send (and half-close) before the proxy has reached the upstream."""
-    if loop == "uvloop":
-        pytest.importorskip("uvloop")
-    other = start_proxy(tmp_path / "stderr.log", uvloop=loop == "uvloop")
+    other = start_proxy(tmp_path / "stderr.log", "--event-loop", loop)
     try:
         port = listen_port(other.create("echo", echo_port))
         socks = [connect(port) for _ in range(20)]

@@ -117,26 +117,17 @@ class FaultProxy:
         assert self.call("POST", f"/proxies/{proxy}/toxics/{toxic}", fields).status_code == 200
 
 
-_ON_UVLOOP = (
-    "import sys, uvloop; uvloop.install(); from lab.faultproxy.__main__ import main; "
-    "sys.exit(main(sys.argv[1:]))"
-)
-
-
 def proxy_env(token: str | None = None) -> dict[str, str]:
     """This process' environment with GAMEDAY_ADMIN_TOKEN set to `token` (None: unset)."""
     env = {key: value for key, value in os.environ.items() if key != "GAMEDAY_ADMIN_TOKEN"}
     return env if token is None else {**env, "GAMEDAY_ADMIN_TOKEN": token}
 
 
-def start_proxy(
-    log_path: Path, *args: str, uvloop: bool = False, token: str | None = None
-) -> FaultProxy:
-    """Start `python -m lab.faultproxy` on a free port (on uvloop's event loop if
-    asked; requiring the admin `token` if given, which the session then sends); wait
-    for its first line."""
-    program = ["-c", _ON_UVLOOP] if uvloop else ["-m", "lab.faultproxy"]
-    command = [sys.executable, *program, "--host", "127.0.0.1", "--port", "0", *args]
+def start_proxy(log_path: Path, *args: str, token: str | None = None) -> FaultProxy:
+    """Start `python -m lab.faultproxy` on a free port (requiring the admin `token` if
+    given, which the session then sends); wait for its first line."""
+    command = [sys.executable, "-m", "lab.faultproxy", "--host", "127.0.0.1", "--port", "0",
+               *args]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, text=True, stderr=log_path.open("w"),
         env=proxy_env(token),

@@ -9,7 +9,6 @@ happens: the held data is passed on. Drops the held data when it resets.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,5 @@ class ResetPeer:
     async def pipe(self, stub: Stub) -> None:
         """Wait for data, hold it for `timeout`, then reset."""
         await stub.receive()
-        if self.timeout_ms > 0:
-            await asyncio.sleep(self.timeout_ms / 1000)
+        await stub.sleep(self.timeout_ms / 1000)
         stub.reset()

@@ -15,7 +15,6 @@ never leaves the chunk, and an `average_size` below 1 acts as 1. A negative
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -76,6 +75,5 @@ class Slicer:
         stub.send(replace(piece, time_s=stub.now_s()))
         if rest.data:
             stub.hold(rest)
-        if self.delay_us > 0:
-            await asyncio.sleep(self.delay_us / 1_000_000)
+        await stub.sleep(self.delay_us / 1_000_000)
         return rest

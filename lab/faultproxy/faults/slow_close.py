@@ -9,7 +9,6 @@ on at once on removal. Drops nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,4 +39,4 @@ class SlowClose:
         """Pass chunks on; at the end, wait `delay` before passing the end on."""
         while (chunk := await stub.receive()) is not None:
             stub.send(chunk)
-        await asyncio.sleep(max(0, self.delay_ms) / 1000)
+        await stub.sleep(self.delay_ms / 1000)
