@@ -25,7 +25,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
@@ -82,15 +82,21 @@ class RequestHead:
     method: str
     endpoint: Endpoint
     content_type: str = "application/json"
+    _bare: bytes = field(init=False, repr=False)  # the whole request without a body
+    _with_body: bytes = field(init=False, repr=False)  # up to Content-Length's value
+
+    def __post_init__(self) -> None:
+        head = (f"{self.method} {self.endpoint.target} HTTP/1.1\r\n"
+                f"Host: {self.endpoint.authority}\r\n")
+        object.__setattr__(self, "_bare", f"{head}\r\n".encode())
+        object.__setattr__(self, "_with_body", (
+            f"{head}Content-Type: {self.content_type}\r\nContent-Length: ").encode())
 
     def encode(self, body: bytes | None) -> bytes:
         """The whole request: head, ``Content-Length`` and body (none for ``None``)."""
-        head = (f"{self.method} {self.endpoint.target} HTTP/1.1\r\n"
-                f"Host: {self.endpoint.authority}\r\n")
         if body is None:
-            return (head + "\r\n").encode()
-        return (f"{head}Content-Type: {self.content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+            return self._bare
+        return b"%s%d\r\n\r\n%s" % (self._with_body, len(body), body)
 
 
 class _Connection(asyncio.Protocol):
