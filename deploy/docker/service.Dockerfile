@@ -12,11 +12,12 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-# Only what the service needs: its three libraries, the lab package (which imports nothing
-# of gameday but gameday.contract) and that one module (docs/architecture.md, layers).
+# Only what the service needs: its four libraries, the lab package (which imports nothing
+# of gameday but gameday.contract and gameday.http1) and those two modules
+# (docs/architecture.md, layers).
 COPY deploy/docker/service-requirements.txt /tmp/service-requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/service-requirements.txt
-COPY gameday/__init__.py gameday/contract.py /app/gameday/
+COPY gameday/__init__.py gameday/contract.py gameday/http1.py /app/gameday/
 COPY lab/ /app/lab/
 RUN /opt/venv/bin/python -m compileall -q /app
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gameday.contract import DEFAULT_ORDER_BODY, ORDER_VALUES, fill_placeholders
-from gameday.load.client import Broken, ConnectionPool, Endpoint, NotSent, RequestHead
+from gameday.http1 import Broken, ConnectionPool, Endpoint, NotSent, RequestHead
 from gameday.load.output import LiveHeader, OutcomeLog, live_document
 from gameday.load.stats import LoadStats, RunFacts, build_summary, classify_status
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from prometheus_client import disable_created_metrics
 
 from lab.broker.serving import DrainSettings, Lifecycle, run, serve_until_signal
-from lab.service.app import ServiceSettings, make_app
+from lab.service.app import ServiceSettings, broker_endpoint, make_app
 from lab.service.breaker import BreakerSettings
 from lab.service.logs import configure_json_logs
 from lab.service.retry import RetrySettings
@@ -96,8 +96,10 @@ def parse_args(argv: list[str] | None = None) -> ServiceSettings:
     args = parser.parse_args(argv)
     if args.log_file is not None and not args.log_file.parent.is_dir():
         parser.error(f"--log-file: no directory {args.log_file.parent}")
-    if not args.broker_url.startswith(("http://", "https://")):
-        parser.error("--broker-url must be an http:// or https:// URL")
+    try:
+        broker_endpoint(args.broker_url)
+    except ValueError as exc:
+        parser.error(f"--broker-url: {exc}")
     if not args.timeout_s > 0:
         parser.error("--timeout-s must be > 0")
     if args.ambiguous_status is not None and not 100 <= args.ambiguous_status <= 599:

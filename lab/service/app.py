@@ -45,10 +45,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from gameday.http1 import AnswerPool, Endpoint, RequestHead
 from lab.broker.app import read_json
 from lab.broker.orders import InvalidOrder, Order, parse_order, slippage_pips
 from lab.broker.serving import DrainSettings, Lifecycle
@@ -108,8 +108,16 @@ class Parts:
     lifecycle: Lifecycle
 
 
+@dataclass(frozen=True)
+class BrokerLine:
+    """The connections to the broker's /orders and the head of every order sent there."""
+
+    pool: AnswerPool
+    head: RequestHead
+
+
 PARTS = web.AppKey("parts", Parts)
-SESSION = web.AppKey("session", aiohttp.ClientSession)
+BROKER = web.AppKey("broker", BrokerLine)
 
 
 async def post_order(request: web.Request) -> web.Response:
@@ -139,8 +147,7 @@ async def _handle_order(request: web.Request) -> Outcome:
 
 
 def _attempt(app: web.Application, order: Order) -> Attempt:
-    parts, session = app[PARTS], app[SESSION]
-    url = parts.settings.broker_url.rstrip("/") + ENDPOINT
+    parts, broker = app[PARTS], app[BROKER]
 
     attempts = 0
 
@@ -150,7 +157,7 @@ def _attempt(app: web.Application, order: Order) -> Attempt:
         sent = order
         if parts.settings.retry_new_id and attempts > 1:
             sent = replace(order, client_order_id=f"{order.client_order_id}-r{attempts}")
-        reply = await place_order(session, url, sent, timeout_s)
+        reply = await place_order(broker.pool, broker.head, sent, timeout_s)
         api_seconds = parts.metrics.api_request_seconds.labels(ENDPOINT, reply.status_label)
         api_seconds.observe(reply.elapsed_s)
         parts.metrics.connection_status.set(1 if reply.reached else 0)
@@ -222,12 +229,18 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-async def _client_session(app: web.Application) -> AsyncIterator[None]:
-    connector = aiohttp.TCPConnector(limit=MAX_BROKER_CONNECTIONS,
-                                     force_close=app[PARTS].settings.no_keepalive)
-    app[SESSION] = aiohttp.ClientSession(connector=connector)
-    yield
-    await app[SESSION].close()
+def broker_endpoint(broker_url: str) -> Endpoint:
+    """Where orders go: ``{broker_url}/orders``; ValueError names what is wrong."""
+    return Endpoint.from_url(broker_url.rstrip("/") + ENDPOINT)
+
+
+async def _broker_line(app: web.Application) -> AsyncIterator[None]:
+    settings = app[PARTS].settings
+    endpoint = broker_endpoint(settings.broker_url)
+    pool = AnswerPool(endpoint, MAX_BROKER_CONNECTIONS, keep_alive=not settings.no_keepalive)
+    async with pool:
+        app[BROKER] = BrokerLine(pool, RequestHead("POST", endpoint))
+        yield
 
 
 def make_app(
@@ -242,7 +255,7 @@ def make_app(
     breaker = CircuitBreaker(settings.breaker, clock, [metrics.on_transition, log_transition])
     app = web.Application()
     app[PARTS] = Parts(settings, breaker, metrics, lifecycle or Lifecycle())
-    app.cleanup_ctx.append(_client_session)
+    app.cleanup_ctx.append(_broker_line)
     app.router.add_post("/orders", post_order)
     app.router.add_get("/health", get_health)
     app.router.add_get("/ready", get_ready)

@@ -16,16 +16,20 @@
 ``filled`` and ``rejected`` count as breaker successes, the others as failures;
 ``lost``, ``timeout`` and a 5xx answer are :attr:`BrokerReply.ambiguous`. A ``Retry-After`` header
 given in seconds is kept in ``retry_after_s``.
+
+The calls go through :class:`gameday.http1.AnswerPool` (keep-alive connections, answers
+parsed by llhttp): measured, a third of a replica's CPU went to aiohttp's client before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import aiohttp
-
+from gameday.http1 import Answer, AnswerPool, Broken, NotSent, RequestHead
 from lab.broker.orders import Order
 
 __all__ = ["BrokerReply", "classify", "parse_retry_after", "place_order"]
@@ -93,37 +97,33 @@ def classify(status: int, body: object, retry_after_s: float | None = None) -> B
     return BrokerReply("unavailable", label, True, detail=detail, retry_after_s=retry_after_s)
 
 
-async def _read_json(response: aiohttp.ClientResponse) -> object:
+def _json(answer: Answer) -> object:
     try:
-        return await response.json(content_type=None)
+        return json.loads(answer.body)
     except ValueError:
         return None
 
 
-async def _post(
-    session: aiohttp.ClientSession, url: str, order: Order, timeout_s: float
-) -> BrokerReply:
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
+async def _post(pool: AnswerPool, head: RequestHead, order: Order, timeout_s: float) -> BrokerReply:
+    request = head.encode(json.dumps(order.to_json()).encode())
     try:
-        async with session.post(url, json=order.to_json(), timeout=timeout) as response:
-            retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
-            return classify(response.status, await _read_json(response), retry_after_s)
+        async with asyncio.timeout(timeout_s):
+            answer = await pool.answer(request)
     except TimeoutError:
         return BrokerReply("timeout", "timeout", False, detail="no answer in time")
-    except aiohttp.ClientConnectorError as exc:  # not connected: the order never left
-        return BrokerReply("unavailable", "connection_error", False, detail=_error_detail(exc))
-    except aiohttp.ClientError as exc:  # the connection broke once the order was sent
-        return BrokerReply("lost", "connection_error", False, detail=_error_detail(exc))
-
-
-def _error_detail(exc: Exception) -> str:
-    return str(exc) or type(exc).__name__
+    except NotSent as exc:  # not connected: the order never left
+        return BrokerReply("unavailable", "connection_error", False, detail=str(exc))
+    except Broken as exc:  # the connection broke once the order was sent
+        return BrokerReply("lost", "connection_error", False, detail=str(exc))
+    retry_after_s = parse_retry_after(answer.headers.get("retry-after"))
+    return classify(answer.status, _json(answer), retry_after_s)
 
 
 async def place_order(
-    session: aiohttp.ClientSession, url: str, order: Order, timeout_s: float
+    pool: AnswerPool, head: RequestHead, order: Order, timeout_s: float
 ) -> BrokerReply:
-    """POST ``order`` to ``url`` (the broker's /orders) within ``timeout_s``; classify."""
+    """POST ``order`` through ``pool`` with ``head`` (the broker's /orders) within
+    ``timeout_s``, connection included; classify."""
     started = time.perf_counter()
-    reply = await _post(session, url, order, timeout_s)
+    reply = await _post(pool, head, order, timeout_s)
     return replace(reply, elapsed_s=time.perf_counter() - started)

@@ -1,22 +1,27 @@
-"""The load generator's HTTP/1.1 client: keep-alive connections, one request at a time on
-each, the answer's status and nothing else.
+"""An HTTP/1.1 client for many small requests: keep-alive connections, one request at a
+time on each, answers parsed by llhttp. The load generator sends its orders with it
+(:class:`ConnectionPool`: the answer's status and nothing else) and the lab's reference
+service calls its broker with it (:class:`AnswerPool`: status, headers and body); it
+imports nothing of this project, so the service's image holds it beside the contract.
 
-Sending an order is the generator's whole per-request cost, so this client does only
-what an order needs: the request's bytes are built by joining a head made once per run
-with the body (:class:`RequestHead`), the answer is parsed by llhttp (``httptools``,
-the parser uvicorn uses) straight from the socket's protocol callbacks, and its body is
-discarded as it arrives. There are no redirects, cookies, proxies or retries: a load
-test must see what the service answers, and must never send an order twice.
+Sending an order is the generator's whole per-request cost, and calling the broker a
+large part of a replica's, so this client does only what an order needs: the request's
+bytes are built by joining a head made once with the body (:class:`RequestHead`), the
+answer is parsed by llhttp (``httptools``, the parser uvicorn uses) straight from the
+socket's protocol callbacks. There are no redirects, cookies, proxies or retries: a
+load test must see what the service answers, and an order is never sent twice.
+Measured against aiohttp's client, which both used before: 60-75 µs of CPU per request
+in the generator instead of 330-450.
 
-How a request can end, for the generator's outcome classes:
+How a request can end:
 
-- a status (any HTTP answer, whatever its body);
+- an answer (any HTTP status, whatever its body);
 - :class:`NotSent`: no connection could be opened (refused, unreachable, TLS failed):
   nothing was sent, the order was not placed;
 - :class:`Broken`: the connection failed or the answer was not HTTP after the request
-  was written: the order may have reached the service;
-- a timeout or cancellation by the caller (``asyncio.timeout`` around
-  :meth:`ConnectionPool.request`): the connection is closed, never reused.
+  was written: the order may have reached the server;
+- a timeout or cancellation by the caller (``asyncio.timeout`` around the request):
+  the connection is closed, never reused.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["Broken", "ClientError", "ConnectionPool", "Endpoint", "NotSent", "RequestHead"]
+__all__ = [
+    "Answer", "AnswerPool", "Broken", "ClientError", "ConnectionPool", "Endpoint", "NotSent",
+    "RequestHead",
+]
 
 IDLE_TIMEOUT_S = 15.0  # an idle connection older than this is closed, not reused
 
@@ -99,13 +107,24 @@ class RequestHead:
         return b"%s%d\r\n\r\n%s" % (self._with_body, len(body), body)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A whole HTTP answer: its status, its headers (names in lower case, the last of a
+    repeated one) and its body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection: writes a request, parses the answer as it arrives."""
+    """One keep-alive connection: writes a request, parses the answer as it arrives, and
+    gives its status (the body is discarded as it arrives)."""
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._answer: asyncio.Future[int] | None = None
+        self._answer: asyncio.Future[Any] | None = None
         self._status: int | None = None
         self.reusable = True
         self.idle_since = time.monotonic()
@@ -137,10 +156,11 @@ class _Connection(asyncio.Protocol):
         self._finish(self._parser.get_status_code())
 
     # for the pool
-    def exchange(self, request: bytes) -> asyncio.Future[int]:
-        """Write ``request``; the future gets the answer's status (or Broken)."""
+    def exchange(self, request: bytes) -> asyncio.Future[Any]:
+        """Write ``request``; the future gets the answer (or Broken)."""
         assert self._transport is not None
         self._status = None
+        self._started()
         self._answer = asyncio.get_running_loop().create_future()
         self._transport.write(request)
         return self._answer
@@ -156,9 +176,16 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def _started(self) -> None:
+        """A new request is about to be written (nothing to reset here)."""
+
+    def _result(self, status: int) -> object:
+        """What the pool returns for an answer with ``status``."""
+        return status
+
     def _finish(self, status: int) -> None:
         if self._answer is not None and not self._answer.done():
-            self._answer.set_result(status)
+            self._answer.set_result(self._result(status))
         self.idle_since = time.monotonic()
 
     def _fail(self, error: ClientError) -> None:
@@ -167,14 +194,41 @@ class _Connection(asyncio.Protocol):
             self._answer.set_exception(error)
 
 
+class _AnswerConnection(_Connection):
+    """A connection that keeps the answer's headers and body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+
+    def _started(self) -> None:
+        self._headers = {}
+        self._body = []
+
+    # httptools callbacks (llhttp calls these only when the protocol has them)
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def _result(self, status: int) -> object:
+        return Answer(status, self._headers, b"".join(self._body))
+
+
 class ConnectionPool:
     """At most ``limit`` connections to one endpoint, each carrying one request at a time;
-    an idle connection is reused, newest first. Use as ``async with``: leaving closes
-    every connection."""
+    an idle connection is reused, newest first (with ``keep_alive=False`` none is: each
+    request opens its own, closed after the answer). Use as ``async with``: leaving
+    closes every connection."""
+
+    _connection_type: type[_Connection] = _Connection
 
     def __init__(self, endpoint: Endpoint, limit: int,
-                 tls_context: ssl.SSLContext | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None, *, keep_alive: bool = True) -> None:
         self._endpoint = endpoint
+        self._keep_alive = keep_alive
         self._slots = asyncio.Semaphore(limit)
         self._idle: deque[_Connection] = deque()
         self._all: set[_Connection] = set()
@@ -195,6 +249,9 @@ class ConnectionPool:
 
         Raises NotSent or Broken; a caller's timeout or cancellation closes the connection.
         """
+        return int(await self._exchange(request))
+
+    async def _exchange(self, request: bytes) -> Any:  # an int or an Answer, by connection
         async with self._slots:
             connection = self._take_idle() or await self._connect()
             try:
@@ -202,7 +259,7 @@ class ConnectionPool:
             except BaseException:
                 self._drop(connection)
                 raise
-            if connection.open():
+            if self._keep_alive and connection.open():
                 self._idle.append(connection)
             else:
                 self._drop(connection)
@@ -221,7 +278,7 @@ class ConnectionPool:
         endpoint = self._endpoint
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
-                _Connection, endpoint.host, endpoint.port, ssl=self._tls)
+                self._connection_type, endpoint.host, endpoint.port, ssl=self._tls)
         except (OSError, ssl.SSLError) as exc:
             raise NotSent(f"cannot connect to {endpoint.authority}: {exc}") from exc
         self._all.add(connection)
@@ -230,3 +287,15 @@ class ConnectionPool:
     def _drop(self, connection: _Connection) -> None:
         connection.close()
         self._all.discard(connection)
+
+
+class AnswerPool(ConnectionPool):
+    """A :class:`ConnectionPool` whose requests give the whole answer."""
+
+    _connection_type = _AnswerConnection
+
+    async def answer(self, request: bytes) -> Answer:
+        """Send one whole request; its :class:`Answer`. Raises as :meth:`request`."""
+        answer = await self._exchange(request)
+        assert isinstance(answer, Answer)
+        return answer

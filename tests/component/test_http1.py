@@ -1,5 +1,6 @@
-"""The load generator's HTTP client against real servers on 127.0.0.1 (port 0): what it
-sends, how it reuses connections, and how every kind of answer (or none) ends."""
+"""The HTTP/1.1 client of the load generator and the reference service (gameday.http1)
+against real servers on 127.0.0.1 (port 0): what it sends, how it reuses connections,
+and how every kind of answer (or none) ends."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from gameday.load.client import Broken, ConnectionPool, Endpoint, NotSent, RequestHead
+from gameday.http1 import Answer, AnswerPool, Broken, ConnectionPool, Endpoint, NotSent, RequestHead
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -97,6 +98,44 @@ def test_connections_are_kept_alive_and_bounded_by_the_limit() -> None:
 
     assert asyncio.run(scenario()) == [201] * 12
     assert len(connections) == 3
+
+
+def test_without_keep_alive_every_request_opens_its_own_connection() -> None:
+    connections: list[int] = []
+    inner = answering(OK, OK)
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await inner(reader, writer)
+
+    async def scenario() -> list[int]:
+        async with raw_server(count) as endpoint, \
+                ConnectionPool(endpoint, 3, keep_alive=False) as pool:
+            request = RequestHead("GET", endpoint).encode(None)
+            return [await pool.request(request) for _ in range(4)]
+
+    assert asyncio.run(scenario()) == [201] * 4
+    assert len(connections) == 4
+
+
+def test_an_answer_pool_gives_status_headers_and_body_of_each_answer() -> None:
+    limited = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nX-Twice: a\r\n"
+               b"X-Twice: b\r\nContent-Length: 9\r\n\r\n{\"e\":429}")
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n")
+
+    async def scenario() -> list[Answer]:
+        async with raw_server(answering(limited, chunked)) as endpoint, \
+                AnswerPool(endpoint, 1) as pool:
+            request = RequestHead("POST", endpoint).encode(b"{}")
+            return [await pool.answer(request) for _ in range(2)]
+
+    first, second = asyncio.run(scenario())
+    assert (first.status, first.body) == (429, b'{"e":429}')
+    assert first.headers["retry-after"] == "7"
+    assert first.headers["x-twice"] == "b"
+    assert (second.status, second.body) == (200, b'{"a":1}')
+    assert "retry-after" not in second.headers  # nothing carried over on the connection
 
 
 @pytest.mark.parametrize("answer", [
