@@ -158,8 +158,7 @@ async def _send(run: _Run, order_id: str) -> tuple[str, str]:
     settings = run.settings
     body = None if settings.method == "GET" else run.body(order_id)
     try:
-        async with asyncio.timeout(settings.timeout_s):
-            status = await run.client.request(run.head.encode(body))
+        status = await run.client.request(run.head.encode(body), settings.timeout_s)
     except TimeoutError:
         return "timeout", "unknown"
     except NotSent:
@@ -197,6 +196,7 @@ async def _wait(delay_s: float, stop: asyncio.Event) -> None:
 
 async def _schedule(run: _Run, stop: asyncio.Event) -> set[asyncio.Task[None]]:
     tasks: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()  # once: each call is a getpid() on Python 3.11
     rate = run.settings.rate_rps
     for sequence in run.settings.indices():
         t = int(sequence / rate)
@@ -210,7 +210,7 @@ async def _schedule(run: _Run, stop: asyncio.Event) -> set[asyncio.Task[None]]:
         if stop.is_set():
             break
         run.stats.record_due(t)
-        task = asyncio.create_task(_request(run, sequence, t, due))
+        task = loop.create_task(_request(run, sequence, t, due))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     run.stats.finish_scheduling()

@@ -23,7 +23,6 @@ parsed by llhttp): measured, a third of a replica's CPU went to aiohttp's client
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -107,8 +106,7 @@ def _json(answer: Answer) -> object:
 async def _post(pool: AnswerPool, head: RequestHead, order: Order, timeout_s: float) -> BrokerReply:
     request = head.encode(json.dumps(order.to_json()).encode())
     try:
-        async with asyncio.timeout(timeout_s):
-            answer = await pool.answer(request)
+        answer = await pool.answer(request, timeout_s)
     except TimeoutError:
         return BrokerReply("timeout", "timeout", False, detail="no answer in time")
     except NotSent as exc:  # not connected: the order never left

@@ -65,7 +65,7 @@ def test_a_request_is_sent_as_built_and_its_status_returned() -> None:
         async with raw_server(answering(OK, OK, requests=requests)) as endpoint, \
                 ConnectionPool(endpoint, 4) as pool:
             head = RequestHead("POST", endpoint)
-            statuses = [await pool.request(head.encode(b'{"a":1}')) for _ in range(2)]
+            statuses = [await pool.request(head.encode(b'{"a":1}'), 5) for _ in range(2)]
             return statuses, requests
 
     statuses, requests = asyncio.run(scenario())
@@ -94,7 +94,7 @@ def test_connections_are_kept_alive_and_bounded_by_the_limit() -> None:
     async def scenario() -> list[int]:
         async with raw_server(count) as endpoint, ConnectionPool(endpoint, 3) as pool:
             request = RequestHead("GET", endpoint).encode(None)
-            return list(await asyncio.gather(*(pool.request(request) for _ in range(12))))
+            return list(await asyncio.gather(*(pool.request(request, 5) for _ in range(12))))
 
     assert asyncio.run(scenario()) == [201] * 12
     assert len(connections) == 3
@@ -112,7 +112,7 @@ def test_without_keep_alive_every_request_opens_its_own_connection() -> None:
         async with raw_server(count) as endpoint, \
                 ConnectionPool(endpoint, 3, keep_alive=False) as pool:
             request = RequestHead("GET", endpoint).encode(None)
-            return [await pool.request(request) for _ in range(4)]
+            return [await pool.request(request, 5) for _ in range(4)]
 
     assert asyncio.run(scenario()) == [201] * 4
     assert len(connections) == 4
@@ -128,7 +128,7 @@ def test_an_answer_pool_gives_status_headers_and_body_of_each_answer() -> None:
         async with raw_server(answering(limited, chunked)) as endpoint, \
                 AnswerPool(endpoint, 1) as pool:
             request = RequestHead("POST", endpoint).encode(b"{}")
-            return [await pool.answer(request) for _ in range(2)]
+            return [await pool.answer(request, 5) for _ in range(2)]
 
     first, second = asyncio.run(scenario())
     assert (first.status, first.body) == (429, b'{"e":429}')
@@ -148,7 +148,7 @@ def test_chunked_closing_and_old_answers_are_answers(answer: bytes) -> None:
         async with raw_server(answering(answer, OK)) as endpoint, \
                 ConnectionPool(endpoint, 1) as pool:
             request = RequestHead("GET", endpoint).encode(None)
-            return [await pool.request(request) for _ in range(2)]
+            return [await pool.request(request, 5) for _ in range(2)]
 
     first, second = asyncio.run(scenario())
     assert first == 200
@@ -159,7 +159,7 @@ def test_chunked_closing_and_old_answers_are_answers(answer: bytes) -> None:
 def test_no_http_answer_after_sending_is_broken(answer: bytes) -> None:
     async def scenario() -> None:
         async with raw_server(answering(answer)) as endpoint, ConnectionPool(endpoint, 1) as pool:
-            await pool.request(RequestHead("POST", endpoint).encode(b"{}"))
+            await pool.request(RequestHead("POST", endpoint).encode(b"{}"), 5)
 
     with pytest.raises(Broken):
         asyncio.run(scenario())
@@ -170,7 +170,7 @@ def test_a_refused_connection_is_not_sent() -> None:
         async with raw_server(answering(OK)) as endpoint:
             pass  # closed: its port refuses now
         async with ConnectionPool(endpoint, 1) as pool:
-            await pool.request(RequestHead("POST", endpoint).encode(b"{}"))
+            await pool.request(RequestHead("POST", endpoint).encode(b"{}"), 5)
 
     with pytest.raises(NotSent, match="cannot connect"):
         asyncio.run(scenario())
@@ -191,12 +191,31 @@ def test_a_timeout_closes_the_connection_and_the_next_request_opens_another() ->
         async with raw_server(slow_then_fast) as endpoint, ConnectionPool(endpoint, 1) as pool:
             request = RequestHead("GET", endpoint).encode(None)
             with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.2):
-                    await pool.request(request)
-            return await pool.request(request)
+                await pool.request(request, 0.2)
+            return await pool.request(request, 5)
 
     assert asyncio.run(scenario()) == 201
     assert len(connections) == 2
+
+
+def test_the_timeout_covers_the_wait_for_a_free_connection() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        await asyncio.sleep(1.0)
+        writer.close()
+
+    async def scenario() -> tuple[list[object], float]:
+        async with raw_server(slow) as endpoint, ConnectionPool(endpoint, 1) as pool:
+            request = RequestHead("GET", endpoint).encode(None)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            ends = await asyncio.gather(pool.request(request, 0.2), pool.request(request, 0.3),
+                                        return_exceptions=True)
+            return list(ends), loop.time() - started
+
+    ends, took_s = asyncio.run(scenario())
+    assert [type(end) for end in ends] == [TimeoutError, TimeoutError]
+    assert took_s < 0.9  # the second gave up waiting for the one slot, not after the first
 
 
 def test_an_aiohttp_server_answers_through_it() -> None:
@@ -216,7 +235,7 @@ def test_an_aiohttp_server_answers_through_it() -> None:
             endpoint = Endpoint.from_url(f"http://127.0.0.1:{port}/orders")
             async with ConnectionPool(endpoint, 2) as pool:
                 request = RequestHead("POST", endpoint).encode(b'{"id":"x"}')
-                return [await pool.request(request) for _ in range(3)]
+                return [await pool.request(request, 5) for _ in range(3)]
         finally:
             await runner.cleanup()
 
@@ -257,10 +276,10 @@ def test_https_requests_are_verified_and_answered(tmp_path: Path) -> None:
         try:
             async with ConnectionPool(endpoint, 1, ssl.create_default_context(
                     cafile=str(cert))) as trusting:
-                status = await trusting.request(RequestHead("POST", endpoint).encode(b"{}"))
+                status = await trusting.request(RequestHead("POST", endpoint).encode(b"{}"), 5)
             async with ConnectionPool(endpoint, 1) as default:  # the system's CAs only
                 try:
-                    await default.request(RequestHead("POST", endpoint).encode(b"{}"))
+                    await default.request(RequestHead("POST", endpoint).encode(b"{}"), 5)
                 except NotSent as exc:
                     return status, str(exc)
             return status, "an unknown certificate was accepted"
