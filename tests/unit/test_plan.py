@@ -122,7 +122,7 @@ def test_the_quick_game_day_fits_its_bound_and_keeps_every_family() -> None:
 
 def test_a_gray_fault_names_its_replica_and_a_target_without_it_is_said_first() -> None:
     plan = plan_of(Path("experiments/replica-cpu-starved.yaml"), {})
-    assert plan.steps[0].blast == "name=replica-2 limited to 0.02 CPU core (1 of 3 replicas)"
+    assert plan.steps[0].blast == "name=replica-2 limited to 0.015 CPU core (1 of 3 replicas)"
     assert [s.kind for s in plan.steps].count("undo") == 1
     blocked = plan_of(Path("experiments/replica-freeze.yaml"), {},
                       {"freeze": "not supported on the kubernetes target yet"})
