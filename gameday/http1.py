@@ -40,7 +40,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Generic, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httptools
@@ -49,6 +49,8 @@ __all__ = [
     "Answer", "AnswerPool", "Broken", "ClientError", "ConnectionPool", "Endpoint", "NotSent",
     "RequestHead",
 ]
+
+T = TypeVar("T")  # what a request gives: a status, or a whole Answer
 
 IDLE_TIMEOUT_S = 15.0  # an idle connection older than this is closed, not reused
 
@@ -125,15 +127,15 @@ class Answer:
     body: bytes
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.Protocol, Generic[T]):
     """One keep-alive connection: writes a request, parses the answer as it arrives, and
-    gives its status (the body is discarded as it arrives)."""
+    gives what :meth:`_result` makes of it."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()  # once per connection (see the module doc)
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._answer: asyncio.Future[Any] | None = None
+        self._answer: asyncio.Future[T] | None = None
         self._status: int | None = None
         self.reusable = True
         self.idle_since = time.monotonic()
@@ -165,11 +167,10 @@ class _Connection(asyncio.Protocol):
         self._finish(self._parser.get_status_code())
 
     # for the pool
-    def exchange(self, request: bytes) -> asyncio.Future[Any]:
+    def exchange(self, request: bytes) -> asyncio.Future[T]:
         """Write ``request``; the future gets the answer (or Broken)."""
         assert self._transport is not None
         self._status = None
-        self._started()
         self._answer = self._loop.create_future()
         self._transport.write(request)
         return self._answer
@@ -189,12 +190,9 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    def _started(self) -> None:
-        """A new request is about to be written (nothing to reset here)."""
-
-    def _result(self, status: int) -> object:
-        """What the pool returns for an answer with ``status``."""
-        return status
+    def _result(self, status: int) -> T:
+        """What the pool returns for a whole answer with ``status``."""
+        raise NotImplementedError
 
     def _finish(self, status: int) -> None:
         if self._answer is not None and not self._answer.done():
@@ -207,17 +205,20 @@ class _Connection(asyncio.Protocol):
             self._answer.set_exception(error)
 
 
-class _AnswerConnection(_Connection):
+class _StatusConnection(_Connection[int]):
+    """A connection that gives the answer's status (its body is discarded as it comes)."""
+
+    def _result(self, status: int) -> int:
+        return status
+
+
+class _AnswerConnection(_Connection[Answer]):
     """A connection that keeps the answer's headers and body."""
 
     def __init__(self) -> None:
         super().__init__()
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
-
-    def _started(self) -> None:
-        self._headers = {}
-        self._body = []
 
     # httptools callbacks (llhttp calls these only when the protocol has them)
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -226,17 +227,19 @@ class _AnswerConnection(_Connection):
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
-    def _result(self, status: int) -> object:
-        return Answer(status, self._headers, b"".join(self._body))
+    def _result(self, status: int) -> Answer:
+        answer = Answer(status, self._headers, b"".join(self._body))
+        self._headers, self._body = {}, []  # the next answer on this connection starts anew
+        return answer
 
 
-class ConnectionPool:
+class _Pool(Generic[T]):
     """At most ``limit`` connections to one endpoint, each carrying one request at a time;
     an idle connection is reused, newest first (with ``keep_alive=False`` none is: each
     request opens its own, closed after the answer). Use as ``async with``: leaving
     closes every connection."""
 
-    _connection_type: type[_Connection] = _Connection
+    _connection_type: type[_Connection[T]]
 
     def __init__(self, endpoint: Endpoint, limit: int,
                  tls_context: ssl.SSLContext | None = None, *, keep_alive: bool = True) -> None:
@@ -244,8 +247,8 @@ class ConnectionPool:
         self._keep_alive = keep_alive
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(limit)
-        self._idle: deque[_Connection] = deque()
-        self._all: set[_Connection] = set()
+        self._idle: deque[_Connection[T]] = deque()
+        self._all: set[_Connection[T]] = set()
         self._tls = tls_context or (ssl.create_default_context() if endpoint.tls else None)
 
     async def __aenter__(self) -> Self:
@@ -258,15 +261,13 @@ class ConnectionPool:
         self._all.clear()
         self._idle.clear()
 
-    async def request(self, request: bytes, timeout_s: float) -> int:
-        """Send one whole request (see :meth:`RequestHead.encode`); the answer's status.
+    async def request(self, request: bytes, timeout_s: float) -> T:
+        """Send one whole request (see :meth:`RequestHead.encode`); the answer (a status
+        or an :class:`Answer`, by pool).
 
         Raises NotSent, Broken or TimeoutError (after ``timeout_s``); a timeout or the
         caller's cancellation closes the connection.
         """
-        return int(await self._exchange(request, timeout_s))
-
-    async def _exchange(self, request: bytes, timeout_s: float) -> Any:  # int or Answer
         loop = self._loop or self._bind_loop()
         deadline_s = loop.time() + timeout_s
         if self._slots.locked():
@@ -299,7 +300,7 @@ class ConnectionPool:
         self._loop = asyncio.get_running_loop()
         return self._loop
 
-    def _take_idle(self) -> _Connection | None:
+    def _take_idle(self) -> _Connection[T] | None:
         oldest_fit = time.monotonic() - IDLE_TIMEOUT_S
         while self._idle:
             connection = self._idle.pop()
@@ -308,7 +309,7 @@ class ConnectionPool:
             self._drop(connection)
         return None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> _Connection[T]:
         endpoint = self._endpoint
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
@@ -318,18 +319,18 @@ class ConnectionPool:
         self._all.add(connection)
         return connection
 
-    def _drop(self, connection: _Connection) -> None:
+    def _drop(self, connection: _Connection[T]) -> None:
         connection.close()
         self._all.discard(connection)
 
 
-class AnswerPool(ConnectionPool):
-    """A :class:`ConnectionPool` whose requests give the whole answer."""
+class ConnectionPool(_Pool[int]):
+    """A pool whose requests give the answer's status only (the load generator's)."""
+
+    _connection_type = _StatusConnection
+
+
+class AnswerPool(_Pool[Answer]):
+    """A pool whose requests give the whole :class:`Answer` (the reference service's)."""
 
     _connection_type = _AnswerConnection
-
-    async def answer(self, request: bytes, timeout_s: float) -> Answer:
-        """Send one whole request; its :class:`Answer`. Raises as :meth:`request`."""
-        answer = await self._exchange(request, timeout_s)
-        assert isinstance(answer, Answer)
-        return answer

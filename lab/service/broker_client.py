@@ -106,7 +106,7 @@ def _json(answer: Answer) -> object:
 async def _post(pool: AnswerPool, head: RequestHead, order: Order, timeout_s: float) -> BrokerReply:
     request = head.encode(json.dumps(order.to_json()).encode())
     try:
-        answer = await pool.answer(request, timeout_s)
+        answer = await pool.request(request, timeout_s)
     except TimeoutError:
         return BrokerReply("timeout", "timeout", False, detail="no answer in time")
     except NotSent as exc:  # not connected: the order never left

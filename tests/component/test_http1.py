@@ -128,7 +128,7 @@ def test_an_answer_pool_gives_status_headers_and_body_of_each_answer() -> None:
         async with raw_server(answering(limited, chunked)) as endpoint, \
                 AnswerPool(endpoint, 1) as pool:
             request = RequestHead("POST", endpoint).encode(b"{}")
-            return [await pool.answer(request, 5) for _ in range(2)]
+            return [await pool.request(request, 5) for _ in range(2)]
 
     first, second = asyncio.run(scenario())
     assert (first.status, first.body) == (429, b'{"e":429}')
@@ -201,7 +201,7 @@ def test_a_timeout_closes_the_connection_and_the_next_request_opens_another() ->
 def test_the_timeout_covers_the_wait_for_a_free_connection() -> None:
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.5)
         writer.close()
 
     async def scenario() -> tuple[list[object], float]:
@@ -209,13 +209,21 @@ def test_the_timeout_covers_the_wait_for_a_free_connection() -> None:
             request = RequestHead("GET", endpoint).encode(None)
             loop = asyncio.get_running_loop()
             started = loop.time()
-            ends = await asyncio.gather(pool.request(request, 0.2), pool.request(request, 0.3),
-                                        return_exceptions=True)
-            return list(ends), loop.time() - started
+            holder = asyncio.ensure_future(pool.request(request, 1.0))  # takes the one slot
+            await asyncio.sleep(0)
+            ends: list[object] = []
+            try:
+                await pool.request(request, 0.2)
+            except TimeoutError as exc:
+                ends.append(exc)
+            waited_s = loop.time() - started
+            ends.extend(await asyncio.gather(holder, return_exceptions=True))
+            return ends, waited_s
 
-    ends, took_s = asyncio.run(scenario())
+    ends, waited_s = asyncio.run(scenario())
     assert [type(end) for end in ends] == [TimeoutError, TimeoutError]
-    assert took_s < 0.9  # the second gave up waiting for the one slot, not after the first
+    # It gave up waiting for the slot after its own 0.2 s, not when the holder's 1 s ended.
+    assert waited_s < 0.7
 
 
 def test_an_aiohttp_server_answers_through_it() -> None:
