@@ -482,7 +482,7 @@ def _beside(runs: dict[str, list[Figures]], mine: str, peer: str) -> None:
     """Path `mine` against `peer`, round by round: each figure as a ratio, and the
     added latencies as a difference too."""
     pairs = list(zip(runs[mine], runs[peer], runs["direct"], strict=True))
-    rps = [f.requests_per_s / p.requests_per_s for f, p, _ in pairs]
+    rps = _requests_ratios(runs, mine, peer)
     mbps = [f.megabytes_per_s / p.megabytes_per_s for f, p, _ in pairs]
     p50 = [f.p50_ms / p.p50_ms for f, p, _ in pairs]
     p99 = [f.p99_ms / p.p99_ms for f, p, _ in pairs]
